@@ -1,0 +1,58 @@
+# brandbos — PGXS build plus the developer entry points.
+#
+#   make / make install   build and install the extension (needs pg_config)
+#   make test             install missing build deps, build, install, run every test
+#   make demo             same set-up, then a walkthrough of every pillar
+#   make bench            same set-up, then the benchmarks of SPEC section 7
+#
+# On a bare Debian machine pg_config does not exist yet, so PGXS is only
+# included when it is found; test/demo/bench install it first and re-enter make.
+
+EXTENSION   = brandbos
+MODULE_big  = brandbos
+OBJS        = src/brandbos.o \
+              src/envelope.o \
+              src/keys.o \
+              src/associated_data.o \
+              src/cipher_sql.o \
+              src/protect.o \
+              src/passwords.o \
+              src/api_keys.o
+DATA        = sql/brandbos--0.1.0.sql
+REGRESS     = envelope_format
+REGRESS_OPTS = --load-extension=brandbos
+
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+SODIUM_CFLAGS := $(shell pkg-config --cflags libsodium 2>/dev/null)
+SODIUM_LIBS   := $(shell pkg-config --libs libsodium 2>/dev/null || echo -lsodium)
+
+PG_CPPFLAGS = -I$(CURDIR)/src $(SODIUM_CFLAGS)
+PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
+              -Wno-missing-field-initializers -Wno-clobbered
+ifeq ($(BRANDBOS_WERROR),1)
+PG_CFLAGS  += -Werror
+endif
+SHLIB_LINK  = $(SODIUM_LIBS)
+
+ifneq ($(PGXS),)
+include $(PGXS)
+endif
+
+.PHONY: deps test demo bench unit
+
+deps:
+	@./test/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all install BRANDBOS_WERROR=1 >/dev/null
+	@./test/run.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all install >/dev/null
+	@./test/demo/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all install >/dev/null
+	@./test/bench/run.sh

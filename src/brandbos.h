@@ -1,0 +1,150 @@
+/*
+ * brandbos.h — declarations shared by the extension's C files.
+ *
+ * Each .c file under src/ owns one concern; this header lists what they
+ * offer one another.  The pure codecs (envelope.h) carry no PostgreSQL
+ * headers so they can be unit-tested and fuzzed on their own.
+ */
+#ifndef BRANDBOS_H
+#define BRANDBOS_H
+
+#include "postgres.h"
+#include "fmgr.h"
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "lib/stringinfo.h"
+
+#define BRANDBOS_SCHEMA				"brandbos"
+#define BRANDBOS_DATA_KEY_BYTES		32
+
+/* group roles created by the install script */
+#define BRANDBOS_ROLE_DECRYPTOR		"brandbos_decryptor"
+#define BRANDBOS_ROLE_KEYMASTER		"brandbos_keymaster"
+#define BRANDBOS_ROLE_CONTEXT_ADMIN	"brandbos_context_admin"
+#define BRANDBOS_ROLE_AUDITOR		"brandbos_auditor"
+
+/* ---- brandbos.c: shared helpers -------------------------------------- */
+
+/*
+ * Raise 42501 unless the current user has the privileges of the named group
+ * role.  "action" completes the sentence "permission denied to ...".
+ */
+extern void brandbos_require_role(const char *rolename, const char *action);
+
+/* true when the current user has the privileges of the named role */
+extern bool brandbos_has_role(const char *rolename);
+
+/* owner of brandbos.data_keys; internal queries run as this role */
+extern Oid	brandbos_extension_owner(void);
+
+/* OID of a relation in schema brandbos, or InvalidOid */
+extern Oid	brandbos_relid(const char *relname);
+
+/*
+ * Run internal SQL (SPI) with search_path pinned to pg_catalog, pg_temp and
+ * as role run_as, inside a restricted security context.  Errors unwind it
+ * with the transaction, as for any SECURITY DEFINER call.
+ */
+typedef struct BrandbosInternalState
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			guc_nest_level;
+} BrandbosInternalState;
+
+extern void brandbos_internal_begin(BrandbosInternalState *state, Oid run_as);
+extern void brandbos_internal_end(BrandbosInternalState *state);
+
+/* Random bytes from a per-backend pool refilled from the OS (nonces). */
+extern void brandbos_random_bytes(unsigned char *out, size_t len);
+
+/* ---- keys.c: root key and data keys ---------------------------------- */
+
+extern void brandbos_keys_init(void);
+
+/* true when a root key is loaded in this backend (loads it if needed) */
+extern bool brandbos_root_key_available(void);
+
+/*
+ * Version of the active data key, creating version 1 if the table is empty.
+ * Raises 55000 when the root key is not loaded.
+ */
+extern uint32 brandbos_active_key_version(void);
+
+/*
+ * Unwrapped data key of a version (cached per backend, in sodium memory).
+ * Raises 55000 for a destroyed version or a key that the loaded root key
+ * cannot unwrap, 42704 for an unknown version.
+ */
+extern const unsigned char *brandbos_data_key(uint32 version);
+
+/* ---- associated_data.c: what binds a value to its place --------------- */
+
+/*
+ * How one primary-key column is turned into bytes: a stable form that does
+ * not depend on OIDs, TimeZone, DateStyle or client_encoding.
+ */
+typedef struct BrandbosKeyEncoder
+{
+	Oid			typid;
+	char		method;			/* 'i' int, 'u' uuid, 't' text, 'o' output fn, 's' send fn */
+	FmgrInfo	fn;
+} BrandbosKeyEncoder;
+
+#define BRANDBOS_COLUMN_ID_BYTES 16
+
+/* prepare an encoder for a key column type; fn lives in mcxt */
+extern void brandbos_key_encoder_init(BrandbosKeyEncoder *enc, Oid typid,
+									  MemoryContext mcxt);
+
+/* start associated data for a protected column id (16-byte uuid) */
+extern void brandbos_ad_begin(StringInfo buf, const unsigned char *column_id);
+
+/* append one key value: a 4-byte big-endian length, then its bytes */
+extern void brandbos_ad_append(StringInfo buf, BrandbosKeyEncoder *enc,
+							   Datum value);
+
+/* ---- cipher_sql.c: sealing and opening values ------------------------ */
+
+/*
+ * Seal plaintext under the active key with associated data.  Returns a
+ * palloc'd raw envelope (bytea) or printable envelope (text) as a Datum;
+ * the nonce used is copied to nonce_out (24 bytes) unless it is NULL.
+ */
+extern Datum brandbos_seal_datum(const char *plain, size_t plain_len,
+								 const char *ad, size_t ad_len, bool as_text,
+								 unsigned char *nonce_out);
+
+/*
+ * Like brandbos_open_datum, but returns false instead of raising XX001 when
+ * the envelope does not authenticate; the envelope's nonce is copied to
+ * nonce_out (24 bytes) unless it is NULL.
+ */
+extern bool brandbos_try_open_datum(Datum envelope, bool as_text,
+									const char *ad, size_t ad_len,
+									char **plain, size_t *plain_len,
+									unsigned char *nonce_out);
+
+/*
+ * Open an envelope datum (bytea or text, per as_text).  On success returns
+ * the palloc'd plaintext and its length.  Errors: 22P03 malformed, XX001
+ * does not authenticate, 55000 key unavailable.
+ */
+extern char *brandbos_open_datum(Datum envelope, bool as_text,
+								 const char *ad, size_t ad_len,
+								 size_t *plain_len);
+
+/*
+ * Is this datum an envelope at all (by its framing, not authenticated)?
+ * Used to tell plaintext from envelopes in the trigger.
+ */
+extern bool brandbos_looks_like_envelope(Datum value, bool as_text);
+
+/* key version recorded in an envelope datum; raises 22P03 if malformed */
+extern uint32 brandbos_envelope_version_of(Datum value, bool as_text);
+
+/* ---- passwords.c --------------------------------------------------- */
+
+extern void brandbos_passwords_init(void);
+
+#endif							/* BRANDBOS_H */

@@ -1,0 +1,415 @@
+/*
+ * cipher_sql.c — sealing and opening values, and the SQL functions on them.
+ *
+ * brandbos_seal_datum / brandbos_open_datum put envelope.c's pure codec
+ * together with the data keys of keys.c and PostgreSQL's bytea/text datums.
+ * Every function that returns plaintext checks brandbos_decryptor here, in
+ * C, whatever EXECUTE grants say.
+ */
+#include "brandbos.h"
+#include "envelope.h"
+
+#include <sodium.h>
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/uuid.h"
+
+/* ---------------------------------------------------------------------
+ * Datum-level sealing and opening
+ * --------------------------------------------------------------------- */
+
+Datum
+brandbos_seal_datum(const char *plain, size_t plain_len,
+					const char *ad, size_t ad_len, bool as_text,
+					unsigned char *nonce_out)
+{
+	uint32		version = brandbos_active_key_version();
+	const unsigned char *key = brandbos_data_key(version);
+	size_t		bin_len = bb_env_sealed_size(plain_len);
+	unsigned char nonce[BB_ENV_NONCE_BYTES];
+
+	if (bin_len > MaxAllocSize / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("value of %zu bytes is too large to seal", plain_len)));
+
+	brandbos_random_bytes(nonce, sizeof(nonce));
+	if (nonce_out != NULL)
+		memcpy(nonce_out, nonce, sizeof(nonce));
+	if (!as_text)
+	{
+		bytea	   *result = palloc(VARHDRSZ + bin_len);
+
+		SET_VARSIZE(result, VARHDRSZ + bin_len);
+		bb_env_seal((unsigned char *) VARDATA(result),
+					(const unsigned char *) plain, plain_len,
+					(const unsigned char *) ad, ad_len, version, nonce, key);
+		return PointerGetDatum(result);
+	}
+	else
+	{
+		unsigned char *bin = palloc(bin_len);
+		size_t		text_len = bb_env_text_size(bin_len);
+		text	   *result = palloc(VARHDRSZ + text_len + 1);
+
+		bb_env_seal(bin, (const unsigned char *) plain, plain_len,
+					(const unsigned char *) ad, ad_len, version, nonce, key);
+		bb_env_to_text(VARDATA(result), bin, bin_len);
+		SET_VARSIZE(result, VARHDRSZ + text_len);
+		pfree(bin);
+		return PointerGetDatum(result);
+	}
+}
+
+static void
+report_malformed(bb_env_status status)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+			 errmsg("value is not a brandbos envelope"),
+			 errdetail("The %s.", bb_env_status_text(status))));
+}
+
+/*
+ * Frame a datum as an envelope.  For text the printable form is decoded
+ * into *scratch (palloc'd, caller frees).  Returns the parse status.
+ */
+static bb_env_status
+frame_datum(Datum value, bool as_text, bb_envelope *env, unsigned char **scratch)
+{
+	*scratch = NULL;
+	if (!as_text)
+	{
+		bytea	   *b = DatumGetByteaPP(value);
+
+		return bb_env_parse((const unsigned char *) VARDATA_ANY(b),
+							VARSIZE_ANY_EXHDR(b), env);
+	}
+	else
+	{
+		text	   *t = DatumGetTextPP(value);
+		size_t		len = VARSIZE_ANY_EXHDR(t);
+		size_t		bin_len;
+		bb_env_status status;
+
+		*scratch = palloc(bb_env_binary_cap(len) + 1);
+		status = bb_env_from_text(*scratch, bb_env_binary_cap(len) + 1, &bin_len,
+								  VARDATA_ANY(t), len);
+		if (status != BB_ENV_OK)
+			return status;
+		return bb_env_parse(*scratch, bin_len, env);
+	}
+}
+
+bool
+brandbos_try_open_datum(Datum value, bool as_text, const char *ad, size_t ad_len,
+						char **plain_out, size_t *plain_len, unsigned char *nonce_out)
+{
+	bb_envelope env;
+	unsigned char *scratch;
+	bb_env_status status;
+	const unsigned char *key;
+	char	   *plain;
+
+	status = frame_datum(value, as_text, &env, &scratch);
+	if (status != BB_ENV_OK)
+		report_malformed(status);
+	if (nonce_out != NULL)
+		memcpy(nonce_out, env.nonce, BB_ENV_NONCE_BYTES);
+
+	key = brandbos_data_key(env.key_version);
+	*plain_len = bb_env_plain_size(&env);
+	plain = palloc(*plain_len + 1);
+	status = bb_env_open((unsigned char *) plain, &env,
+						 (const unsigned char *) ad, ad_len, key);
+	if (scratch)
+		pfree(scratch);
+	if (status != BB_ENV_OK)
+	{
+		sodium_memzero(plain, *plain_len);
+		pfree(plain);
+		*plain_out = NULL;
+		return false;
+	}
+	plain[*plain_len] = '\0';
+	*plain_out = plain;
+	return true;
+}
+
+char *
+brandbos_open_datum(Datum value, bool as_text, const char *ad, size_t ad_len,
+					size_t *plain_len)
+{
+	char	   *plain;
+
+	if (!brandbos_try_open_datum(value, as_text, ad, ad_len, &plain, plain_len, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("brandbos envelope does not authenticate"),
+				 errdetail("The value was altered, or it was sealed for another row, column or associated data.")));
+	return plain;
+}
+
+bool
+brandbos_looks_like_envelope(Datum value, bool as_text)
+{
+	if (as_text)
+	{
+		text	   *t = DatumGetTextPP(value);
+
+		return bb_env_text_has_prefix(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	}
+	else
+	{
+		bytea	   *b = DatumGetByteaPP(value);
+		bb_envelope env;
+
+		return bb_env_parse((const unsigned char *) VARDATA_ANY(b),
+							VARSIZE_ANY_EXHDR(b), &env) == BB_ENV_OK;
+	}
+}
+
+uint32
+brandbos_envelope_version_of(Datum value, bool as_text)
+{
+	bb_envelope env;
+	unsigned char *scratch;
+	bb_env_status status;
+
+	if (as_text)
+	{
+		/* only the header is needed: decode the first 44 characters */
+		text	   *t = DatumGetTextPP(value);
+		size_t		len = VARSIZE_ANY_EXHDR(t);
+		unsigned char bin[48];
+		size_t		bin_len;
+
+		if (!bb_env_text_has_prefix(VARDATA_ANY(t), len))
+			report_malformed(BB_ENV_BAD_ENCODING);
+		if (len >= BB_ENV_TEXT_PREFIX_LEN + 12)
+		{
+			status = bb_env_from_text(bin, sizeof(bin), &bin_len,
+									  VARDATA_ANY(t), BB_ENV_TEXT_PREFIX_LEN + 12);
+			if (status == BB_ENV_OK && bin_len == 9 &&
+				bin[0] == BB_ENV_MAGIC0 && bin[1] == BB_ENV_MAGIC1 &&
+				bin[2] == BB_ENV_FORMAT &&
+				len >= bb_env_text_size(BB_ENV_OVERHEAD))
+			{
+				uint32		v = ((uint32) bin[3] << 24) | ((uint32) bin[4] << 16) |
+					((uint32) bin[5] << 8) | bin[6];
+
+				if (v != 0)
+					return v;
+			}
+		}
+		/* fall through to the full decode for the precise error */
+	}
+	status = frame_datum(value, as_text, &env, &scratch);
+	if (status != BB_ENV_OK)
+		report_malformed(status);
+	if (scratch)
+		pfree(scratch);
+	return env.key_version;
+}
+
+/* ---------------------------------------------------------------------
+ * Decryptor check, cached per call site and user
+ * --------------------------------------------------------------------- */
+
+typedef struct DecryptorCheck
+{
+	Oid			checked_user;
+}			DecryptorCheck;
+
+static void
+require_decryptor(FunctionCallInfo fcinfo)
+{
+	DecryptorCheck *check = (DecryptorCheck *) fcinfo->flinfo->fn_extra;
+	Oid			user = GetUserId();
+
+	if (check != NULL && check->checked_user == user)
+		return;
+	brandbos_require_role(BRANDBOS_ROLE_DECRYPTOR, "decrypt brandbos envelopes");
+	if (check == NULL)
+	{
+		check = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(DecryptorCheck));
+		fcinfo->flinfo->fn_extra = check;
+	}
+	check->checked_user = user;
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * --------------------------------------------------------------------- */
+
+PG_FUNCTION_INFO_V1(brandbos_encrypt);
+/* SQL: brandbos.encrypt(data bytea, associated bytea default '') returns bytea */
+Datum
+brandbos_encrypt(PG_FUNCTION_ARGS)
+{
+	bytea	   *data = PG_GETARG_BYTEA_PP(0);
+	bytea	   *ad = PG_GETARG_BYTEA_PP(1);
+
+	PG_RETURN_DATUM(brandbos_seal_datum(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
+										VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), false, NULL));
+}
+
+PG_FUNCTION_INFO_V1(brandbos_encrypt_text);
+/* SQL: brandbos.encrypt_text(data text, associated text default '') returns text */
+Datum
+brandbos_encrypt_text(PG_FUNCTION_ARGS)
+{
+	text	   *data = PG_GETARG_TEXT_PP(0);
+	text	   *ad = PG_GETARG_TEXT_PP(1);
+
+	PG_RETURN_DATUM(brandbos_seal_datum(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
+										VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), true, NULL));
+}
+
+PG_FUNCTION_INFO_V1(brandbos_decrypt);
+/* SQL: brandbos.decrypt(envelope bytea, associated bytea default '') returns bytea */
+Datum
+brandbos_decrypt(PG_FUNCTION_ARGS)
+{
+	bytea	   *ad = PG_GETARG_BYTEA_PP(1);
+	size_t		plain_len;
+	char	   *plain;
+	bytea	   *result;
+
+	require_decryptor(fcinfo);
+	plain = brandbos_open_datum(PG_GETARG_DATUM(0), false,
+								VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), &plain_len);
+	result = palloc(VARHDRSZ + plain_len);
+	SET_VARSIZE(result, VARHDRSZ + plain_len);
+	memcpy(VARDATA(result), plain, plain_len);
+	sodium_memzero(plain, plain_len);
+	pfree(plain);
+	PG_RETURN_BYTEA_P(result);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_decrypt_text);
+/* SQL: brandbos.decrypt_text(envelope text, associated text default '') returns text */
+Datum
+brandbos_decrypt_text(PG_FUNCTION_ARGS)
+{
+	text	   *ad = PG_GETARG_TEXT_PP(1);
+	size_t		plain_len;
+	char	   *plain;
+	text	   *result;
+
+	require_decryptor(fcinfo);
+	plain = brandbos_open_datum(PG_GETARG_DATUM(0), true,
+								VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), &plain_len);
+	result = cstring_to_text_with_len(plain, plain_len);
+	sodium_memzero(plain, plain_len);
+	pfree(plain);
+	PG_RETURN_TEXT_P(result);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_envelope_key_version_bytea);
+/* SQL: brandbos.envelope_key_version(envelope bytea) returns int */
+Datum
+brandbos_envelope_key_version_bytea(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32((int32) brandbos_envelope_version_of(PG_GETARG_DATUM(0), false));
+}
+
+PG_FUNCTION_INFO_V1(brandbos_envelope_key_version_text);
+/* SQL: brandbos.envelope_key_version(envelope text) returns int */
+Datum
+brandbos_envelope_key_version_text(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32((int32) brandbos_envelope_version_of(PG_GETARG_DATUM(0), true));
+}
+
+/*
+ * Per-call-site state of decrypt_column: the decryptor check and one
+ * encoder per primary-key argument.
+ */
+typedef struct DecryptColumnState
+{
+	DecryptorCheck check;		/* must be first: require_decryptor uses it */
+	bool		as_text;
+	int			nkeys;
+	BrandbosKeyEncoder keys[FLEXIBLE_ARRAY_MEMBER];
+} DecryptColumnState;
+
+PG_FUNCTION_INFO_V1(brandbos_decrypt_column);
+/*
+ * SQL: brandbos.decrypt_column(column_id uuid, envelope text|bytea,
+ *                              VARIADIC primary_key "any") returns text|bytea
+ */
+Datum
+brandbos_decrypt_column(PG_FUNCTION_ARGS)
+{
+	DecryptColumnState *state = (DecryptColumnState *) fcinfo->flinfo->fn_extra;
+	StringInfoData ad;
+	size_t		plain_len;
+	char	   *plain;
+	Datum		result;
+	int			i;
+
+	if (state == NULL)
+	{
+		int			nkeys = PG_NARGS() - 2;
+		Oid			envtype = get_fn_expr_argtype(fcinfo->flinfo, 1);
+
+		if (nkeys < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("decrypt_column needs the row's primary-key values")));
+		state = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+									   offsetof(DecryptColumnState, keys) +
+									   sizeof(BrandbosKeyEncoder) * nkeys);
+		state->as_text = (envtype != BYTEAOID);
+		state->nkeys = nkeys;
+		for (i = 0; i < nkeys; i++)
+		{
+			Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, i + 2);
+
+			if (!OidIsValid(typid))
+				elog(ERROR, "could not determine the type of primary-key argument %d", i + 1);
+			brandbos_key_encoder_init(&state->keys[i], typid, fcinfo->flinfo->fn_mcxt);
+		}
+		fcinfo->flinfo->fn_extra = state;
+	}
+	require_decryptor(fcinfo);
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("column id must not be null")));
+
+	initStringInfo(&ad);
+	brandbos_ad_begin(&ad, PG_GETARG_UUID_P(0)->data);
+	for (i = 0; i < state->nkeys; i++)
+	{
+		if (PG_ARGISNULL(i + 2))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("primary-key value %d must not be null", i + 1)));
+		brandbos_ad_append(&ad, &state->keys[i], PG_GETARG_DATUM(i + 2));
+	}
+
+	plain = brandbos_open_datum(PG_GETARG_DATUM(1), state->as_text, ad.data, ad.len,
+								&plain_len);
+	if (state->as_text)
+		result = PointerGetDatum(cstring_to_text_with_len(plain, plain_len));
+	else
+	{
+		bytea	   *b = palloc(VARHDRSZ + plain_len);
+
+		SET_VARSIZE(b, VARHDRSZ + plain_len);
+		memcpy(VARDATA(b), plain, plain_len);
+		result = PointerGetDatum(b);
+	}
+	sodium_memzero(plain, plain_len);
+	pfree(plain);
+	pfree(ad.data);
+	PG_RETURN_DATUM(result);
+}

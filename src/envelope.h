@@ -1,0 +1,123 @@
+/*
+ * envelope.h — the brandbos ciphertext envelope, free of PostgreSQL headers.
+ *
+ * Binary layout (all integers big-endian):
+ *
+ *   offset  size  field
+ *   0       2     magic 0xBB 0x78
+ *   2       1     format version (1)
+ *   3       4     data-key version (> 0)
+ *   7       24    XChaCha20-Poly1305-IETF nonce
+ *   31      n+16  ciphertext of n plaintext bytes, then the Poly1305 tag
+ *
+ * The printable form used in text columns is "bbx1:" followed by the binary
+ * envelope in unpadded base64url.  Callers pass associated data that binds
+ * the value to its column and row; the codec only frames and seals.
+ */
+#ifndef BRANDBOS_ENVELOPE_H
+#define BRANDBOS_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BB_ENV_MAGIC0		0xBB
+#define BB_ENV_MAGIC1		0x78
+#define BB_ENV_FORMAT		1
+#define BB_ENV_NONCE_BYTES	24
+#define BB_ENV_TAG_BYTES	16
+#define BB_ENV_KEY_BYTES	32
+#define BB_ENV_HEADER_BYTES	(2 + 1 + 4 + BB_ENV_NONCE_BYTES)
+#define BB_ENV_OVERHEAD		(BB_ENV_HEADER_BYTES + BB_ENV_TAG_BYTES)
+#define BB_ENV_TEXT_PREFIX	"bbx1:"
+#define BB_ENV_TEXT_PREFIX_LEN 5
+
+/* outcomes of parsing and opening */
+typedef enum bb_env_status
+{
+	BB_ENV_OK = 0,
+	BB_ENV_TOO_SHORT,			/* fewer bytes than header + tag */
+	BB_ENV_BAD_MAGIC,			/* does not start with the magic */
+	BB_ENV_BAD_FORMAT,			/* unknown format version */
+	BB_ENV_BAD_KEY_VERSION,		/* key version 0 */
+	BB_ENV_BAD_ENCODING,		/* printable form: prefix or base64url wrong */
+	BB_ENV_FORGED				/* tag does not verify: wrong key, data or place */
+} bb_env_status;
+
+/* a parsed envelope: pointers into the caller's buffer */
+typedef struct bb_envelope
+{
+	uint32_t	key_version;
+	const unsigned char *nonce;
+	const unsigned char *sealed;	/* ciphertext followed by tag */
+	size_t		sealed_len;
+} bb_envelope;
+
+/* human-readable description of a status (no data in it) */
+extern const char *bb_env_status_text(bb_env_status status);
+
+/* size of the binary envelope for a plaintext of n bytes */
+static inline size_t
+bb_env_sealed_size(size_t plain_len)
+{
+	return BB_ENV_OVERHEAD + plain_len;
+}
+
+/* plaintext size of a well-formed envelope */
+static inline size_t
+bb_env_plain_size(const bb_envelope *env)
+{
+	return env->sealed_len - BB_ENV_TAG_BYTES;
+}
+
+/*
+ * Seal plain[0..plain_len) into out, which must hold bb_env_sealed_size()
+ * bytes, using the given nonce (random, BB_ENV_NONCE_BYTES) and key.
+ */
+extern void bb_env_seal(unsigned char *out,
+						const unsigned char *plain, size_t plain_len,
+						const unsigned char *ad, size_t ad_len,
+						uint32_t key_version,
+						const unsigned char *nonce,
+						const unsigned char *key);
+
+/* Check the framing of a binary envelope and point env into it. */
+extern bb_env_status bb_env_parse(const unsigned char *in, size_t len,
+								  bb_envelope *env);
+
+/*
+ * Authenticate and decrypt; plain_out must hold bb_env_plain_size() bytes
+ * (it may be NULL when that is 0).  On BB_ENV_FORGED nothing is returned.
+ */
+extern bb_env_status bb_env_open(unsigned char *plain_out,
+								 const bb_envelope *env,
+								 const unsigned char *ad, size_t ad_len,
+								 const unsigned char *key);
+
+/* length of the printable form of a binary envelope of n bytes */
+extern size_t bb_env_text_size(size_t binary_len);
+
+/*
+ * Write the printable form of bin into out, followed by a NUL: out must hold
+ * bb_env_text_size(bin_len) + 1 bytes.
+ */
+extern void bb_env_to_text(char *out, const unsigned char *bin, size_t bin_len);
+
+/* does this text start with the printable prefix? */
+extern int	bb_env_text_has_prefix(const char *text, size_t len);
+
+/*
+ * Decode the printable form into bin (capacity bin_cap, at least
+ * bb_env_binary_cap(len)); stores the binary length in *bin_len.
+ */
+extern bb_env_status bb_env_from_text(unsigned char *bin, size_t bin_cap,
+									  size_t *bin_len,
+									  const char *text, size_t len);
+
+/* an upper bound of the binary size of a printable form of len chars */
+static inline size_t
+bb_env_binary_cap(size_t text_len)
+{
+	return (text_len / 4) * 3 + 3;
+}
+
+#endif							/* BRANDBOS_ENVELOPE_H */

@@ -1,0 +1,994 @@
+/*
+ * keys.c — the root key and the data keys wrapped under it.
+ *
+ * The root key (32 bytes) is read from brandbos.root_key_file or printed by
+ * brandbos.root_key_command.  It lives only in sodium_malloc memory, is kept
+ * read-only, and no SQL function returns it.  A missing or unusable root key
+ * never stops the server: the reason is remembered (without key material)
+ * and every call that needs a key fails with 55000 and a hint.
+ *
+ * When the library is preloaded the postmaster reads the key once and every
+ * backend inherits it; otherwise each backend reads it on first use.  A
+ * reload (SIGHUP) that touches the settings makes the next use read again.
+ *
+ * Data keys are random 32-byte keys stored in brandbos.data_keys, wrapped
+ * with XChaCha20-Poly1305 under the root key (associated data: a label and
+ * the version).  Unwrapped keys are cached per backend in sodium memory; the
+ * cache is flushed by a relcache invalidation of brandbos.data_keys, which
+ * every function that changes a key sends, and when a transaction that
+ * created a key aborts.
+ */
+#include "brandbos.h"
+
+#include <ctype.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#define ROOT_KEY_BYTES		32
+#define ROOT_KEY_ID_BYTES	8
+#define WRAP_NONCE_BYTES	crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define WRAPPED_KEY_BYTES	(WRAP_NONCE_BYTES + BRANDBOS_DATA_KEY_BYTES + \
+							 crypto_aead_xchacha20poly1305_ietf_ABYTES)
+#define KEY_FILE_MAX_BYTES	256
+
+/* settings */
+static char *root_key_file = NULL;
+static char *root_key_command = NULL;
+static char *previous_root_key_file = NULL;
+
+/* the root key of this process, or NULL with the reason in root_key_problem */
+static unsigned char *root_key = NULL;
+static char root_key_id[ROOT_KEY_ID_BYTES * 2 + 1];
+static bool root_key_tried = false;
+static char root_key_problem[512];
+
+/* unwrapped data keys of this backend */
+typedef struct CachedDataKey
+{
+	uint32		version;
+	unsigned char *key;			/* sodium_malloc'd, read-only */
+} CachedDataKey;
+
+#define MAX_CACHED_KEYS 64
+static CachedDataKey key_cache[MAX_CACHED_KEYS];
+static int	key_cache_len = 0;
+static uint32 active_version = 0;	/* 0 = not known */
+static Oid	data_keys_relid = InvalidOid;
+static bool key_created_in_xact = false;
+
+static void flush_key_cache(void);
+
+/* ---------------------------------------------------------------------
+ * Loading the root key
+ * --------------------------------------------------------------------- */
+
+/* parse 64 hex characters (surrounding white space allowed) into out */
+static bool
+parse_hex_key(const char *buf, size_t len, unsigned char *out)
+{
+	size_t		start = 0,
+				end = len,
+				bin_len = 0;
+
+	while (start < end && isspace((unsigned char) buf[start]))
+		start++;
+	while (end > start && isspace((unsigned char) buf[end - 1]))
+		end--;
+	if (end - start != ROOT_KEY_BYTES * 2)
+		return false;
+	if (sodium_hex2bin(out, ROOT_KEY_BYTES, buf + start, end - start,
+					   NULL, &bin_len, NULL) != 0)
+		return false;
+	return bin_len == ROOT_KEY_BYTES;
+}
+
+/* read a key file into out; on failure describe why in problem */
+static bool
+read_key_file(const char *path, unsigned char *out, char *problem, size_t problem_len)
+{
+	char		buf[KEY_FILE_MAX_BYTES + 1];
+	struct stat st;
+	int			fd;
+	ssize_t		n;
+	bool		ok;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+	{
+		snprintf(problem, problem_len, "could not open key file \"%s\": %s",
+				 path, strerror(errno));
+		return false;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+	{
+		close(fd);
+		snprintf(problem, problem_len, "key file \"%s\" is not a regular file", path);
+		return false;
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	{
+		close(fd);
+		snprintf(problem, problem_len,
+				 "key file \"%s\" is accessible by group or others (mode %04o); it must be 0600 or 0400",
+				 path, (unsigned) (st.st_mode & 07777));
+		return false;
+	}
+	n = read(fd, buf, KEY_FILE_MAX_BYTES + 1);
+	close(fd);
+	if (n < 0 || n > KEY_FILE_MAX_BYTES)
+	{
+		sodium_memzero(buf, sizeof(buf));
+		snprintf(problem, problem_len,
+				 "key file \"%s\" could not be read or is longer than %d bytes",
+				 path, KEY_FILE_MAX_BYTES);
+		return false;
+	}
+	ok = parse_hex_key(buf, (size_t) n, out);
+	sodium_memzero(buf, sizeof(buf));
+	if (!ok)
+		snprintf(problem, problem_len,
+				 "key file \"%s\" does not hold exactly 64 hexadecimal characters", path);
+	return ok;
+}
+
+/* run the key command and parse what it prints */
+static bool
+read_key_command(const char *command, unsigned char *out, char *problem, size_t problem_len)
+{
+	char		buf[KEY_FILE_MAX_BYTES + 1];
+	size_t		n;
+	FILE	   *fh;
+	int			rc;
+	bool		ok;
+
+	fflush(NULL);
+	fh = popen(command, "r");
+	if (fh == NULL)
+	{
+		snprintf(problem, problem_len, "could not run brandbos.root_key_command: %s",
+				 strerror(errno));
+		return false;
+	}
+	n = fread(buf, 1, KEY_FILE_MAX_BYTES + 1, fh);
+	/* drain anything longer so the command is not killed by SIGPIPE */
+	while (!feof(fh) && !ferror(fh))
+	{
+		char		sink[256];
+
+		if (fread(sink, 1, sizeof(sink), fh) == 0)
+			break;
+		n = KEY_FILE_MAX_BYTES + 1;
+	}
+	rc = pclose(fh);
+	if (rc != 0)
+	{
+		sodium_memzero(buf, sizeof(buf));
+		snprintf(problem, problem_len,
+				 "brandbos.root_key_command exited with status %d", rc);
+		return false;
+	}
+	ok = n <= KEY_FILE_MAX_BYTES && parse_hex_key(buf, n, out);
+	sodium_memzero(buf, sizeof(buf));
+	if (!ok)
+		snprintf(problem, problem_len,
+				 "brandbos.root_key_command did not print exactly 64 hexadecimal characters");
+	return ok;
+}
+
+/* fingerprint of a root key: safe to store and show */
+static void
+compute_key_id(const unsigned char *key, char *hex_out)
+{
+	unsigned char id[ROOT_KEY_ID_BYTES];
+	static const char label[] = "brandbos root key id";
+
+	crypto_generichash(id, sizeof(id), (const unsigned char *) label,
+					   sizeof(label) - 1, key, ROOT_KEY_BYTES);
+	sodium_bin2hex(hex_out, ROOT_KEY_ID_BYTES * 2 + 1, id, sizeof(id));
+}
+
+static void
+drop_root_key(void)
+{
+	if (root_key != NULL)
+	{
+		sodium_mprotect_readwrite(root_key);
+		sodium_free(root_key);	/* wipes before unmapping */
+		root_key = NULL;
+	}
+	root_key_id[0] = '\0';
+}
+
+/* (re)load the root key from the settings; never throws */
+static void
+load_root_key(void)
+{
+	unsigned char *key;
+	bool		have_file = root_key_file != NULL && root_key_file[0] != '\0';
+	bool		have_command = root_key_command != NULL && root_key_command[0] != '\0';
+	bool		ok;
+
+	drop_root_key();
+	flush_key_cache();
+	root_key_tried = true;
+	root_key_problem[0] = '\0';
+
+	if (!have_file && !have_command)
+	{
+		snprintf(root_key_problem, sizeof(root_key_problem),
+				 "neither brandbos.root_key_file nor brandbos.root_key_command is set");
+		return;
+	}
+	if (have_file && have_command)
+	{
+		snprintf(root_key_problem, sizeof(root_key_problem),
+				 "both brandbos.root_key_file and brandbos.root_key_command are set; set only one");
+		return;
+	}
+
+	key = sodium_malloc(ROOT_KEY_BYTES);
+	if (key == NULL)
+	{
+		snprintf(root_key_problem, sizeof(root_key_problem),
+				 "could not allocate protected memory for the root key");
+		return;
+	}
+	if (have_file)
+		ok = read_key_file(root_key_file, key, root_key_problem, sizeof(root_key_problem));
+	else
+		ok = read_key_command(root_key_command, key, root_key_problem, sizeof(root_key_problem));
+	if (!ok)
+	{
+		sodium_free(key);
+		return;
+	}
+	compute_key_id(key, root_key_id);
+	sodium_mprotect_readonly(key);
+	root_key = key;
+}
+
+/* any change of a key setting: read again on next use */
+static void
+assign_key_setting(const char *newval, void *extra)
+{
+	root_key_tried = false;
+}
+
+bool
+brandbos_root_key_available(void)
+{
+	if (!root_key_tried)
+		load_root_key();
+	return root_key != NULL;
+}
+
+static void
+require_root_key(void)
+{
+	if (!brandbos_root_key_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("brandbos root key is not loaded"),
+				 errdetail("%s.", root_key_problem),
+				 errhint("Set brandbos.root_key_file to a file of 64 hexadecimal characters readable only by the server's user, or brandbos.root_key_command, then reload the configuration.")));
+}
+
+/* ---------------------------------------------------------------------
+ * Wrapping
+ * --------------------------------------------------------------------- */
+
+static void
+wrap_ad(uint32 version, unsigned char *ad)
+{
+	memcpy(ad, "brandbos data key", 17);
+	ad[17] = (unsigned char) (version >> 24);
+	ad[18] = (unsigned char) (version >> 16);
+	ad[19] = (unsigned char) (version >> 8);
+	ad[20] = (unsigned char) version;
+}
+
+static void
+wrap_data_key(const unsigned char *wrapping_key, uint32 version,
+			  const unsigned char *data_key, unsigned char *out)
+{
+	unsigned char ad[21];
+
+	wrap_ad(version, ad);
+	randombytes_buf(out, WRAP_NONCE_BYTES);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out + WRAP_NONCE_BYTES, NULL,
+											   data_key, BRANDBOS_DATA_KEY_BYTES,
+											   ad, sizeof(ad), NULL, out,
+											   wrapping_key);
+}
+
+static bool
+unwrap_data_key(const unsigned char *wrapping_key, uint32 version,
+				const unsigned char *wrapped, size_t wrapped_len,
+				unsigned char *out)
+{
+	unsigned char ad[21];
+
+	if (wrapped_len != WRAPPED_KEY_BYTES)
+		return false;
+	wrap_ad(version, ad);
+	return crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL,
+													  wrapped + WRAP_NONCE_BYTES,
+													  wrapped_len - WRAP_NONCE_BYTES,
+													  ad, sizeof(ad), wrapped,
+													  wrapping_key) == 0;
+}
+
+/* ---------------------------------------------------------------------
+ * The per-backend cache
+ * --------------------------------------------------------------------- */
+
+static void
+flush_key_cache(void)
+{
+	int			i;
+
+	for (i = 0; i < key_cache_len; i++)
+		sodium_free(key_cache[i].key);
+	key_cache_len = 0;
+	active_version = 0;
+	data_keys_relid = InvalidOid;
+}
+
+static void
+keys_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == data_keys_relid)
+		flush_key_cache();
+}
+
+static void
+keys_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		if (key_created_in_xact)
+			flush_key_cache();
+		key_created_in_xact = false;
+	}
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+			 event == XACT_EVENT_PREPARE)
+		key_created_in_xact = false;
+}
+
+static void
+keys_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	/* a key made in an aborted subtransaction is gone: forget everything */
+	if (event == SUBXACT_EVENT_ABORT_SUB && key_created_in_xact)
+		flush_key_cache();
+}
+
+static const unsigned char *
+cache_lookup(uint32 version)
+{
+	int			i;
+
+	for (i = 0; i < key_cache_len; i++)
+		if (key_cache[i].version == version)
+			return key_cache[i].key;
+	return NULL;
+}
+
+static const unsigned char *
+cache_store(uint32 version, const unsigned char *key)
+{
+	unsigned char *copy;
+
+	if (key_cache_len == MAX_CACHED_KEYS)
+		flush_key_cache();
+	copy = sodium_malloc(BRANDBOS_DATA_KEY_BYTES);
+	if (copy == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not allocate protected memory for a data key")));
+	memcpy(copy, key, BRANDBOS_DATA_KEY_BYTES);
+	sodium_mprotect_readonly(copy);
+	key_cache[key_cache_len].version = version;
+	key_cache[key_cache_len].key = copy;
+	key_cache_len++;
+	return copy;
+}
+
+/* ---------------------------------------------------------------------
+ * Reading and writing brandbos.data_keys (as the extension owner)
+ * --------------------------------------------------------------------- */
+
+static void
+keys_sql_begin(BrandbosInternalState *state)
+{
+	data_keys_relid = brandbos_relid("data_keys");
+	brandbos_internal_begin(state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+static void
+keys_sql_end(BrandbosInternalState *state)
+{
+	SPI_finish();
+	brandbos_internal_end(state);
+}
+
+/* tell every backend (and ourselves, at the next command) to re-read keys */
+static void
+keys_changed(void)
+{
+	Oid			relid = brandbos_relid("data_keys");
+
+	if (OidIsValid(relid))
+		CacheInvalidateRelcacheByRelid(relid);
+}
+
+static bytea *
+spi_bytea(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? NULL : DatumGetByteaPP(d);
+}
+
+static int64
+spi_int(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+
+	if (isnull)
+		return 0;
+	switch (SPI_gettypeid(SPI_tuptable->tupdesc, col))
+	{
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT8OID:
+			return DatumGetInt64(d);
+		default:
+			elog(ERROR, "unexpected column type in internal query");
+	}
+	return 0;
+}
+
+static char *
+spi_text(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+static void
+spi_exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "internal query failed (%d): %s", rc, sql);
+}
+
+/* unwrap a stored key with the root key (or the previous one); errors if neither */
+static const unsigned char *
+unwrap_and_cache(uint32 version, bytea *wrapped, const char *stored_key_id)
+{
+	unsigned char plain[BRANDBOS_DATA_KEY_BYTES];
+	const unsigned char *cached;
+	bool		ok;
+
+	ok = unwrap_data_key(root_key, version, (unsigned char *) VARDATA_ANY(wrapped),
+						 VARSIZE_ANY_EXHDR(wrapped), plain);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("data key version %u cannot be unwrapped with the loaded root key", version),
+				 errdetail("The key was wrapped under root key %s; the loaded root key is %s.",
+						   stored_key_id ? stored_key_id : "?", root_key_id),
+				 errhint("Load the root key the data keys were made with, or set brandbos.previous_root_key_file to it and run brandbos.rewrap_keys().")));
+	cached = cache_store(version, plain);
+	sodium_memzero(plain, sizeof(plain));
+	return cached;
+}
+
+/* insert a fresh data key as the next version; caller holds the table lock */
+static uint32
+create_data_key(void)
+{
+	unsigned char key[BRANDBOS_DATA_KEY_BYTES];
+	unsigned char wrapped[WRAPPED_KEY_BYTES];
+	bytea	   *wrapped_datum;
+	uint32		version;
+	Oid			types[3] = {INT4OID, BYTEAOID, TEXTOID};
+	Datum		values[3];
+
+	spi_exec("SELECT coalesce(max(version), 0) + 1 FROM brandbos.data_keys",
+			 0, NULL, NULL, SPI_OK_SELECT);
+	version = (uint32) spi_int(0, 1);
+
+	crypto_aead_xchacha20poly1305_ietf_keygen(key);
+	wrap_data_key(root_key, version, key, wrapped);
+	wrapped_datum = palloc(VARHDRSZ + WRAPPED_KEY_BYTES);
+	SET_VARSIZE(wrapped_datum, VARHDRSZ + WRAPPED_KEY_BYTES);
+	memcpy(VARDATA(wrapped_datum), wrapped, WRAPPED_KEY_BYTES);
+
+	values[0] = Int32GetDatum((int32) version);
+	values[1] = PointerGetDatum(wrapped_datum);
+	values[2] = CStringGetTextDatum(root_key_id);
+	spi_exec("INSERT INTO brandbos.data_keys (version, status, wrapped_key, root_key_id) "
+			 "VALUES ($1, 'active', $2, $3)", 3, types, values, SPI_OK_INSERT);
+
+	key_created_in_xact = true;
+	cache_store(version, key);
+	sodium_memzero(key, sizeof(key));
+	return version;
+}
+
+uint32
+brandbos_active_key_version(void)
+{
+	BrandbosInternalState state;
+	uint32		version;
+
+	require_root_key();
+	if (active_version != 0)
+		return active_version;
+
+	keys_sql_begin(&state);
+	spi_exec("SELECT version, wrapped_key, root_key_id FROM brandbos.data_keys "
+			 "WHERE status = 'active'", 0, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+	{
+		/* first use: make version 1 (or the next), once across backends */
+		spi_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
+		spi_exec("SELECT version, wrapped_key, root_key_id FROM brandbos.data_keys "
+				 "WHERE status = 'active'", 0, NULL, NULL, SPI_OK_SELECT);
+	}
+	if (SPI_processed == 0)
+		version = create_data_key();
+	else
+	{
+		version = (uint32) spi_int(0, 1);
+		if (cache_lookup(version) == NULL)
+			unwrap_and_cache(version, spi_bytea(0, 2), spi_text(0, 3));
+	}
+	keys_sql_end(&state);
+
+	active_version = version;
+	return version;
+}
+
+const unsigned char *
+brandbos_data_key(uint32 version)
+{
+	BrandbosInternalState state;
+	const unsigned char *key;
+	Datum		arg;
+	Oid			argtype = INT4OID;
+	char	   *status;
+
+	require_root_key();
+	key = cache_lookup(version);
+	if (key != NULL)
+		return key;
+
+	keys_sql_begin(&state);
+	arg = Int32GetDatum((int32) version);
+	spi_exec("SELECT status, wrapped_key, root_key_id FROM brandbos.data_keys WHERE version = $1",
+			 1, &argtype, &arg, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("data key version %u does not exist", version),
+				 errdetail("The value was sealed by a database whose brandbos.data_keys rows are not here."),
+				 errhint("Restore brandbos.data_keys together with the data, as pg_dump does.")));
+	status = spi_text(0, 1);
+	if (strcmp(status, "destroyed") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("data key version %u has been destroyed", version),
+				 errdetail("Values sealed under a destroyed key cannot be decrypted by anyone.")));
+	key = unwrap_and_cache(version, spi_bytea(0, 2), spi_text(0, 3));
+	keys_sql_end(&state);
+	return key;
+}
+
+/* ---------------------------------------------------------------------
+ * Counting the values that use each version
+ * --------------------------------------------------------------------- */
+
+/*
+ * Append to "counts" (indexed by version, length max_version + 1) how many
+ * values of every protected column are sealed under each version.  Runs
+ * inside keys_sql_begin, i.e. as the extension owner, so row security does
+ * not hide rows from the count.
+ */
+static void
+count_values_by_version(int64 *counts, uint32 max_version)
+{
+	SPITupleTable *columns;
+	uint64		ncolumns,
+				i;
+
+	spi_exec("SELECT r.table_oid::oid::regclass::text, quote_ident(r.column_name) "
+			 "FROM brandbos.column_registry r "
+			 "JOIN pg_catalog.pg_class c ON c.oid = r.table_oid",
+			 0, NULL, NULL, SPI_OK_SELECT);
+	columns = SPI_tuptable;
+	ncolumns = SPI_processed;
+	for (i = 0; i < ncolumns; i++)
+	{
+		char	   *table = SPI_getvalue(columns->vals[i], columns->tupdesc, 1);
+		char	   *column = SPI_getvalue(columns->vals[i], columns->tupdesc, 2);
+		StringInfoData sql;
+		uint64		j;
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "SELECT brandbos.envelope_key_version(%s), count(*) FROM %s "
+						 "WHERE %s IS NOT NULL GROUP BY 1",
+						 column, table, column);
+		spi_exec(sql.data, 0, NULL, NULL, SPI_OK_SELECT);
+		for (j = 0; j < SPI_processed; j++)
+		{
+			int64		v = spi_int(j, 1);
+
+			if (v > 0 && v <= (int64) max_version)
+				counts[v] += spi_int(j, 2);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * --------------------------------------------------------------------- */
+
+PG_FUNCTION_INFO_V1(brandbos_root_key_loaded);
+/* SQL: brandbos.root_key_loaded() returns boolean */
+Datum
+brandbos_root_key_loaded(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(brandbos_root_key_available());
+}
+
+PG_FUNCTION_INFO_V1(brandbos_key_status);
+/* SQL: brandbos.key_status() returns table(version, status, created_at, rows_using) */
+Datum
+brandbos_key_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	BrandbosInternalState state;
+	SPITupleTable *keys;
+	uint64		nkeys,
+				i;
+	uint32		max_version = 0;
+	int64	   *counts;
+
+	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "read brandbos key status");
+	InitMaterializedSRF(fcinfo, 0);
+
+	keys_sql_begin(&state);
+	spi_exec("SELECT version, status, created_at FROM brandbos.data_keys ORDER BY version",
+			 0, NULL, NULL, SPI_OK_SELECT);
+	keys = SPI_tuptable;
+	nkeys = SPI_processed;
+	for (i = 0; i < nkeys; i++)
+	{
+		bool		isnull;
+		uint32		v = (uint32) DatumGetInt32(SPI_getbinval(keys->vals[i], keys->tupdesc, 1, &isnull));
+
+		if (v > max_version)
+			max_version = v;
+	}
+	counts = palloc0(sizeof(int64) * (max_version + 1));
+	count_values_by_version(counts, max_version);
+
+	for (i = 0; i < nkeys; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		bool		isnull;
+		uint32		v;
+
+		v = (uint32) DatumGetInt32(SPI_getbinval(keys->vals[i], keys->tupdesc, 1, &isnull));
+		values[0] = Int32GetDatum((int32) v);
+		values[1] = CStringGetTextDatum(SPI_getvalue(keys->vals[i], keys->tupdesc, 2));
+		values[2] = SPI_getbinval(keys->vals[i], keys->tupdesc, 3, &isnull);
+		values[3] = Int64GetDatum(counts[v]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	keys_sql_end(&state);
+	return (Datum) 0;
+}
+
+/* retire the active key and make the next version active */
+static uint32
+rotate_data_key(void)
+{
+	BrandbosInternalState state;
+	uint32		version;
+
+	require_root_key();
+	keys_sql_begin(&state);
+	spi_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
+	spi_exec("UPDATE brandbos.data_keys SET status = 'retired', retired_at = now() "
+			 "WHERE status = 'active'", 0, NULL, NULL, SPI_OK_UPDATE);
+	version = create_data_key();
+	keys_sql_end(&state);
+
+	keys_changed();
+	active_version = version;
+	return version;
+}
+
+PG_FUNCTION_INFO_V1(brandbos_rotate_key);
+/* SQL: brandbos.rotate_key() returns int */
+Datum
+brandbos_rotate_key(PG_FUNCTION_ARGS)
+{
+	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "rotate brandbos data keys");
+	PG_RETURN_INT32((int32) rotate_data_key());
+}
+
+/* the status of a version, or an error if there is none */
+static char *
+key_version_status(int32 version)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(version);
+
+	spi_exec("SELECT status FROM brandbos.data_keys WHERE version = $1 FOR UPDATE",
+			 1, &argtype, &arg, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("data key version %d does not exist", version)));
+	return spi_text(0, 1);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_retire_key);
+/*
+ * SQL: brandbos.retire_key(version int) returns void
+ *
+ * A retired key still decrypts but no longer seals.  Retiring the active
+ * key rotates: a new version becomes active.  Retiring a retired key does
+ * nothing; a destroyed key cannot come back.
+ */
+Datum
+brandbos_retire_key(PG_FUNCTION_ARGS)
+{
+	BrandbosInternalState state;
+	int32		version;
+	char		status[16];
+
+	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "retire brandbos data keys");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key version must not be null")));
+	version = PG_GETARG_INT32(0);
+
+	keys_sql_begin(&state);
+	strlcpy(status, key_version_status(version), sizeof(status));
+	keys_sql_end(&state);
+
+	if (strcmp(status, "destroyed") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("data key version %d has been destroyed", version)));
+	if (strcmp(status, "active") == 0)
+	{
+		uint32		next = rotate_data_key();
+
+		ereport(NOTICE,
+				(errmsg("data key version %u is now active", next)));
+	}
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(brandbos_destroy_key);
+/* SQL: brandbos.destroy_key(version int, force boolean default false) returns void */
+Datum
+brandbos_destroy_key(PG_FUNCTION_ARGS)
+{
+	BrandbosInternalState state;
+	int32		version;
+	bool		force;
+	char	   *status;
+	int64	   *counts;
+	Oid			argtype = INT4OID;
+	Datum		arg;
+
+	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "destroy brandbos data keys");
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key version and force must not be null")));
+	version = PG_GETARG_INT32(0);
+	force = PG_GETARG_BOOL(1);
+	arg = Int32GetDatum(version);
+
+	keys_sql_begin(&state);
+	spi_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
+	status = key_version_status(version);
+	if (strcmp(status, "active") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("data key version %d is the active key", version),
+				 errhint("Call brandbos.rotate_key() first, then brandbos.reencrypt() each protected table.")));
+	if (strcmp(status, "destroyed") == 0)
+	{
+		keys_sql_end(&state);
+		PG_RETURN_VOID();		/* destroying twice is harmless */
+	}
+	if (!force)
+	{
+		counts = palloc0(sizeof(int64) * (version + 1));
+		count_values_by_version(counts, (uint32) version);
+		if (counts[version] > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("data key version %d still seals " INT64_FORMAT " values", version, counts[version]),
+					 errdetail("Destroying it would make those values unreadable."),
+					 errhint("Run brandbos.reencrypt() on each protected table first, or pass force => true to shred them on purpose.")));
+	}
+	spi_exec("UPDATE brandbos.data_keys SET status = 'destroyed', wrapped_key = NULL, "
+			 "destroyed_at = now(), retired_at = coalesce(retired_at, now()) WHERE version = $1",
+			 1, &argtype, &arg, SPI_OK_UPDATE);
+	keys_sql_end(&state);
+	keys_changed();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(brandbos_rewrap_keys);
+/* SQL: brandbos.rewrap_keys() returns int */
+Datum
+brandbos_rewrap_keys(PG_FUNCTION_ARGS)
+{
+	BrandbosInternalState state;
+	unsigned char *previous;
+	char		problem[512];
+	char		previous_id[ROOT_KEY_ID_BYTES * 2 + 1];
+	SPITupleTable *rows;
+	uint64		nrows,
+				i;
+	int32		rewrapped = 0;
+
+	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "rewrap brandbos data keys");
+	require_root_key();
+	if (previous_root_key_file == NULL || previous_root_key_file[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("brandbos.previous_root_key_file is not set"),
+				 errhint("Put the new root key in brandbos.root_key_file, the old one in brandbos.previous_root_key_file, and reload.")));
+
+	previous = sodium_malloc(ROOT_KEY_BYTES);
+	if (previous == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not allocate protected memory for the previous root key")));
+	if (!read_key_file(previous_root_key_file, previous, problem, sizeof(problem)))
+	{
+		sodium_free(previous);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("previous root key could not be loaded"),
+				 errdetail("%s.", problem)));
+	}
+	compute_key_id(previous, previous_id);
+
+	PG_TRY();
+	{
+		keys_sql_begin(&state);
+		spi_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
+		spi_exec("SELECT version, wrapped_key FROM brandbos.data_keys "
+				 "WHERE wrapped_key IS NOT NULL ORDER BY version",
+				 0, NULL, NULL, SPI_OK_SELECT);
+		rows = SPI_tuptable;
+		nrows = SPI_processed;
+		for (i = 0; i < nrows; i++)
+		{
+			bool		isnull;
+			uint32		version = (uint32) DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+			bytea	   *wrapped = DatumGetByteaPP(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+			unsigned char plain[BRANDBOS_DATA_KEY_BYTES];
+			unsigned char rewrapped_key[WRAPPED_KEY_BYTES];
+			bytea	   *datum;
+			Oid			types[3] = {BYTEAOID, TEXTOID, INT4OID};
+			Datum		values[3];
+
+			if (unwrap_data_key(root_key, version, (unsigned char *) VARDATA_ANY(wrapped),
+								VARSIZE_ANY_EXHDR(wrapped), plain))
+			{
+				sodium_memzero(plain, sizeof(plain));
+				continue;		/* already under the current root key */
+			}
+			if (!unwrap_data_key(previous, version, (unsigned char *) VARDATA_ANY(wrapped),
+								 VARSIZE_ANY_EXHDR(wrapped), plain))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("data key version %u unwraps under neither the current nor the previous root key", version),
+						 errdetail("The current root key is %s; the previous root key is %s.",
+								   root_key_id, previous_id)));
+			wrap_data_key(root_key, version, plain, rewrapped_key);
+			sodium_memzero(plain, sizeof(plain));
+
+			datum = palloc(VARHDRSZ + WRAPPED_KEY_BYTES);
+			SET_VARSIZE(datum, VARHDRSZ + WRAPPED_KEY_BYTES);
+			memcpy(VARDATA(datum), rewrapped_key, WRAPPED_KEY_BYTES);
+			values[0] = PointerGetDatum(datum);
+			values[1] = CStringGetTextDatum(root_key_id);
+			values[2] = Int32GetDatum((int32) version);
+			spi_exec("UPDATE brandbos.data_keys SET wrapped_key = $1, root_key_id = $2 "
+					 "WHERE version = $3", 3, types, values, SPI_OK_UPDATE);
+			rewrapped++;
+		}
+		keys_sql_end(&state);
+	}
+	PG_FINALLY();
+	{
+		sodium_free(previous);
+	}
+	PG_END_TRY();
+
+	keys_changed();
+	PG_RETURN_INT32(rewrapped);
+}
+
+/* ---------------------------------------------------------------------
+ * Settings and callbacks
+ * --------------------------------------------------------------------- */
+
+void
+brandbos_keys_init(void)
+{
+	DefineCustomStringVariable("brandbos.root_key_file",
+							   "File holding the 32-byte root key as 64 hexadecimal characters.",
+							   "The file must be readable only by the server's operating-system user.",
+							   &root_key_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, assign_key_setting, NULL);
+	DefineCustomStringVariable("brandbos.root_key_command",
+							   "Shell command that prints the root key as 64 hexadecimal characters.",
+							   "Use it to fetch the key from a key management service.",
+							   &root_key_command, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, assign_key_setting, NULL);
+	DefineCustomStringVariable("brandbos.previous_root_key_file",
+							   "File holding the previous root key, used by brandbos.rewrap_keys().",
+							   NULL,
+							   &previous_root_key_file, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	CacheRegisterRelcacheCallback(keys_relcache_callback, (Datum) 0);
+	RegisterXactCallback(keys_xact_callback, NULL);
+	RegisterSubXactCallback(keys_subxact_callback, NULL);
+
+	/* preloaded: read the key once in the postmaster, children inherit it */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		load_root_key();
+		if (root_key == NULL)
+			ereport(WARNING,
+					(errmsg("brandbos root key is not loaded: %s", root_key_problem),
+					 errhint("Functions that need a key will fail until it is configured.")));
+		else
+			ereport(LOG,
+					(errmsg("brandbos root key %s loaded", root_key_id)));
+	}
+}

@@ -1,0 +1,1161 @@
+/*
+ * protect.c — transparent column encryption: the trigger and the functions
+ * that put it on a table, take it off and move values to a new key.
+ *
+ * brandbos.protect_trigger is a BEFORE INSERT OR UPDATE row trigger.  For
+ * each protected column of the new row it:
+ *   - leaves NULL alone;
+ *   - seals plaintext under the active data key, with associated data made
+ *     of the column's stable id and the row's primary key;
+ *   - passes an envelope through untouched when it authenticates for this
+ *     row and column (dump/restore, COPY, ON CONFLICT, unchanged UPDATEs);
+ *   - re-seals the old envelope when an UPDATE changes the primary key;
+ *   - rejects any other envelope with XX001, so a ciphertext moved from
+ *     another row or column is never stored as if it were plaintext.
+ *
+ * The per-table configuration (protected columns, primary key) is read from
+ * brandbos.column_registry once per backend and cached until a relcache
+ * invalidation of the table, which protect_column, unprotect_column and any
+ * ALTER TABLE send.
+ */
+#include "brandbos.h"
+
+#include <sodium.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/uuid.h"
+
+#define PROTECT_TRIGGER_NAME "zz_brandbos_protect"
+
+/* ---------------------------------------------------------------------
+ * Per-table configuration cache
+ * --------------------------------------------------------------------- */
+
+typedef struct ProtectedColumn
+{
+	AttrNumber	attnum;
+	bool		as_text;
+	unsigned char column_id[BRANDBOS_COLUMN_ID_BYTES];
+} ProtectedColumn;
+
+typedef struct TableConfig
+{
+	Oid			relid;			/* hash key */
+	bool		valid;
+	MemoryContext mcxt;
+	int			ncolumns;
+	ProtectedColumn *columns;
+	int			nkeys;
+	AttrNumber *key_attnums;
+	BrandbosKeyEncoder *key_encoders;
+} TableConfig;
+
+static HTAB *table_configs = NULL;
+static uint64 config_generation = 0;
+
+/* set while brandbos.reencrypt() updates this table */
+static Oid	reencrypting_relid = InvalidOid;
+
+static void
+protect_relcache_callback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	TableConfig *entry;
+
+	if (table_configs == NULL)
+		return;
+	config_generation++;
+	if (OidIsValid(relid))
+	{
+		entry = hash_search(table_configs, &relid, HASH_FIND, NULL);
+		if (entry)
+			entry->valid = false;
+		return;
+	}
+	hash_seq_init(&seq, table_configs);
+	while ((entry = hash_seq_search(&seq)) != NULL)
+		entry->valid = false;
+}
+
+static void
+ensure_config_cache(void)
+{
+	HASHCTL		ctl;
+
+	if (table_configs != NULL)
+		return;
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(TableConfig);
+	ctl.hcxt = CacheMemoryContext;
+	table_configs = hash_create("brandbos protected tables", 32, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	CacheRegisterRelcacheCallback(protect_relcache_callback, (Datum) 0);
+}
+
+/* OID of the primary-key index of a relation, or InvalidOid */
+static Oid
+primary_key_index(Relation rel)
+{
+#if PG_VERSION_NUM >= 170000
+	return RelationGetPrimaryKeyIndex(rel, false);
+#else
+	return RelationGetPrimaryKeyIndex(rel);
+#endif
+}
+
+static void
+load_config(TableConfig *cfg, Relation rel)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	BrandbosInternalState state;
+	MemoryContext old;
+	Oid			argtype = REGCLASSOID;
+	Datum		arg = ObjectIdGetDatum(RelationGetRelid(rel));
+	Oid			pk;
+	Relation	index;
+	uint64		i;
+	int			k;
+
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT column_id, column_name FROM brandbos.column_registry "
+							  "WHERE table_oid = $1 ORDER BY column_name",
+							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read brandbos.column_registry");
+
+	old = MemoryContextSwitchTo(cfg->mcxt);
+	cfg->ncolumns = (int) SPI_processed;
+	cfg->columns = palloc0(sizeof(ProtectedColumn) * Max(cfg->ncolumns, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		pg_uuid_t  *id = DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		ProtectedColumn *pc = &cfg->columns[i];
+		int			a;
+
+		memcpy(pc->column_id, id->data, BRANDBOS_COLUMN_ID_BYTES);
+		pc->attnum = InvalidAttrNumber;
+		for (a = 0; a < tupdesc->natts; a++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+
+			if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			{
+				pc->attnum = att->attnum;
+				pc->as_text = (att->atttypid != BYTEAOID);
+				if (att->atttypid != TEXTOID && att->atttypid != BYTEAOID)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATATYPE_MISMATCH),
+							 errmsg("protected column \"%s\" of table \"%s\" is no longer of type text or bytea",
+									name, RelationGetRelationName(rel)),
+							 errhint("Change the column back to text or bytea.")));
+				break;
+			}
+		}
+		if (pc->attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("protected column \"%s\" of table \"%s\" does not exist",
+							name, RelationGetRelationName(rel)),
+					 errdetail("brandbos.column_registry names a column the table no longer has."),
+					 errhint("Rename the column back, or call brandbos.unprotect_column() for it.")));
+	}
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	brandbos_internal_end(&state);
+
+	pk = primary_key_index(rel);
+	if (!OidIsValid(pk))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has protected columns but no primary key",
+						RelationGetRelationName(rel)),
+				 errhint("Envelopes are bound to the primary key; add it back.")));
+	index = index_open(pk, AccessShareLock);
+	old = MemoryContextSwitchTo(cfg->mcxt);
+	cfg->nkeys = index->rd_index->indnkeyatts;
+	cfg->key_attnums = palloc(sizeof(AttrNumber) * cfg->nkeys);
+	cfg->key_encoders = palloc(sizeof(BrandbosKeyEncoder) * cfg->nkeys);
+	for (k = 0; k < cfg->nkeys; k++)
+	{
+		AttrNumber	attnum = index->rd_index->indkey.values[k];
+
+		cfg->key_attnums[k] = attnum;
+		brandbos_key_encoder_init(&cfg->key_encoders[k],
+								  TupleDescAttr(tupdesc, attnum - 1)->atttypid,
+								  cfg->mcxt);
+	}
+	MemoryContextSwitchTo(old);
+	index_close(index, AccessShareLock);
+}
+
+static TableConfig *
+get_table_config(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	TableConfig *cfg;
+	bool		found;
+	uint64		generation;
+
+	ensure_config_cache();
+	cfg = hash_search(table_configs, &relid, HASH_ENTER, &found);
+	if (found && cfg->valid)
+		return cfg;
+	if (!found)
+		cfg->mcxt = NULL;
+	if (cfg->mcxt != NULL)
+		MemoryContextDelete(cfg->mcxt);
+	cfg->valid = false;
+	cfg->mcxt = AllocSetContextCreate(CacheMemoryContext, "brandbos table config",
+									  ALLOCSET_SMALL_SIZES);
+	generation = config_generation;
+	load_config(cfg, rel);
+	/* an invalidation that arrived while loading makes the next call reload */
+	cfg->valid = (generation == config_generation);
+	return cfg;
+}
+
+/* ---------------------------------------------------------------------
+ * Recently sealed values
+ *
+ * INSERT ... ON CONFLICT DO UPDATE SET col = EXCLUDED.col hands the UPDATE
+ * an envelope that the INSERT trigger just sealed for the proposed row,
+ * whose primary key may differ from the existing row's.  Remembering the
+ * nonce and associated data of the last few seals of the current command
+ * lets that UPDATE re-seal exactly those envelopes; any other foreign
+ * envelope, including one sealed by an earlier statement of the same
+ * transaction, is still rejected.
+ * --------------------------------------------------------------------- */
+
+#define RECENT_SEALS 16
+#define RECENT_AD_MAX 256
+
+typedef struct RecentSeal
+{
+	LocalTransactionId lxid;
+	CommandId	cid;
+	unsigned char nonce[24];
+	int			ad_len;
+	char		ad[RECENT_AD_MAX];
+} RecentSeal;
+
+static RecentSeal recent_seals[RECENT_SEALS];
+static int	recent_next = 0;
+
+static LocalTransactionId
+current_lxid(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return MyProc->vxid.lxid;
+#else
+	return MyProc->lxid;
+#endif
+}
+
+static void
+remember_seal(const unsigned char *nonce, const char *ad, int ad_len)
+{
+	RecentSeal *r;
+
+	if (ad_len > RECENT_AD_MAX)
+		return;
+	r = &recent_seals[recent_next];
+	recent_next = (recent_next + 1) % RECENT_SEALS;
+	r->lxid = current_lxid();
+	r->cid = GetCurrentCommandId(false);
+	memcpy(r->nonce, nonce, sizeof(r->nonce));
+	memcpy(r->ad, ad, ad_len);
+	r->ad_len = ad_len;
+}
+
+static RecentSeal *
+find_recent_seal(const unsigned char *nonce)
+{
+	LocalTransactionId lxid = current_lxid();
+	CommandId	cid = GetCurrentCommandId(false);
+	int			i;
+
+	for (i = 0; i < RECENT_SEALS; i++)
+		if (recent_seals[i].lxid == lxid && recent_seals[i].cid == cid &&
+			memcmp(recent_seals[i].nonce, nonce, 24) == 0)
+			return &recent_seals[i];
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * The trigger
+ * --------------------------------------------------------------------- */
+
+/* associated data of one column of a row: "bbad1" || column id || key values */
+static void
+build_ad(StringInfo ad, TableConfig *cfg, ProtectedColumn *pc,
+		 HeapTuple tuple, TupleDesc tupdesc)
+{
+	int			k;
+
+	resetStringInfo(ad);
+	brandbos_ad_begin(ad, pc->column_id);
+	for (k = 0; k < cfg->nkeys; k++)
+	{
+		bool		isnull;
+		Datum		v = heap_getattr(tuple, cfg->key_attnums[k], tupdesc, &isnull);
+
+		if (isnull)				/* cannot happen for a primary key */
+			elog(ERROR, "primary-key column %d is null", cfg->key_attnums[k]);
+		brandbos_ad_append(ad, &cfg->key_encoders[k], v);
+	}
+}
+
+static bool
+key_changed(TableConfig *cfg, HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc)
+{
+	int			k;
+
+	for (k = 0; k < cfg->nkeys; k++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, cfg->key_attnums[k] - 1);
+		bool		oldnull,
+					newnull;
+		Datum		o = heap_getattr(oldtup, att->attnum, tupdesc, &oldnull);
+		Datum		n = heap_getattr(newtup, att->attnum, tupdesc, &newnull);
+
+		if (oldnull != newnull)
+			return true;
+		if (!oldnull && !datumIsEqual(o, n, att->attbyval, att->attlen))
+			return true;
+	}
+	return false;
+}
+
+static Datum
+seal_plain_datum(Datum value, bool as_text, StringInfo ad, bool remember)
+{
+	/* text and bytea share the varlena layout */
+	struct varlena *v = PG_DETOAST_DATUM_PACKED(value);
+	unsigned char nonce[24];
+	Datum		sealed;
+
+	sealed = brandbos_seal_datum(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v),
+								 ad->data, ad->len, as_text, nonce);
+	if (remember)
+		remember_seal(nonce, ad->data, ad->len);
+	return sealed;
+}
+
+/* open with one associated data and seal again under another */
+static Datum
+reseal(Datum envelope, bool as_text, const char *from_ad, int from_len,
+	   StringInfo to_ad)
+{
+	char	   *plain;
+	size_t		plain_len;
+	Datum		sealed;
+
+	plain = brandbos_open_datum(envelope, as_text, from_ad, from_len, &plain_len);
+	sealed = brandbos_seal_datum(plain, plain_len, to_ad->data, to_ad->len, as_text, NULL);
+	sodium_memzero(plain, plain_len);
+	pfree(plain);
+	return sealed;
+}
+
+PG_FUNCTION_INFO_V1(brandbos_protect_trigger);
+/* SQL: brandbos.protect_trigger() returns trigger */
+Datum
+brandbos_protect_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	tupdesc;
+	TableConfig *cfg;
+	HeapTuple	newtup,
+				oldtup;
+	bool		is_update;
+	bool		pk_changed = false;
+	StringInfoData ad,
+				old_ad;
+	int		   *repl_cols;
+	Datum	   *repl_values;
+	bool	   *repl_nulls;
+	int			nrepl = 0;
+	int			c;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("brandbos.protect_trigger() must be called as a trigger")));
+	if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("brandbos.protect_trigger() must be a BEFORE INSERT OR UPDATE row trigger")));
+
+	rel = td->tg_relation;
+	tupdesc = RelationGetDescr(rel);
+	is_update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	newtup = is_update ? td->tg_newtuple : td->tg_trigtuple;
+	oldtup = is_update ? td->tg_trigtuple : NULL;
+
+	cfg = get_table_config(rel);
+	if (cfg->ncolumns == 0)
+		return PointerGetDatum(newtup);
+	if (is_update)
+		pk_changed = key_changed(cfg, oldtup, newtup, tupdesc);
+
+	initStringInfo(&ad);
+	initStringInfo(&old_ad);
+	repl_cols = palloc(sizeof(int) * cfg->ncolumns);
+	repl_values = palloc(sizeof(Datum) * cfg->ncolumns);
+	repl_nulls = palloc0(sizeof(bool) * cfg->ncolumns);
+
+	for (c = 0; c < cfg->ncolumns; c++)
+	{
+		ProtectedColumn *pc = &cfg->columns[c];
+		bool		isnull,
+					oldnull = true,
+					unchanged = false;
+		Datum		value = heap_getattr(newtup, pc->attnum, tupdesc, &isnull);
+		Datum		result;
+		char	   *plain;
+		size_t		plain_len;
+		unsigned char nonce[24];
+
+		if (isnull)
+			continue;
+		if (is_update)
+		{
+			Datum		oldvalue = heap_getattr(oldtup, pc->attnum, tupdesc, &oldnull);
+
+			unchanged = !oldnull && datumIsEqual(oldvalue, value, false, -1);
+		}
+		build_ad(&ad, cfg, pc, newtup, tupdesc);
+
+		if (!brandbos_looks_like_envelope(value, pc->as_text))
+		{
+			/* plaintext: seal it */
+			result = seal_plain_datum(value, pc->as_text, &ad, !is_update);
+		}
+		else if (unchanged && !pk_changed &&
+				 !(reencrypting_relid == RelationGetRelid(rel) &&
+				   brandbos_envelope_version_of(value, pc->as_text) != brandbos_active_key_version()))
+		{
+			continue;			/* the stored envelope, untouched */
+		}
+		else if (unchanged)
+		{
+			/* primary key changed, or reencrypt: move to the new binding/key */
+			build_ad(&old_ad, cfg, pc, oldtup, tupdesc);
+			result = reseal(value, pc->as_text, old_ad.data, old_ad.len, &ad);
+		}
+		else if (brandbos_try_open_datum(value, pc->as_text, ad.data, ad.len,
+										 &plain, &plain_len, nonce))
+		{
+			/* an envelope sealed for exactly this row and column */
+			sodium_memzero(plain, plain_len);
+			pfree(plain);
+			continue;
+		}
+		else
+		{
+			RecentSeal *recent = is_update ? find_recent_seal(nonce) : NULL;
+
+			if (recent == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("envelope in column \"%s\" of table \"%s\" was not sealed for this row",
+								NameStr(TupleDescAttr(tupdesc, pc->attnum - 1)->attname),
+								RelationGetRelationName(rel)),
+						 errdetail("An envelope only authenticates in the row and column it was sealed for."),
+						 errhint("Write the plaintext instead; the trigger seals it.")));
+			result = reseal(value, pc->as_text, recent->ad, recent->ad_len, &ad);
+		}
+		repl_cols[nrepl] = pc->attnum;
+		repl_values[nrepl] = result;
+		nrepl++;
+	}
+
+	if (nrepl > 0)
+		newtup = heap_modify_tuple_by_cols(newtup, tupdesc, nrepl,
+										   repl_cols, repl_values, repl_nulls);
+	pfree(ad.data);
+	pfree(old_ad.data);
+	return PointerGetDatum(newtup);
+}
+
+/* ---------------------------------------------------------------------
+ * Helpers of the SQL functions
+ * --------------------------------------------------------------------- */
+
+typedef struct TargetColumn
+{
+	Oid			relid;
+	char	   *nspname;
+	char	   *relname;
+	char	   *qualified;		/* quoted schema.table */
+	char	   *colname;
+	AttrNumber	attnum;
+	bool		as_text;
+	int			nkeys;
+	char	  **key_names;		/* quoted */
+} TargetColumn;
+
+static void
+require_args(FunctionCallInfo fcinfo, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument %d must not be null", i + 1)));
+}
+
+static void
+require_table_owner(Oid relid)
+{
+#if PG_VERSION_NUM >= 160000
+	if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
+#else
+	if (!pg_class_ownercheck(relid, GetUserId()))
+#endif
+		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)),
+					   get_rel_name(relid));
+}
+
+/* validate a table and column for protection and describe them */
+static void
+describe_target(Oid relid, const char *colname, TargetColumn *t, bool check_type)
+{
+	Relation	rel;
+	Oid			pk;
+	Relation	index;
+	int			k;
+	char		relkind;
+
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	relkind = get_rel_relkind(relid);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", get_rel_name(relid)),
+				 errdetail("Only columns of ordinary and partitioned tables can be protected.")));
+	require_table_owner(relid);
+
+	rel = table_open(relid, ShareRowExclusiveLock);
+	t->relid = relid;
+	t->relname = pstrdup(RelationGetRelationName(rel));
+	t->nspname = get_namespace_name(RelationGetNamespace(rel));
+	t->qualified = quote_qualified_identifier(t->nspname, t->relname);
+	t->colname = pstrdup(colname);
+	t->attnum = InvalidAttrNumber;
+	for (k = 0; k < RelationGetDescr(rel)->natts; k++)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), k);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), colname) == 0)
+		{
+			t->attnum = att->attnum;
+			t->as_text = att->atttypid != BYTEAOID;
+			if (check_type && att->atttypid != TEXTOID && att->atttypid != BYTEAOID)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"%s\" of table \"%s\" is of type %s",
+								colname, t->relname, format_type_be(att->atttypid)),
+						 errdetail("Only text and bytea columns can be protected.")));
+		}
+	}
+	if (t->attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist", colname, t->relname)));
+
+	pk = primary_key_index(rel);
+	if (!OidIsValid(pk))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has no primary key", t->relname),
+				 errdetail("Each protected value is bound to its row's primary key."),
+				 errhint("Add a primary key to the table first.")));
+	index = index_open(pk, AccessShareLock);
+	t->nkeys = index->rd_index->indnkeyatts;
+	t->key_names = palloc(sizeof(char *) * t->nkeys);
+	for (k = 0; k < t->nkeys; k++)
+	{
+		AttrNumber	attnum = index->rd_index->indkey.values[k];
+
+		if (attnum == t->attnum)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column \"%s\" is part of the primary key of \"%s\"", colname, t->relname),
+					 errdetail("A primary-key column cannot be protected: it is the associated data of the others.")));
+		t->key_names[k] = pstrdup(quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname)));
+	}
+	index_close(index, AccessShareLock);
+	table_close(rel, NoLock);
+}
+
+static void
+spi_run(const char *sql, int expect)
+{
+	int			rc = SPI_execute(sql, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "internal statement failed (%d): %s", rc, sql);
+}
+
+static void
+spi_run_args(const char *sql, int nargs, Oid *types, Datum *values, int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "internal statement failed (%d): %s", rc, sql);
+}
+
+typedef struct RegisteredColumn
+{
+	char	   *name;
+	char	   *column_id;		/* uuid text */
+} RegisteredColumn;
+
+/*
+ * Registry rows of a table, copied into cxt.  Runs inside an SPI connection
+ * (as the extension owner).
+ */
+static List *
+registered_columns(Oid relid, MemoryContext cxt)
+{
+	Oid			argtype = REGCLASSOID;
+	Datum		arg = ObjectIdGetDatum(relid);
+	List	   *result = NIL;
+	uint64		i;
+
+	spi_run_args("SELECT column_name::text, column_id::text FROM brandbos.column_registry "
+				 "WHERE table_oid = $1 ORDER BY column_name", 1, &argtype, &arg, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *id = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		RegisteredColumn *rc = palloc(sizeof(RegisteredColumn));
+
+		rc->name = pstrdup(name);
+		rc->column_id = pstrdup(id);
+		result = lappend(result, rc);
+		MemoryContextSwitchTo(old);
+	}
+	return result;
+}
+
+static RegisteredColumn *
+find_registered(List *columns, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, columns)
+	{
+		RegisteredColumn *rc = lfirst(lc);
+
+		if (strcmp(rc->name, name) == 0)
+			return rc;
+	}
+	return NULL;
+}
+
+/* name of a companion view: <table><suffix>, checked against NAMEDATALEN */
+static char *
+companion_view_name(TargetColumn *t, const char *suffix)
+{
+	char	   *name = psprintf("%s%s", t->relname, suffix);
+
+	if (strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("view name \"%s\" would be longer than %d bytes", name, NAMEDATALEN - 1),
+				 errhint("Rename the table to something shorter.")));
+	return name;
+}
+
+/* drop a companion view if it exists; refuse if the name is not a view */
+static void
+drop_companion_view(TargetColumn *t, const char *viewname)
+{
+	Oid			viewid = get_relname_relid(viewname, get_namespace_oid(t->nspname, false));
+
+	if (!OidIsValid(viewid))
+		return;
+	if (get_rel_relkind(viewid) != RELKIND_VIEW)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_TABLE),
+				 errmsg("relation \"%s\" already exists and is not a view", viewname),
+				 errhint("brandbos needs that name for a companion view; rename the relation.")));
+	spi_run(psprintf("DROP VIEW %s", quote_qualified_identifier(t->nspname, viewname)),
+			SPI_OK_UTILITY);
+}
+
+/*
+ * (Re)create <table>_decrypted and <table>_safe for the registered columns;
+ * with none left, only drop them.  Runs as the table owner.
+ */
+static void
+rebuild_views(TargetColumn *t, List *columns)
+{
+	char	   *decrypted = companion_view_name(t, "_decrypted");
+	char	   *safe = companion_view_name(t, "_safe");
+	StringInfoData dsql,
+				ssql;
+	Relation	rel;
+	TupleDesc	tupdesc;
+	bool		dfirst = true,
+				sfirst = true;
+	int			a,
+				k;
+
+	drop_companion_view(t, decrypted);
+	drop_companion_view(t, safe);
+	if (columns == NIL)
+		return;
+
+	initStringInfo(&dsql);
+	initStringInfo(&ssql);
+	appendStringInfo(&dsql, "CREATE VIEW %s WITH (security_invoker = true) AS SELECT ",
+					 quote_qualified_identifier(t->nspname, decrypted));
+	appendStringInfo(&ssql, "CREATE VIEW %s WITH (security_invoker = true) AS SELECT ",
+					 quote_qualified_identifier(t->nspname, safe));
+
+	rel = table_open(t->relid, AccessShareLock);
+	tupdesc = RelationGetDescr(rel);
+	for (a = 0; a < tupdesc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+		const char *col;
+		RegisteredColumn *reg;
+
+		if (att->attisdropped)
+			continue;
+		col = quote_identifier(NameStr(att->attname));
+		reg = find_registered(columns, NameStr(att->attname));
+		if (!dfirst)
+			appendStringInfoString(&dsql, ", ");
+		dfirst = false;
+		if (reg == NULL)
+		{
+			appendStringInfo(&dsql, "t.%s", col);
+			if (!sfirst)
+				appendStringInfoString(&ssql, ", ");
+			sfirst = false;
+			appendStringInfo(&ssql, "t.%s", col);
+			continue;
+		}
+		appendStringInfo(&dsql, "brandbos.decrypt_column(%s::uuid, t.%s",
+						 quote_literal_cstr(reg->column_id), col);
+		for (k = 0; k < t->nkeys; k++)
+			appendStringInfo(&dsql, ", t.%s", t->key_names[k]);
+		appendStringInfo(&dsql, ") AS %s", col);
+	}
+	table_close(rel, AccessShareLock);
+	appendStringInfo(&dsql, " FROM %s t", t->qualified);
+	appendStringInfo(&ssql, " FROM %s t", t->qualified);
+
+	spi_run(dsql.data, SPI_OK_UTILITY);
+	spi_run(psprintf("REVOKE ALL ON %s FROM PUBLIC",
+					 quote_qualified_identifier(t->nspname, decrypted)), SPI_OK_UTILITY);
+	spi_run(psprintf("GRANT SELECT ON %s TO %s",
+					 quote_qualified_identifier(t->nspname, decrypted),
+					 quote_identifier(BRANDBOS_ROLE_DECRYPTOR)), SPI_OK_UTILITY);
+	spi_run(psprintf("COMMENT ON VIEW %s IS %s",
+					 quote_qualified_identifier(t->nspname, decrypted),
+					 quote_literal_cstr(psprintf("plaintext of %s for brandbos_decryptor; made by brandbos.protect_column", t->relname))),
+			SPI_OK_UTILITY);
+	if (!sfirst)
+	{
+		spi_run(ssql.data, SPI_OK_UTILITY);
+		spi_run(psprintf("REVOKE ALL ON %s FROM PUBLIC",
+						 quote_qualified_identifier(t->nspname, safe)), SPI_OK_UTILITY);
+		spi_run(psprintf("COMMENT ON VIEW %s IS %s",
+						 quote_qualified_identifier(t->nspname, safe),
+						 quote_literal_cstr(psprintf("%s without its protected columns; made by brandbos.protect_column", t->relname))),
+				SPI_OK_UTILITY);
+	}
+}
+
+static bool
+trigger_exists(Oid relid)
+{
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(PROTECT_TRIGGER_NAME);
+	spi_run_args("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2::name",
+				 2, types, values, SPI_OK_SELECT);
+	return SPI_processed > 0;
+}
+
+/* SQL predicate: "this column holds plaintext, not an envelope" */
+static char *
+plaintext_predicate(TargetColumn *t, const char *col)
+{
+	if (t->as_text)
+		return psprintf("%s IS NOT NULL AND pg_catalog.left(%s, 5) OPERATOR(pg_catalog.<>) 'bbx1:'",
+						col, col);
+	return psprintf("%s IS NOT NULL AND pg_catalog.substring(%s, 1, 2) OPERATOR(pg_catalog.<>) '\\xbb78'::pg_catalog.bytea",
+					col, col);
+}
+
+/* ---------------------------------------------------------------------
+ * SQL functions
+ * --------------------------------------------------------------------- */
+
+PG_FUNCTION_INFO_V1(brandbos_protect_column);
+/* SQL: brandbos.protect_column(tbl regclass, col name) returns void */
+Datum
+brandbos_protect_column(PG_FUNCTION_ARGS)
+{
+	TargetColumn t;
+	BrandbosInternalState state;
+	List	   *columns;
+	Oid			types[2] = {REGCLASSOID, NAMEOID};
+	Datum		values[2];
+	const char *col;
+	int64		left_plain;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	require_args(fcinfo, 2);
+	describe_target(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(1)), &t, true);
+	col = quote_identifier(t.colname);
+
+	/* sealing needs a key: fail now, before any DDL, if there is none */
+	(void) brandbos_active_key_version();
+
+	/* register the column (as the extension owner) */
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = ObjectIdGetDatum(t.relid);
+	values[1] = PG_GETARG_DATUM(1);
+	spi_run_args("INSERT INTO brandbos.column_registry (table_oid, column_name) "
+				 "VALUES ($1, $2) ON CONFLICT (table_oid, column_name) DO NOTHING",
+				 2, types, values, SPI_OK_INSERT);
+	columns = registered_columns(t.relid, caller_cxt);
+	SPI_finish();
+	brandbos_internal_end(&state);
+	CacheInvalidateRelcacheByRelid(t.relid);
+	CommandCounterIncrement();
+
+	/* trigger, views and sealing of existing rows (as the caller, the owner) */
+	brandbos_internal_begin(&state, GetUserId());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (!trigger_exists(t.relid))
+		spi_run(psprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s "
+						 "FOR EACH ROW EXECUTE FUNCTION brandbos.protect_trigger()",
+						 quote_identifier(PROTECT_TRIGGER_NAME), t.qualified),
+				SPI_OK_UTILITY);
+	rebuild_views(&t, columns);
+	spi_run(psprintf("UPDATE %s SET %s = %s WHERE %s", t.qualified, col, col,
+					 plaintext_predicate(&t, col)), SPI_OK_UPDATE);
+	SPI_finish();
+	brandbos_internal_end(&state);
+
+	/* rows hidden from the owner by FORCE ROW LEVEL SECURITY would stay plain */
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	spi_run(psprintf("SELECT count(*) FROM %s WHERE %s", t.qualified,
+					 plaintext_predicate(&t, col)), SPI_OK_SELECT);
+	{
+		bool		isnull;
+
+		left_plain = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	brandbos_internal_end(&state);
+	if (left_plain > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg(INT64_FORMAT " rows of \"%s\" could not be sealed", left_plain, t.relname),
+				 errdetail("Row level security hides them from the table owner."),
+				 errhint("Run brandbos.protect_column as a role that sees every row, or disable FORCE ROW LEVEL SECURITY for the call.")));
+
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(brandbos_unprotect_column);
+/* SQL: brandbos.unprotect_column(tbl regclass, col name) returns void */
+Datum
+brandbos_unprotect_column(PG_FUNCTION_ARGS)
+{
+	TargetColumn t;
+	BrandbosInternalState state;
+	List	   *columns;
+	RegisteredColumn *reg;
+	Oid			types[2] = {REGCLASSOID, NAMEOID};
+	Datum		values[2];
+	StringInfoData sql;
+	const char *col;
+	char	   *column_id;
+	int			k;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	require_args(fcinfo, 2);
+	describe_target(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(1)), &t, false);
+	brandbos_require_role(BRANDBOS_ROLE_DECRYPTOR, "unprotect a column");
+	col = quote_identifier(t.colname);
+
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	columns = registered_columns(t.relid, caller_cxt);
+	reg = find_registered(columns, t.colname);
+	if (reg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("column \"%s\" of table \"%s\" is not protected", t.colname, t.relname)));
+	column_id = reg->column_id;
+	values[0] = ObjectIdGetDatum(t.relid);
+	values[1] = PG_GETARG_DATUM(1);
+	spi_run_args("DELETE FROM brandbos.column_registry WHERE table_oid = $1 AND column_name = $2",
+				 2, types, values, SPI_OK_DELETE);
+	columns = registered_columns(t.relid, caller_cxt);
+	SPI_finish();
+	brandbos_internal_end(&state);
+	CacheInvalidateRelcacheByRelid(t.relid);
+	CommandCounterIncrement();
+
+	brandbos_internal_begin(&state, GetUserId());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (columns == NIL && trigger_exists(t.relid))
+		spi_run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(PROTECT_TRIGGER_NAME),
+						 t.qualified), SPI_OK_UTILITY);
+	rebuild_views(&t, columns);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "UPDATE %s SET %s = brandbos.decrypt_column(%s::uuid, %s",
+					 t.qualified, col, quote_literal_cstr(column_id), col);
+	for (k = 0; k < t.nkeys; k++)
+		appendStringInfo(&sql, ", %s", t.key_names[k]);
+	appendStringInfo(&sql, ") WHERE %s IS NOT NULL", col);
+	spi_run(sql.data, SPI_OK_UPDATE);
+	SPI_finish();
+	brandbos_internal_end(&state);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(brandbos_reencrypt);
+/*
+ * SQL: brandbos.reencrypt(tbl regclass, batch_size int default 1000) returns bigint
+ *
+ * Returns the number of rows updated: the trigger re-seals every protected
+ * column of a row it touches, so a row counts once however many it has.
+ */
+Datum
+brandbos_reencrypt(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	int32		batch_size;
+	BrandbosInternalState state;
+	List	   *columns;
+	ListCell   *lc;
+	int64		moved = 0;
+	uint32		active;
+	char	   *qualified;
+	Oid			owner;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "re-encrypt protected columns");
+	require_args(fcinfo, 2);
+	relid = PG_GETARG_OID(0);
+	batch_size = PG_GETARG_INT32(1);
+	if (batch_size <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be positive, not %d", batch_size)));
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										   get_rel_name(relid));
+	active = brandbos_active_key_version();
+
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	columns = registered_columns(relid, caller_cxt);
+	SPI_finish();
+	brandbos_internal_end(&state);
+	if (columns == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" has no protected columns", get_rel_name(relid))));
+
+	/* the keymaster need not own the table: maintenance runs as its owner */
+	{
+		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+
+		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+		ReleaseSysCache(tup);
+	}
+
+	reencrypting_relid = relid;
+	PG_TRY();
+	{
+		brandbos_internal_begin(&state, owner);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		foreach(lc, columns)
+		{
+			RegisteredColumn *reg = lfirst(lc);
+			const char *col = quote_identifier(reg->name);
+			char	   *sql = psprintf("UPDATE %s SET %s = %s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+									   "SELECT ctid FROM %s WHERE %s IS NOT NULL AND "
+									   "brandbos.envelope_key_version(%s) OPERATOR(pg_catalog.<>) %u LIMIT %d))",
+									   qualified, col, col, qualified, col, col, active, batch_size);
+
+			for (;;)
+			{
+				spi_run(sql, SPI_OK_UPDATE);
+				if (SPI_processed == 0)
+					break;
+				moved += SPI_processed;
+				CHECK_FOR_INTERRUPTS();
+			}
+		}
+		SPI_finish();
+		brandbos_internal_end(&state);
+	}
+	PG_FINALLY();
+	{
+		reencrypting_relid = InvalidOid;
+	}
+	PG_END_TRY();
+	PG_RETURN_INT64(moved);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_column_key_versions);
+/* SQL: brandbos.column_key_versions(tbl regclass, col name) returns int[] */
+Datum
+brandbos_column_key_versions(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	const char *colname;
+	AttrNumber	attnum;
+	BrandbosInternalState state;
+	Datum		result;
+	bool		isnull;
+	char	   *qualified;
+	const char *col;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	relid = PG_GETARG_OID(0);
+	colname = NameStr(*PG_GETARG_NAME(1));
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		PG_RETURN_NULL();
+	attnum = get_attnum(relid, colname);
+	if (attnum == InvalidAttrNumber)
+		PG_RETURN_NULL();
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
+		pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		PG_RETURN_NULL();
+
+	qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										   get_rel_name(relid));
+	col = quote_identifier(colname);
+	brandbos_internal_begin(&state, GetUserId());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	spi_run(psprintf("SELECT array_agg(v ORDER BY v) FROM (SELECT DISTINCT "
+					 "brandbos.envelope_key_version(%s) AS v FROM %s WHERE %s IS NOT NULL) s",
+					 col, qualified, col), SPI_OK_SELECT);
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		result = SPI_datumTransfer(result, false, -1);
+	SPI_finish();
+	brandbos_internal_end(&state);
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_registry_ddl);
+/*
+ * SQL: brandbos.registry_ddl() returns event_trigger
+ *
+ * Keeps brandbos.column_registry in step with ALTER TABLE ... RENAME
+ * COLUMN, so a protected column keeps its id (and its values keep
+ * decrypting) under its new name.
+ */
+Datum
+brandbos_registry_ddl(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *trigdata;
+	RenameStmt *stmt;
+	Oid			relid;
+	BrandbosInternalState state;
+	Oid			types[3] = {TEXTOID, REGCLASSOID, TEXTOID};
+	Datum		values[3];
+	uint64		renamed;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("brandbos.registry_ddl() must be called as an event trigger")));
+	trigdata = (EventTriggerData *) fcinfo->context;
+	if (!IsA(trigdata->parsetree, RenameStmt))
+		PG_RETURN_VOID();
+	stmt = (RenameStmt *) trigdata->parsetree;
+	if (stmt->renameType != OBJECT_COLUMN || stmt->relation == NULL)
+		PG_RETURN_VOID();
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		PG_RETURN_VOID();
+
+	values[0] = CStringGetTextDatum(stmt->newname);
+	values[1] = ObjectIdGetDatum(relid);
+	values[2] = CStringGetTextDatum(stmt->subname);
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	spi_run_args("UPDATE brandbos.column_registry SET column_name = $1::name "
+				 "WHERE table_oid = $2 AND column_name = $3::name", 3, types, values, SPI_OK_UPDATE);
+	renamed = SPI_processed;
+	SPI_finish();
+	brandbos_internal_end(&state);
+	if (renamed > 0)
+		CacheInvalidateRelcacheByRelid(relid);
+	PG_RETURN_VOID();
+}

@@ -30,5 +30,7 @@ INSERT INTO regress_tokens VALUES (1, 1, 'secret');
 SELECT id, n, token FROM regress_tokens_decrypted;
 SELECT id, n FROM regress_tokens_safe;
 SELECT table_name, column_name, key_versions FROM brandbos.protected_columns;
-DROP TABLE regress_tokens, no_key_table;
+SET client_min_messages = warning;
+DROP TABLE regress_tokens, no_key_table CASCADE;
+RESET client_min_messages;
 SELECT count(*) AS registry_rows_left FROM brandbos.column_registry;

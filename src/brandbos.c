@@ -103,7 +103,7 @@ brandbos_extension_owner(void)
 
 static unsigned char random_pool[RANDOM_POOL_BYTES];
 static size_t random_pool_used = RANDOM_POOL_BYTES;
-static pid_t random_pool_pid = 0;
+static int	random_pool_pid = 0;
 
 void
 brandbos_random_bytes(unsigned char *out, size_t len)
@@ -113,11 +113,11 @@ brandbos_random_bytes(unsigned char *out, size_t len)
 		randombytes_buf(out, len);
 		return;
 	}
-	if (random_pool_pid != getpid() || random_pool_used + len > RANDOM_POOL_BYTES)
+	if (random_pool_pid != MyProcPid || random_pool_used + len > RANDOM_POOL_BYTES)
 	{
 		randombytes_buf(random_pool, RANDOM_POOL_BYTES);
 		random_pool_used = 0;
-		random_pool_pid = getpid();
+		random_pool_pid = MyProcPid;
 	}
 	memcpy(out, random_pool + random_pool_used, len);
 	sodium_memzero(random_pool + random_pool_used, len);

@@ -96,6 +96,42 @@ main(void)
 	   "another prefix is refused");
 	ok(bb_env_from_text(bin, 4, &bin_len, text, strlen(text)) == BB_ENV_BAD_ENCODING,
 	   "a too-small output buffer is refused, not overrun");
+	/* the codec agrees with libsodium's reference base64url for every length */
+	{
+		int			agree = 1,
+					roundtrip = 1;
+		size_t		n;
+
+		for (n = 0; n <= 100; n++)
+		{
+			unsigned char raw[100],
+						back[100];
+			char		mine[200],
+						ref[200];
+			size_t		back_len = 0;
+
+			randombytes_buf(raw, n);
+			bb_env_to_text(mine, raw, n);
+			sodium_bin2base64(ref, sizeof(ref), raw, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+			if (strcmp(mine + 5, ref) != 0 || strlen(mine) != bb_env_text_size(n))
+				agree = 0;
+			if (bb_env_from_text(back, sizeof(back), &back_len, mine, strlen(mine)) != BB_ENV_OK ||
+				back_len != n || memcmp(back, raw, n) != 0)
+				roundtrip = 0;
+		}
+		ok(agree, "base64url output equals libsodium's for lengths 0..100");
+		ok(roundtrip, "decode(encode(x)) == x for lengths 0..100");
+	}
+	ok(bb_env_from_text(bin, sizeof(bin), &bin_len, "bbx1:AB", 7) == BB_ENV_BAD_ENCODING,
+	   "non-canonical trailing bits (2 chars) are refused");
+	ok(bb_env_from_text(bin, sizeof(bin), &bin_len, "bbx1:AAB", 8) == BB_ENV_BAD_ENCODING,
+	   "non-canonical trailing bits (3 chars) are refused");
+	ok(bb_env_from_text(bin, sizeof(bin), &bin_len, "bbx1:AAAAA", 10) == BB_ENV_BAD_ENCODING,
+	   "a single trailing character is refused");
+	ok(bb_env_from_text(bin, sizeof(bin), &bin_len, "bbx1:AA==", 9) == BB_ENV_BAD_ENCODING,
+	   "padding is refused");
+	ok(bb_env_from_text(bin, sizeof(bin), &bin_len, "bbx1:", 5) == BB_ENV_OK && bin_len == 0,
+	   "an empty payload decodes to nothing (and fails later as too short)");
 	ok(strcmp(bb_env_status_text(BB_ENV_FORGED), "envelope does not authenticate") == 0,
 	   "status texts carry no data");
 

@@ -29,6 +29,7 @@
 #include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
@@ -39,6 +40,7 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
@@ -133,18 +135,34 @@ load_config(TableConfig *cfg, Relation rel)
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	BrandbosInternalState state;
 	MemoryContext old;
-	Oid			argtype = REGCLASSOID;
-	Datum		arg = ObjectIdGetDatum(RelationGetRelid(rel));
+	Oid			argtype = OIDARRAYOID;
+	Datum		arg;
+	List	   *owners = list_make1_oid(RelationGetRelid(rel));
+	Datum	   *owner_datums;
+	ListCell   *lc;
+	int			nowners = 0;
 	Oid			pk;
 	Relation	index;
 	uint64		i;
 	int			k;
 
+	/*
+	 * A partition is protected through its partitioned ancestors: the trigger
+	 * fires on the leaf, but protect_column registered the root.
+	 */
+	if (rel->rd_rel->relispartition)
+		owners = list_concat(owners, get_partition_ancestors(RelationGetRelid(rel)));
+	owner_datums = palloc(sizeof(Datum) * list_length(owners));
+	foreach(lc, owners)
+		owner_datums[nowners++] = ObjectIdGetDatum(lfirst_oid(lc));
+	arg = PointerGetDatum(construct_array(owner_datums, nowners, OIDOID,
+										  sizeof(Oid), true, TYPALIGN_INT));
+
 	brandbos_internal_begin(&state, brandbos_extension_owner());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT column_id, column_name FROM brandbos.column_registry "
-							  "WHERE table_oid = $1 ORDER BY column_name",
+							  "WHERE table_oid::pg_catalog.oid = ANY ($1) ORDER BY column_name",
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read brandbos.column_registry");
 

@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(87);
+SELECT plan(90);
 
 CREATE TABLE ga4_credentials (
     id            int PRIMARY KEY,
@@ -225,11 +225,28 @@ SELECT lives_ok($$SELECT brandbos.unprotect_column('ga4_credentials', 'token_blo
 SELECT hasnt_trigger('ga4_credentials', 'zz_brandbos_protect', 'the trigger is gone with the last column');
 SELECT hasnt_view('ga4_credentials_decrypted', 'the views are gone with the last column');
 
+-- partitioned tables: the trigger fires on the partitions, which are
+-- protected through their root
+CREATE TABLE tokens_by_tenant (tenant text, id int, token text, PRIMARY KEY (tenant, id))
+    PARTITION BY LIST (tenant);
+CREATE TABLE tokens_t1 PARTITION OF tokens_by_tenant FOR VALUES IN ('t1');
+INSERT INTO tokens_by_tenant VALUES ('t1', 1, 'before-protect');
+SELECT brandbos.protect_column('tokens_by_tenant', 'token');
+CREATE TABLE tokens_t2 PARTITION OF tokens_by_tenant FOR VALUES IN ('t2');
+INSERT INTO tokens_by_tenant VALUES ('t1', 2, 'part-one'), ('t2', 1, 'part-two');
+SELECT is((SELECT count(*)::int FROM tokens_by_tenant WHERE token LIKE 'bbx1:%'), 3,
+          'rows of every partition are sealed, including one created after protect_column');
+SELECT is((SELECT string_agg(token, ',' ORDER BY tenant, id) FROM tokens_by_tenant_decrypted),
+          'before-protect,part-one,part-two', 'and decrypt through the root''s view');
+SELECT throws_ok($$INSERT INTO tokens_t2 SELECT 't2', 2, token FROM tokens_t1 WHERE id = 1$$, 'XX001', NULL,
+                 'an envelope moved between partitions is rejected');
+
 -- dropping a table cleans the registry
+CREATE TEMP TABLE legacy_oid AS SELECT 'legacy'::regclass::oid AS oid;
 SET LOCAL client_min_messages = warning;
 DROP TABLE legacy CASCADE;
 RESET client_min_messages;
-SELECT is((SELECT count(*)::int FROM brandbos.column_registry WHERE column_name = 'token'), 0,
+SELECT is((SELECT count(*)::int FROM brandbos.column_registry WHERE table_oid::oid = (SELECT oid FROM legacy_oid)), 0,
           'DROP TABLE removes its registry rows');
 
 SELECT * FROM finish();

@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# test/run.sh — the `make test` driver.  `make test` installs dependencies, builds and
+# installs the extension, then runs this script; it can also be run by hand after
+# `make install`.
+#
+# Steps, in order:
+#   regress    pg_regress (REGRESS in the Makefile, via `make installcheck`) on both clusters
+#   pgtap      pg_prove on every test/pgtap/*.sql, in database `tap`, on both clusters
+#   unit       `make -C test/unit check` (TAP output), when test/unit/Makefile exists
+#   scenarios  every executable test/scenarios/*.sh, each in its own throwaway clusters,
+#              with a time limit; output in $BB_WORK/logs/<name>.log
+# regress and pgtap run against two clusters made here: regress_preload (with
+# shared_preload_libraries = 'brandbos') and regress_plain (without).
+#
+# Environment:
+#   BB_ONLY=regress|pgtap|unit|scenarios  run only these steps (comma or space separated)
+#   BB_PORT_PRELOAD / BB_PORT_PLAIN       ports of the two clusters (55432 / 55433)
+#   BB_SCENARIO_TIMEOUT                   seconds per scenario (600)
+#   BB_KEEP=1                             keep the two clusters running afterwards
+#   BB_WORK                               scratch tree (default tmp_check/, see test/lib/cluster.sh)
+#
+# The last line of output is always "N passed, M failed", counting pg_regress tests (per
+# cluster), pgTAP assertions (per cluster), unit-test assertions and scenarios (one each).
+# Exit status is non-zero when anything failed or when no test ran at all.
+
+set -uo pipefail        # no -e: a failing step is counted and the run goes on
+
+# shellcheck source-path=SCRIPTDIR source=lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+cd "$BB_ROOT" || exit 1
+export LC_ALL=C          # stable sort order and untranslated tool output to parse
+
+PORT_PRELOAD=${BB_PORT_PRELOAD:-55432}
+PORT_PLAIN=${BB_PORT_PLAIN:-55433}
+SCENARIO_TIMEOUT=${BB_SCENARIO_TIMEOUT:-600}
+LOGS=$BB_WORK/logs
+
+PASSED=0
+FAILED=0
+STEPS=()                 # which steps to run
+CLUSTERS=()              # clusters this script created (stopped and removed on exit)
+READY=()                 # ... of which these started
+
+# ---- helpers --------------------------------------------------------------------------------
+
+section() { printf '\n==== %s ====\n' "$*"; }
+pass() { PASSED=$((PASSED + $1)); }
+fail() { FAILED=$((FAILED + $1)); }
+want() { [[ " ${STEPS[*]} " == *" $1 "* ]]; }
+count() { local n; n=$(grep -cE "$1" "$2" 2>/dev/null) || true; echo "${n:-0}"; }
+
+# Count TAP results of a log: sets T_OK, T_FAIL (not-ok without TODO, plus planned tests
+# that never ran) and T_RUN.  Only unindented "ok N"/"not ok N" lines count (subtests are
+# indented; prove's own trailing "ok" has no number).
+tap_count() {
+	local log=$1 ok notok todo planned
+	ok=$(count '^ok [0-9]+' "$log")
+	notok=$(count '^not ok [0-9]+' "$log")
+	todo=$(grep -E '^not ok [0-9]+' "$log" 2>/dev/null | grep -ciE '#[[:space:]]*todo') || true
+	planned=$(grep -oE '^1\.\.[0-9]+' "$log" 2>/dev/null | cut -c4- | awk '{s += $1} END {print s + 0}')
+	T_RUN=$((ok + notok))
+	T_OK=$((ok + ${todo:-0}))
+	T_FAIL=$((notok - ${todo:-0}))
+	if (( planned > T_RUN )); then
+		T_FAIL=$((T_FAIL + planned - T_RUN))
+	fi
+}
+
+# Our clusters' server logs are kept in $LOGS; the clusters themselves are removed.
+cleanup_clusters() {
+	local c
+	for c in "${CLUSTERS[@]}"; do
+		cp "$(bb_logfile "$c")" "$LOGS/$c.server.log" 2>/dev/null || true
+		if [[ ${BB_KEEP:-0} == 1 ]]; then
+			continue
+		fi
+		bb_cluster_destroy "$c" >>"$LOGS/cleanup.log" 2>&1 || true
+	done
+	if [[ ${BB_KEEP:-0} != 1 ]]; then
+		CLUSTERS=()
+	fi
+}
+# (fd 9 is the real stderr: a trap may fire inside a call whose output is redirected)
+exec 9>&2
+trap cleanup_clusters EXIT
+trap 'echo "run.sh: interrupted; removing the clusters" >&9; exit 130' INT TERM
+
+# Stop clusters that a scenario left running (after a timeout, say); data stays for a look.
+stop_leftover_clusters() {
+	local d name
+	for d in "$BB_WORK"/clusters/*/; do
+		[[ -d $d ]] || continue
+		name=$(basename "$d")
+		if [[ " ${CLUSTERS[*]} " == *" $name "* ]]; then
+			continue
+		fi
+		if bb_cluster_running "$name"; then
+			echo "  (stopping cluster '$name' left running by the scenario)"
+			bb_cluster_stop "$name" immediate >/dev/null 2>&1 || bb_cluster_kill9 "$name" >/dev/null 2>&1 || true
+		fi
+	done
+}
+
+# ---- which steps ----------------------------------------------------------------------------
+
+if [[ -n ${BB_ONLY:-} ]]; then
+	for s in ${BB_ONLY//,/ }; do
+		case $s in
+			regress|pgtap|unit|scenarios) STEPS+=("$s") ;;
+			*) echo "run.sh: unknown step '$s' in BB_ONLY (regress, pgtap, unit, scenarios)" >&2
+			   echo "0 passed, 1 failed"; exit 2 ;;
+		esac
+	done
+else
+	STEPS=(regress pgtap unit scenarios)
+fi
+
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+START=$SECONDS
+echo "brandbos tests: steps ${STEPS[*]}; logs in ${LOGS#"$BB_ROOT"/}"
+
+if [[ ! -e $("$PGBIN/pg_config" --sharedir 2>/dev/null)/extension/brandbos.control ]]; then
+	echo "warning: brandbos is not installed for $PGBIN; run 'make install' (make test does)" >&2
+fi
+
+# ---- the two shared clusters ----------------------------------------------------------------
+
+if want regress || want pgtap; then
+	section "clusters"
+	for spec in "regress_preload $PORT_PRELOAD yes" "regress_plain $PORT_PLAIN no"; do
+		read -r name port preload <<<"$spec"
+		CLUSTERS+=("$name")
+		if bb_cluster_create "$name" "$port" "$preload" && bb_cluster_start "$name"; then
+			READY+=("$name")
+			echo "  $name: port $port, shared_preload_libraries $( [[ $preload == yes ]] && echo brandbos || echo none)"
+		else
+			echo "  FAIL $name: could not be set up (its regress and pgtap steps are skipped)"
+			fail 1
+		fi
+	done
+fi
+
+# ---- pg_regress -----------------------------------------------------------------------------
+
+run_regress() {
+	local c=$1 port sock log rc ok bad total
+	port=$(bb_port "$c"); sock=$(bb_sockdir "$c")
+	log=$LOGS/regress_$c.log
+	section "pg_regress on $c"
+	PGHOST=$sock PGPORT=$port PGUSER=postgres \
+		make -C "$BB_ROOT" --no-print-directory installcheck \
+		PGHOST="$sock" PGPORT="$port" PGUSER=postgres >"$log" 2>&1 </dev/null
+	rc=$?
+	# PG15 prints "test name ... ok|FAILED"; newer versions print TAP "ok N - name".
+	ok=$(count '\.\.\. +ok|^ok [0-9]+ ' "$log")
+	bad=$(count '\.\.\. +FAILED|^not ok [0-9]+ ' "$log")
+	grep -E '\.\.\. |^(not )?ok [0-9]+ ' "$log" | sed 's/^/  /'
+	if (( rc != 0 && bad == 0 )); then
+		bad=1
+		echo "  FAIL make installcheck exited $rc without a failed test; its output:"
+		tail -n 40 "$log" | sed 's/^/    /'
+	elif (( rc == 0 && ok == 0 )); then
+		bad=1
+		echo "  FAIL no pg_regress result found in $log"
+	fi
+	if (( bad > 0 )) && [[ -f $BB_ROOT/regression.diffs ]]; then
+		cp "$BB_ROOT/regression.diffs" "$LOGS/regress_$c.diffs"
+		echo "  ---- regression.diffs (first 200 lines; all in ${LOGS#"$BB_ROOT"/}/regress_$c.diffs) ----"
+		head -n 200 "$BB_ROOT/regression.diffs"
+	fi
+	total=$((ok + bad))
+	echo "  $c: $ok of $total pg_regress tests passed"
+	pass "$ok"; fail "$bad"
+}
+
+if want regress; then
+	# shellcheck disable=SC2016   # $(REGRESS) is for make, not the shell
+	regress_tests=$(make -s -C "$BB_ROOT" --no-print-directory -f Makefile -f - bb-print-regress \
+		<<<'bb-print-regress: ; @echo "$(REGRESS)"' 2>/dev/null) || regress_tests=
+	if [[ -z ${regress_tests// /} ]]; then
+		section "pg_regress"
+		echo "  REGRESS is empty in the Makefile: nothing to run"
+	else
+		for c in "${READY[@]}"; do run_regress "$c"; done
+	fi
+fi
+
+# ---- pgTAP ----------------------------------------------------------------------------------
+
+run_pgtap() {
+	local c=$1 port sock f base log rc ok=0 bad=0
+	port=$(bb_port "$c"); sock=$(bb_sockdir "$c")
+	section "pgTAP on $c"
+	if ! { bb_psql "$c" -c 'DROP DATABASE IF EXISTS tap' -c 'CREATE DATABASE tap' &&
+			BB_DB=tap bb_psql "$c" -c 'CREATE EXTENSION IF NOT EXISTS pgtap'; } >"$LOGS/pgtap_${c}_setup.log" 2>&1; then
+		echo "  FAIL could not create database tap with pgtap:"
+		sed 's/^/    /' "$LOGS/pgtap_${c}_setup.log"
+		fail 1
+		return
+	fi
+	for f in "${PGTAP_FILES[@]}"; do
+		base=$(basename "$f" .sql)
+		log=$LOGS/pgtap_${c}_$base.log
+		pg_prove --verbose --ext .sql --psql-bin "$PGBIN/psql" \
+			-h "$sock" -p "$port" -U postgres -d tap "$f" >"$log" 2>&1 </dev/null
+		rc=$?
+		tap_count "$log"
+		if (( rc != 0 && T_FAIL == 0 )); then
+			T_FAIL=1          # died without a counted failure (bad plan, SQL error, ...)
+		fi
+		if (( T_FAIL == 0 && T_RUN == 0 )); then
+			T_FAIL=1
+			echo "  FAIL $base: no TAP output"
+		fi
+		if (( T_FAIL == 0 )); then
+			echo "  ok   $base ($T_OK tests)"
+		else
+			echo "  FAIL $base: $T_OK passed, $T_FAIL failed (log: ${log#"$BB_ROOT"/})"
+			grep -E '^not ok|^#|ERROR|FATAL|psql:|Parse errors|planned|Bad plan|Wstat' "$log" \
+				| head -n 80 | sed 's/^/    /'
+		fi
+		ok=$((ok + T_OK)); bad=$((bad + T_FAIL))
+	done
+	echo "  $c: $ok pgTAP assertions passed, $bad failed"
+	pass "$ok"; fail "$bad"
+}
+
+if want pgtap; then
+	mapfile -t PGTAP_FILES < <(find "$BB_ROOT/test/pgtap" -maxdepth 1 -name '*.sql' 2>/dev/null | sort)
+	if (( ${#PGTAP_FILES[@]} == 0 )); then
+		section "pgTAP"
+		echo "  no test/pgtap/*.sql files"
+	elif ! command -v pg_prove >/dev/null; then
+		section "pgTAP"
+		echo "  FAIL pg_prove not found (run test/deps.sh)"
+		fail 1
+	else
+		for c in "${READY[@]}"; do run_pgtap "$c"; done
+	fi
+fi
+
+# The shared clusters are not needed any more: free the memory and CPU for the scenarios.
+cleanup_clusters
+
+# ---- unit tests -----------------------------------------------------------------------------
+
+if want unit && [[ -f $BB_ROOT/test/unit/Makefile ]]; then
+	section "unit tests (test/unit)"
+	log=$LOGS/unit.log
+	make -C "$BB_ROOT/test/unit" --no-print-directory check >"$log" 2>&1 </dev/null
+	rc=$?
+	tap_count "$log"
+	if (( rc != 0 && T_FAIL == 0 )); then
+		T_FAIL=1
+	fi
+	if (( T_RUN == 0 && T_FAIL == 0 )); then
+		T_OK=1                # no TAP output: the step itself counts as one test
+	fi
+	if (( T_FAIL == 0 )); then
+		echo "  ok   $T_OK unit tests passed"
+	else
+		echo "  FAIL $T_OK passed, $T_FAIL failed (exit $rc); log ${log#"$BB_ROOT"/}:"
+		grep -E '^not ok|^#|error|Error' "$log" | head -n 60 | sed 's/^/    /'
+		tail -n 20 "$log" | sed 's/^/    | /'
+	fi
+	pass "$T_OK"; fail "$T_FAIL"
+fi
+
+# ---- scenarios ------------------------------------------------------------------------------
+
+if want scenarios; then
+	section "scenarios (test/scenarios, ${SCENARIO_TIMEOUT}s each)"
+	mapfile -t SCENARIOS < <(find "$BB_ROOT/test/scenarios" -maxdepth 1 -name '*.sh' 2>/dev/null | sort)
+	if (( ${#SCENARIOS[@]} == 0 )); then
+		echo "  no test/scenarios/*.sh scripts"
+	fi
+	for s in "${SCENARIOS[@]}"; do
+		name=$(basename "$s" .sh)
+		if [[ ! -x $s ]]; then
+			echo "  skip $name: not executable (chmod +x it)"
+			continue
+		fi
+		log=$LOGS/$name.log
+		t0=$SECONDS
+		timeout -k 15 "$SCENARIO_TIMEOUT" "$s" >"$log" 2>&1 </dev/null
+		rc=$?
+		dt=$((SECONDS - t0))
+		if (( rc == 0 )); then
+			echo "  PASS $name (${dt}s)"
+			pass 1
+		else
+			why="exit $rc"
+			if (( rc == 124 || rc == 137 )); then why="timed out after ${SCENARIO_TIMEOUT}s"; fi
+			echo "  FAIL $name ($why, ${dt}s); last 100 lines of ${log#"$BB_ROOT"/}:"
+			tail -n 100 "$log" | sed 's/^/    | /'
+			fail 1
+		fi
+		stop_leftover_clusters
+	done
+fi
+
+# ---- summary --------------------------------------------------------------------------------
+
+section "summary ($((SECONDS - START))s)"
+if (( PASSED + FAILED == 0 )); then
+	echo "no test ran"
+fi
+echo "$PASSED passed, $FAILED failed"
+if (( FAILED > 0 || PASSED == 0 )); then
+	exit 1
+fi
+exit 0

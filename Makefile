@@ -17,7 +17,12 @@ OBJS        = src/brandbos.o \
               src/cipher_sql.o \
               src/protect.o \
               src/passwords.o \
-              src/api_keys.o
+              src/api_keys.o \
+              src/merkle.o \
+              src/audit_leaf.o \
+              src/audit_writer.o \
+              src/audit_sealer.o \
+              src/audit_verify.o
 DATA        = sql/brandbos--0.1.0.sql
 REGRESS     = envelope_format
 REGRESS_OPTS = --load-extension=brandbos
@@ -35,6 +40,7 @@ ifeq ($(BRANDBOS_WERROR),1)
 PG_CFLAGS  += -Werror
 endif
 SHLIB_LINK  = $(SODIUM_LIBS)
+EXTRA_CLEAN = results regression.diffs regression.out tmp_check
 
 ifneq ($(PGXS),)
 include $(PGXS)
@@ -52,6 +58,9 @@ test: deps
 demo: deps
 	@$(MAKE) --no-print-directory all install >/dev/null
 	@./test/demo/demo.sh
+
+unit:
+	@$(MAKE) --no-print-directory -C test/unit check
 
 bench: deps
 	@$(MAKE) --no-print-directory all install >/dev/null

@@ -210,11 +210,171 @@ CREATE FUNCTION brandbos.verify_api_key(api_key text, key_hash bytea) RETURNS bo
 	AS 'MODULE_PATHNAME', 'brandbos_verify_api_key'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+
+-- ---------------------------------------------------------------------------
+-- Immutable audit log (SPEC section 3)
+-- ---------------------------------------------------------------------------
+CREATE SEQUENCE brandbos.audit_log_id_seq;
+SELECT pg_catalog.pg_extension_config_dump('brandbos.audit_log_id_seq', '');
+
+-- brandbos.audit_entries holds the rows; each is hashed (leaf_hash) by the
+-- transaction that writes it and never updated afterwards (only a GDPR
+-- redaction may clear its payload columns).  The sealer later gathers
+-- committed rows into signed blocks of consecutive ids; brandbos.audit_log
+-- shows every row with the block that seals it.
+CREATE TABLE brandbos.audit_entries (
+	id				bigint PRIMARY KEY,
+	occurred_at		timestamptz NOT NULL,
+	txid			xid8 NOT NULL,
+	tenant_id		text,
+	user_id			text,
+	db_user			name NOT NULL,
+	action			text NOT NULL,
+	resource_type	text NOT NULL,
+	resource_id		text,
+	details			jsonb,
+	ip_address		inet,
+	user_agent		text,
+	payload_hash	bytea NOT NULL,
+	leaf_hash		bytea NOT NULL
+);
+COMMENT ON TABLE brandbos.audit_entries IS
+	'append-only audit rows, hashed when written; read them through brandbos.audit_log';
+SELECT pg_catalog.pg_extension_config_dump('brandbos.audit_entries', '');
+
+-- Blocks cover consecutive id ranges [first_id, last_id]; missing_ids lists
+-- the ids of the range that no committed row holds (rolled-back writers).
+CREATE TABLE brandbos.audit_blocks (
+	block_id	bigint PRIMARY KEY,
+	prev_hash	bytea NOT NULL,
+	root_hash	bytea NOT NULL,
+	first_id	bigint NOT NULL,
+	last_id		bigint NOT NULL,
+	row_count	bigint NOT NULL,
+	missing_ids	bigint[] NOT NULL,
+	sealed_at	timestamptz NOT NULL,
+	block_hash	bytea NOT NULL,
+	signature	bytea NOT NULL,
+	public_key	bytea NOT NULL
+);
+CREATE UNIQUE INDEX audit_blocks_last_id ON brandbos.audit_blocks (last_id);
+COMMENT ON TABLE brandbos.audit_blocks IS
+	'sealed audit blocks: Merkle root of their rows, chained by hash and signed with Ed25519';
+SELECT pg_catalog.pg_extension_config_dump('brandbos.audit_blocks', '');
+
+CREATE VIEW brandbos.audit_log AS
+	SELECT e.id, e.occurred_at, e.txid, e.tenant_id, e.user_id, e.db_user, e.action,
+		   e.resource_type, e.resource_id, e.details, e.ip_address, e.user_agent,
+		   e.leaf_hash, b.block_id
+	  FROM brandbos.audit_entries e
+	  LEFT JOIN LATERAL (SELECT bl.block_id FROM brandbos.audit_blocks bl
+						  WHERE bl.last_id OPERATOR(pg_catalog.>=) e.id
+						  ORDER BY bl.last_id LIMIT 1) b ON true;
+COMMENT ON VIEW brandbos.audit_log IS
+	'the audit log: every row with the block that seals it (NULL until sealed)';
+
+-- Redactions (GDPR) and prunes, each itself logged in the audit log.
+CREATE TABLE brandbos.audit_redactions (
+	audit_id	bigint PRIMARY KEY,
+	reason		text NOT NULL,
+	redacted_at	timestamptz NOT NULL,
+	redacted_by	name NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('brandbos.audit_redactions', '');
+
+CREATE TABLE brandbos.audit_prunes (
+	block_id	bigint PRIMARY KEY,
+	pruned_at	timestamptz NOT NULL,
+	pruned_by	name NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('brandbos.audit_prunes', '');
+
+-- The sealer's horizon: ids up to horizon_id are final once every
+-- transaction whose xid is in waiting_for has ended.
+CREATE TABLE brandbos.audit_seal_state (
+	singleton	boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+	horizon_id	bigint NOT NULL,
+	waiting_for	bigint[] NOT NULL
+);
+
+CREATE FUNCTION brandbos.audit_append_only() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'brandbos_audit_append_only'
+	LANGUAGE C;
+
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON brandbos.audit_entries
+	FOR EACH ROW EXECUTE FUNCTION brandbos.audit_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON brandbos.audit_entries
+	FOR EACH STATEMENT EXECUTE FUNCTION brandbos.audit_append_only();
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON brandbos.audit_blocks
+	FOR EACH ROW EXECUTE FUNCTION brandbos.audit_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON brandbos.audit_blocks
+	FOR EACH STATEMENT EXECUTE FUNCTION brandbos.audit_append_only();
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON brandbos.audit_redactions
+	FOR EACH ROW EXECUTE FUNCTION brandbos.audit_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON brandbos.audit_redactions
+	FOR EACH STATEMENT EXECUTE FUNCTION brandbos.audit_append_only();
+CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON brandbos.audit_prunes
+	FOR EACH ROW EXECUTE FUNCTION brandbos.audit_append_only();
+CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON brandbos.audit_prunes
+	FOR EACH STATEMENT EXECUTE FUNCTION brandbos.audit_append_only();
+-- fire even under session_replication_role = replica
+ALTER TABLE brandbos.audit_entries ENABLE ALWAYS TRIGGER append_only;
+ALTER TABLE brandbos.audit_entries ENABLE ALWAYS TRIGGER append_only_truncate;
+ALTER TABLE brandbos.audit_blocks ENABLE ALWAYS TRIGGER append_only;
+ALTER TABLE brandbos.audit_blocks ENABLE ALWAYS TRIGGER append_only_truncate;
+ALTER TABLE brandbos.audit_redactions ENABLE ALWAYS TRIGGER append_only;
+ALTER TABLE brandbos.audit_redactions ENABLE ALWAYS TRIGGER append_only_truncate;
+ALTER TABLE brandbos.audit_prunes ENABLE ALWAYS TRIGGER append_only;
+ALTER TABLE brandbos.audit_prunes ENABLE ALWAYS TRIGGER append_only_truncate;
+
+CREATE FUNCTION brandbos.log_event(action text, resource_type text, resource_id text DEFAULT NULL,
+								   details jsonb DEFAULT NULL) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'brandbos_log_event'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.audit_trigger() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'brandbos_audit_trigger'
+	LANGUAGE C;
+
+CREATE FUNCTION brandbos.enable_audit(tbl regclass) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_enable_audit'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.disable_audit(tbl regclass) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_disable_audit'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.seal_audit() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'brandbos_seal_audit'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.verify_audit(from_block bigint DEFAULT NULL)
+	RETURNS TABLE (block_id bigint, audit_id bigint, problem text, detail text)
+	AS 'MODULE_PATHNAME', 'brandbos_verify_audit'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.audit_digest() RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'brandbos_audit_digest'
+	LANGUAGE C STABLE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.verify_audit_digest(digest jsonb) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'brandbos_verify_audit_digest'
+	LANGUAGE C STABLE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.redact_audit(id bigint, reason text) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_redact_audit'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.prune_audit(before timestamptz) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'brandbos_prune_audit'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 -- ---------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC unless granted here, on purpose.
 -- ---------------------------------------------------------------------------
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA brandbos FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA brandbos FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA brandbos FROM PUBLIC;
 
 -- anyone may ask whether the server holds a root key
 GRANT EXECUTE ON FUNCTION brandbos.root_key_loaded() TO PUBLIC;
@@ -253,3 +413,20 @@ GRANT EXECUTE ON FUNCTION brandbos.hash_password(text),
 						  brandbos.password_needs_rehash(text),
 						  brandbos.generate_api_key(text),
 						  brandbos.verify_api_key(text, bytea) TO PUBLIC;
+
+-- audit: anyone may write events (they are attributed to the caller and can
+-- never be changed); auditors read and verify; redaction and pruning are the
+-- extension owner's (superusers) or an auditor's decision
+GRANT EXECUTE ON FUNCTION brandbos.log_event(text, text, text, jsonb),
+						  brandbos.audit_trigger(),
+						  brandbos.audit_append_only() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION brandbos.enable_audit(regclass),
+						  brandbos.disable_audit(regclass) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION brandbos.seal_audit(),
+						  brandbos.verify_audit(bigint),
+						  brandbos.audit_digest(),
+						  brandbos.verify_audit_digest(jsonb),
+						  brandbos.redact_audit(bigint, text),
+						  brandbos.prune_audit(timestamptz) TO brandbos_auditor;
+GRANT SELECT ON brandbos.audit_log, brandbos.audit_entries, brandbos.audit_blocks,
+				brandbos.audit_redactions, brandbos.audit_prunes TO brandbos_auditor;

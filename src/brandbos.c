@@ -34,6 +34,7 @@ _PG_init(void)
 
 	brandbos_keys_init();
 	brandbos_passwords_init();
+	brandbos_sealer_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("brandbos");

@@ -13,6 +13,10 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "lib/stringinfo.h"
+#include "nodes/bitmapset.h"
+#include "utils/inet.h"
+#include "utils/jsonb.h"
+#include "utils/relcache.h"
 
 #define BRANDBOS_SCHEMA				"brandbos"
 #define BRANDBOS_DATA_KEY_BYTES		32
@@ -78,6 +82,12 @@ extern uint32 brandbos_active_key_version(void);
  */
 extern const unsigned char *brandbos_data_key(uint32 version);
 
+/*
+ * Ed25519 key pair of the audit chain, derived from the root key (pk 32
+ * bytes, sk 64 bytes; wipe sk after use).  Raises 55000 without a root key.
+ */
+extern void brandbos_audit_signing_keypair(unsigned char *pk, unsigned char *sk);
+
 /* ---- associated_data.c: what binds a value to its place --------------- */
 
 /*
@@ -142,6 +152,66 @@ extern bool brandbos_looks_like_envelope(Datum value, bool as_text);
 
 /* key version recorded in an envelope datum; raises 22P03 if malformed */
 extern uint32 brandbos_envelope_version_of(Datum value, bool as_text);
+
+/* ---- audit_leaf.c: canonical audit rows ------------------------------ */
+
+/* the columns of an audit row that its leaf hash commits to */
+typedef struct BrandbosAuditRow
+{
+	int64		id;
+	int64		occurred_at;	/* TimestampTz */
+	uint64		txid;
+	const char *tenant_id;
+	const char *user_id;
+	const char *db_user;
+	const char *action;
+	const char *resource_type;
+	const char *resource_id;
+	unsigned char payload_hash[32];
+} BrandbosAuditRow;
+
+/* hash of the redactable payload (any argument may be NULL) */
+extern void brandbos_audit_payload_hash(Jsonb *details, inet *ip,
+										text *user_agent,
+										unsigned char *out);
+
+/* leaf hash of a row */
+extern void brandbos_audit_leaf_hash(const BrandbosAuditRow *row,
+									 unsigned char *out);
+
+/* ---- audit_writer.c --------------------------------------------------- */
+
+/*
+ * Append one row to brandbos.audit_log in the current transaction and
+ * return its id.  Actor fields come from the request context when one is
+ * set; the database role is always recorded.
+ */
+extern int64 brandbos_audit_append(const char *action, const char *resource_type,
+								   const char *resource_id, Jsonb *details);
+
+/*
+ * Set only while redact_audit clears a payload / prune_audit deletes sealed
+ * rows; the append-only trigger allows exactly those changes then.
+ */
+extern bool brandbos_audit_maintenance;
+extern bool brandbos_audit_pruning;
+
+/* ---- audit_sealer.c --------------------------------------------------- */
+
+/* seal what is final; returns the new block id or 0, *rows the rows sealed */
+extern int64 brandbos_seal_pending(int64 *rows);
+
+/* settings of the sealer, and its background worker when preloaded */
+extern void brandbos_sealer_init(void);
+
+/* ---- protect.c: table facts shared with the audit trigger ------------- */
+
+/*
+ * Primary-key columns and protected columns of a table, from the cache the
+ * protect trigger keeps.  Raises 55000 when the table has no primary key.
+ */
+extern void brandbos_table_shape(Relation rel, int *nkeys, AttrNumber **key_attnums,
+								 Bitmapset **protected_attnums);
 
 /* ---- passwords.c --------------------------------------------------- */
 

@@ -949,6 +949,24 @@ brandbos_rewrap_keys(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(rewrapped);
 }
 
+/*
+ * The audit log's Ed25519 key pair, derived from the root key: the seed is
+ * a keyed BLAKE2b of a fixed label.  sk (64 bytes) should be wiped by the
+ * caller; pk is 32 bytes.
+ */
+void
+brandbos_audit_signing_keypair(unsigned char *pk, unsigned char *sk)
+{
+	unsigned char seed[crypto_sign_SEEDBYTES];
+	static const char label[] = "brandbos audit signing key v1";
+
+	require_root_key();
+	crypto_generichash(seed, sizeof(seed), (const unsigned char *) label,
+					   sizeof(label) - 1, root_key, ROOT_KEY_BYTES);
+	crypto_sign_seed_keypair(pk, sk, seed);
+	sodium_memzero(seed, sizeof(seed));
+}
+
 /* ---------------------------------------------------------------------
  * Settings and callbacks
  * --------------------------------------------------------------------- */

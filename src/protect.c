@@ -213,9 +213,9 @@ load_config(TableConfig *cfg, Relation rel)
 	if (!OidIsValid(pk))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" has protected columns but no primary key",
-						RelationGetRelationName(rel)),
-				 errhint("Envelopes are bound to the primary key; add it back.")));
+				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
+				 errdetail("brandbos binds protected values and audit entries to the primary key."),
+				 errhint("Add a primary key to the table.")));
 	index = index_open(pk, AccessShareLock);
 	old = MemoryContextSwitchTo(cfg->mcxt);
 	cfg->nkeys = index->rd_index->indnkeyatts;
@@ -258,6 +258,21 @@ get_table_config(Relation rel)
 	/* an invalidation that arrived while loading makes the next call reload */
 	cfg->valid = (generation == config_generation);
 	return cfg;
+}
+
+void
+brandbos_table_shape(Relation rel, int *nkeys, AttrNumber **key_attnums,
+					 Bitmapset **protected_attnums)
+{
+	TableConfig *cfg = get_table_config(rel);
+	Bitmapset  *protected = NULL;
+	int			c;
+
+	for (c = 0; c < cfg->ncolumns; c++)
+		protected = bms_add_member(protected, cfg->columns[c].attnum);
+	*nkeys = cfg->nkeys;
+	*key_attnums = cfg->key_attnums;
+	*protected_attnums = protected;
 }
 
 /* ---------------------------------------------------------------------

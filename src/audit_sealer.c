@@ -1,0 +1,440 @@
+/*
+ * audit_sealer.c — sealing committed audit rows into signed, chained blocks.
+ *
+ * A block covers the consecutive ids (previous block's last_id, horizon].
+ * The horizon must be final: no transaction may still commit a row with an
+ * id at or below it.  Writers take their xid before their id (see
+ * audit_writer.c), so after reading the sequence's last value h, a fresh
+ * snapshot lists every transaction that may still hold an id <= h.  If none
+ * is running (other than our own), h is final now.  Otherwise h and that
+ * list are saved in brandbos.audit_seal_state and become final once all of
+ * them have ended; until then the previous saved horizon, if final, is used.
+ * Ids of the range that no visible row holds belong to rolled-back writers;
+ * they are recorded in the block (missing_ids), so they never look like
+ * deletions.
+ *
+ * Concurrency: sealers serialise on a SHARE ROW EXCLUSIVE lock of
+ * brandbos.audit_blocks; writers never touch that table, so they never wait.
+ *
+ * With the library preloaded, a background worker seals every
+ * brandbos.audit_seal_interval in the database brandbos.audit_database.
+ */
+#include "brandbos.h"
+#include "merkle.h"
+
+#include <sodium.h>
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/procarray.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+static int	audit_seal_interval_ms = 1000;
+static char *audit_database = NULL;
+
+static void
+run_sql(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "internal audit statement failed (%d): %s", rc, sql);
+}
+
+static int64
+spi_int8(int row, int col, bool *isnull)
+{
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/* the highest audit id handed out so far (0 when none) */
+static int64
+highest_issued_id(void)
+{
+	bool		isnull;
+	int64		last;
+	bool		is_called;
+
+	run_sql("SELECT last_value, is_called FROM brandbos.audit_log_id_seq", 0, NULL, NULL, NULL,
+			SPI_OK_SELECT);
+	last = spi_int8(0, 1, &isnull);
+	is_called = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	return is_called ? last : last - 1;
+}
+
+/* xids that a fresh snapshot sees running, except our own */
+static List *
+running_xids(void)
+{
+	Snapshot	snap = GetLatestSnapshot();
+	TransactionId own = GetTopTransactionIdIfAny();
+	List	   *result = NIL;
+	uint32		i;
+
+	for (i = 0; i < snap->xcnt; i++)
+		if (!TransactionIdEquals(snap->xip[i], own))
+			result = lappend(result, (void *) (uintptr_t) snap->xip[i]);
+	return result;
+}
+
+static bool
+all_ended(Datum xid_array)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(xid_array);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+
+	deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (TransactionIdIsInProgress((TransactionId) DatumGetInt64(elems[i])))
+			return false;
+	return true;
+}
+
+static void
+save_horizon(int64 horizon, List *running)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(running), 1));
+	ListCell   *lc;
+	int			n = 0;
+	Oid			types[2] = {INT8OID, INT8ARRAYOID};
+	Datum		values[2];
+
+	foreach(lc, running)
+		elems[n++] = Int64GetDatum((int64) (uintptr_t) lfirst(lc));
+	values[0] = Int64GetDatum(horizon);
+	values[1] = PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	run_sql("INSERT INTO brandbos.audit_seal_state (horizon_id, waiting_for) VALUES ($1, $2) "
+			"ON CONFLICT (singleton) DO UPDATE SET horizon_id = EXCLUDED.horizon_id, "
+			"waiting_for = EXCLUDED.waiting_for", 2, types, values, NULL, SPI_OK_INSERT);
+}
+
+static bytea *
+bytes_datum(const unsigned char *data, size_t len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), data, len);
+	return b;
+}
+
+/*
+ * Seal what is final.  Returns the new block id, or 0 when nothing was
+ * sealed; *rows gets the number of rows sealed.
+ */
+int64
+brandbos_seal_pending(int64 *rows)
+{
+	BrandbosInternalState state;
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+	unsigned char sk[crypto_sign_SECRETKEYBYTES];
+	unsigned char signature[crypto_sign_BYTES];
+	unsigned char block_hash[BB_HASH_BYTES];
+	bb_block_header header;
+	int64		issued,
+				horizon,
+				last_sealed = 0,
+				last_block = 0;
+	List	   *running;
+	bool		isnull;
+	uint64		n,
+				i;
+	unsigned char *leaves,
+			   *scratch;
+	int64	   *missing;
+	int			nmissing = 0;
+	int64		expect;
+	Datum	   *missing_datums;
+
+	*rows = 0;
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("brandbos.seal_audit() must run in a READ COMMITTED transaction"),
+				 errdetail("An older snapshot could miss rows that committed after it.")));
+
+	brandbos_audit_signing_keypair(pk, sk);
+	memset(&header, 0, sizeof(header));
+
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	run_sql("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, NULL,
+			SPI_OK_UTILITY);
+
+	/* the sequence first, then the snapshot: see the file header */
+	issued = highest_issued_id();
+	running = running_xids();
+
+	run_sql("SELECT block_id, last_id, block_hash FROM brandbos.audit_blocks "
+			"ORDER BY block_id DESC LIMIT 1", 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		bytea	   *h;
+
+		last_block = spi_int8(0, 1, &isnull);
+		last_sealed = spi_int8(0, 2, &isnull);
+		h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		if (VARSIZE_ANY_EXHDR(h) != BB_HASH_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("audit block " INT64_FORMAT " has a malformed hash", last_block),
+					 errhint("Run brandbos.verify_audit().")));
+		memcpy(header.prev_hash, VARDATA_ANY(h), BB_HASH_BYTES);
+	}
+
+	if (running == NIL)
+		horizon = issued;
+	else
+	{
+		horizon = last_sealed;
+		run_sql("SELECT horizon_id, waiting_for FROM brandbos.audit_seal_state", 0, NULL, NULL, NULL,
+				SPI_OK_SELECT);
+		if (SPI_processed > 0)
+		{
+			int64		saved = spi_int8(0, 1, &isnull);
+			Datum		waiting = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+			if (saved > last_sealed && all_ended(waiting))
+				horizon = saved;
+		}
+		save_horizon(issued, running);
+	}
+	if (horizon <= last_sealed)
+	{
+		SPI_finish();
+		brandbos_internal_end(&state);
+		sodium_memzero(sk, sizeof(sk));
+		return 0;
+	}
+
+	/* the rows of the range, in id order */
+	{
+		Oid			types[2] = {INT8OID, INT8OID};
+		Datum		values[2];
+
+		values[0] = Int64GetDatum(last_sealed);
+		values[1] = Int64GetDatum(horizon);
+		run_sql("SELECT id, leaf_hash FROM brandbos.audit_entries "
+				"WHERE id > $1 AND id <= $2 ORDER BY id", 2, types, values, NULL, SPI_OK_SELECT);
+	}
+	n = SPI_processed;
+	if (n == 0)
+	{
+		/* only rolled-back ids: nothing to seal; the next block will cover them */
+		SPI_finish();
+		brandbos_internal_end(&state);
+		sodium_memzero(sk, sizeof(sk));
+		return 0;
+	}
+
+	leaves = palloc(n * BB_HASH_BYTES);
+	scratch = palloc(n * BB_HASH_BYTES);
+	missing = palloc(sizeof(int64) * Max(horizon - last_sealed - (int64) n, 1));
+	expect = last_sealed + 1;
+	for (i = 0; i < n; i++)
+	{
+		int64		id = spi_int8(i, 1, &isnull);
+		bytea	   *leaf = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (isnull || VARSIZE_ANY_EXHDR(leaf) != BB_HASH_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("audit row " INT64_FORMAT " has a malformed leaf hash", id),
+					 errhint("Run brandbos.verify_audit(); the row was altered outside brandbos.")));
+		while (expect < id)
+			missing[nmissing++] = expect++;
+		expect = id + 1;
+		memcpy(leaves + i * BB_HASH_BYTES, VARDATA_ANY(leaf), BB_HASH_BYTES);
+	}
+	while (expect <= horizon)
+		missing[nmissing++] = expect++;
+
+	header.block_id = last_block + 1;
+	bb_merkle_root(header.root_hash, leaves, n, scratch);
+	header.first_id = last_sealed + 1;
+	header.last_id = horizon;
+	header.row_count = (int64) n;
+	bb_ids_hash(header.missing_hash, missing, nmissing);
+	header.sealed_at = GetCurrentTimestamp();
+	bb_block_hash(block_hash, &header);
+	crypto_sign_detached(signature, NULL, block_hash, BB_HASH_BYTES, sk);
+	sodium_memzero(sk, sizeof(sk));
+
+	missing_datums = palloc(sizeof(Datum) * Max(nmissing, 1));
+	for (i = 0; i < (uint64) nmissing; i++)
+		missing_datums[i] = Int64GetDatum(missing[i]);
+	{
+		Oid			types[11] = {INT8OID, BYTEAOID, BYTEAOID, INT8OID, INT8OID, INT8OID,
+		INT8ARRAYOID, TIMESTAMPTZOID, BYTEAOID, BYTEAOID, BYTEAOID};
+		Datum		values[11];
+
+		values[0] = Int64GetDatum(header.block_id);
+		values[1] = PointerGetDatum(bytes_datum(header.prev_hash, BB_HASH_BYTES));
+		values[2] = PointerGetDatum(bytes_datum(header.root_hash, BB_HASH_BYTES));
+		values[3] = Int64GetDatum(header.first_id);
+		values[4] = Int64GetDatum(header.last_id);
+		values[5] = Int64GetDatum(header.row_count);
+		values[6] = PointerGetDatum(construct_array(missing_datums, nmissing, INT8OID, 8,
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		values[7] = TimestampTzGetDatum(header.sealed_at);
+		values[8] = PointerGetDatum(bytes_datum(block_hash, BB_HASH_BYTES));
+		values[9] = PointerGetDatum(bytes_datum(signature, sizeof(signature)));
+		values[10] = PointerGetDatum(bytes_datum(pk, sizeof(pk)));
+		run_sql("INSERT INTO brandbos.audit_blocks (block_id, prev_hash, root_hash, first_id, last_id, "
+				"row_count, missing_ids, sealed_at, block_hash, signature, public_key) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+				11, types, values, NULL, SPI_OK_INSERT);
+	}
+	SPI_finish();
+	brandbos_internal_end(&state);
+	*rows = (int64) n;
+	return header.block_id;
+}
+
+PG_FUNCTION_INFO_V1(brandbos_seal_audit);
+/* SQL: brandbos.seal_audit() returns bigint */
+Datum
+brandbos_seal_audit(PG_FUNCTION_ARGS)
+{
+	int64		rows;
+	int64		block;
+
+	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "seal the brandbos audit log");
+	block = brandbos_seal_pending(&rows);
+	if (block == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(block);
+}
+
+/* ---------------------------------------------------------------------
+ * The background sealer
+ * --------------------------------------------------------------------- */
+
+PGDLLEXPORT void brandbos_sealer_main(Datum arg);
+
+static volatile sig_atomic_t got_sighup = false;
+
+static void
+sealer_sighup(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	got_sighup = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/* one sealing round in its own transaction; errors are logged, not fatal */
+static void
+sealer_round(void)
+{
+	MemoryContext round_context = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "brandbos: sealing the audit log");
+	PG_TRY();
+	{
+		int64		rows;
+
+		if (OidIsValid(brandbos_relid("audit_blocks")) && brandbos_root_key_available())
+		{
+			int64		block = brandbos_seal_pending(&rows);
+
+			if (block > 0)
+				elog(DEBUG1, "brandbos sealed block " INT64_FORMAT " with " INT64_FORMAT " rows",
+					 block, rows);
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(round_context);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+void
+brandbos_sealer_main(Datum arg)
+{
+	pqsignal(SIGHUP, sealer_sighup);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(audit_database, NULL, 0);
+	pgstat_report_appname("brandbos audit sealer");
+
+	for (;;)
+	{
+		int			rc;
+
+		CHECK_FOR_INTERRUPTS();
+		if (got_sighup)
+		{
+			char	   *connected_to = pstrdup(audit_database);
+
+			got_sighup = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			if (strcmp(connected_to, audit_database) != 0)
+				proc_exit(1);	/* restarted by the postmaster, in the new database */
+			pfree(connected_to);
+		}
+		sealer_round();
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   audit_seal_interval_ms, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+	}
+}
+
+void
+brandbos_sealer_init(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomIntVariable("brandbos.audit_seal_interval",
+							"How often the background worker seals the audit log.",
+							NULL, &audit_seal_interval_ms, 1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("brandbos.audit_database",
+							   "Database in which the background worker seals the audit log.",
+							   "Needs shared_preload_libraries; on a change the worker restarts there.",
+							   &audit_database, "postgres",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "brandbos");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "brandbos_sealer_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "brandbos audit sealer");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "brandbos audit sealer");
+	RegisterBackgroundWorker(&worker);
+}

@@ -1,0 +1,804 @@
+/*
+ * audit_verify.c — checking the audit chain, digests, redaction and pruning.
+ *
+ * verify_audit trusts nothing stored: it recomputes every row's payload and
+ * leaf hash from its columns, every block's Merkle root from those leaves,
+ * every block hash from its header, and checks each signature against the
+ * key derived from the root key (or, without one, the key stored with the
+ * block).  So a superuser who disabled the triggers and edited rows, leaf
+ * hashes or blocks is reported.  Problems are returned as rows; malformed
+ * stored values are problems too, never errors.
+ *
+ * Redaction and pruning are the only sanctioned changes.  Each writes a
+ * record (audit_redactions / audit_prunes) and an audit event; verification
+ * accepts a cleared payload or a block without rows only when both exist.
+ */
+#include "brandbos.h"
+#include "merkle.h"
+
+#include <sodium.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "commands/dbcommands.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/xid8.h"
+#include "utils/timestamp.h"
+
+/* problem kinds, as reported by verify_audit */
+#define P_CHANGED_ROW	"changed row"
+#define P_DELETED_ROW	"deleted row"
+#define P_INSERTED_ROW	"inserted row"
+#define P_CHANGED_BLOCK "changed block"
+#define P_REMOVED_BLOCK "removed block"
+#define P_BROKEN_CHAIN	"broken chain"
+#define P_BAD_SIGNATURE "bad signature"
+
+typedef struct Reporter
+{
+	ReturnSetInfo *rsinfo;
+	int64		count;
+} Reporter;
+
+static void
+report(Reporter *r, int64 block_id, int64 audit_id, const char *problem, const char *detail)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	values[0] = Int64GetDatum(block_id);
+	if (audit_id > 0)
+		values[1] = Int64GetDatum(audit_id);
+	else
+		nulls[1] = true;
+	values[2] = CStringGetTextDatum(problem);
+	values[3] = CStringGetTextDatum(detail);
+	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, values, nulls);
+	r->count++;
+}
+
+static void
+run_sql(const char *sql, int nargs, Oid *types, Datum *values, int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "internal audit statement failed (%d): %s", rc, sql);
+}
+
+/* copy a 32-byte hash out of a bytea datum; false if NULL or another size */
+static bool
+get_hash(HeapTuple tup, TupleDesc desc, int col, unsigned char *out, size_t len)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	bytea	   *b;
+
+	if (isnull)
+		return false;
+	b = DatumGetByteaPP(d);
+	if (VARSIZE_ANY_EXHDR(b) != len)
+		return false;
+	memcpy(out, VARDATA_ANY(b), len);
+	return true;
+}
+
+static int64
+get_int8(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
+{
+	Datum		d = SPI_getbinval(tup, desc, col, isnull);
+
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/* the public key to check signatures with: derived when possible */
+static bool
+expected_public_key(unsigned char *pk)
+{
+	unsigned char sk[crypto_sign_SECRETKEYBYTES];
+
+	if (!brandbos_root_key_available())
+		return false;
+	brandbos_audit_signing_keypair(pk, sk);
+	sodium_memzero(sk, sizeof(sk));
+	return true;
+}
+
+/* a block row as read from brandbos.audit_blocks */
+typedef struct BlockRow
+{
+	bb_block_header h;
+	unsigned char stored_hash[BB_HASH_BYTES];
+	unsigned char signature[crypto_sign_BYTES];
+	unsigned char public_key[crypto_sign_PUBLICKEYBYTES];
+	int64	   *missing;
+	int			nmissing;
+	bool		well_formed;
+} BlockRow;
+
+#define BLOCK_COLUMNS "block_id, prev_hash, root_hash, first_id, last_id, row_count, missing_ids, " \
+	"sealed_at, block_hash, signature, public_key"
+
+static void
+read_block(HeapTuple tup, TupleDesc desc, BlockRow *b)
+{
+	bool		isnull;
+	bool		ok = true;
+	Datum		d;
+
+	memset(b, 0, sizeof(*b));
+	b->h.block_id = get_int8(tup, desc, 1, &isnull);
+	ok &= get_hash(tup, desc, 2, b->h.prev_hash, BB_HASH_BYTES);
+	ok &= get_hash(tup, desc, 3, b->h.root_hash, BB_HASH_BYTES);
+	b->h.first_id = get_int8(tup, desc, 4, &isnull);
+	b->h.last_id = get_int8(tup, desc, 5, &isnull);
+	b->h.row_count = get_int8(tup, desc, 6, &isnull);
+	d = SPI_getbinval(tup, desc, 7, &isnull);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			i;
+
+		deconstruct_array(DatumGetArrayTypeP(d), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &elems, &nulls, &b->nmissing);
+		b->missing = palloc(sizeof(int64) * Max(b->nmissing, 1));
+		for (i = 0; i < b->nmissing; i++)
+			b->missing[i] = nulls[i] ? 0 : DatumGetInt64(elems[i]);
+	}
+	else
+		ok = false;
+	d = SPI_getbinval(tup, desc, 8, &isnull);
+	b->h.sealed_at = isnull ? 0 : DatumGetTimestampTz(d);
+	ok &= get_hash(tup, desc, 9, b->stored_hash, BB_HASH_BYTES);
+	ok &= get_hash(tup, desc, 10, b->signature, crypto_sign_BYTES);
+	ok &= get_hash(tup, desc, 11, b->public_key, crypto_sign_PUBLICKEYBYTES);
+	if (b->missing)
+		bb_ids_hash(b->h.missing_hash, b->missing, b->nmissing);
+	b->well_formed = ok;
+}
+
+static bool
+id_is_missing(const BlockRow *b, int64 id)
+{
+	int			i;
+
+	for (i = 0; i < b->nmissing; i++)
+		if (b->missing[i] == id)
+			return true;
+	return false;
+}
+
+/* recompute a row's payload and leaf hashes from its columns */
+#define ROW_COLUMNS "id, occurred_at, txid, tenant_id, user_id, db_user, action, resource_type, " \
+	"resource_id, details, ip_address, user_agent, payload_hash, leaf_hash"
+
+static char *
+nullable_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	return SPI_getvalue(tup, desc, col);	/* NULL for NULL */
+}
+
+/*
+ * Check one row; returns false (and reports) when it does not match its
+ * stored hashes.  The recomputed leaf is written to leaf.
+ */
+static bool
+check_row(Reporter *r, int64 block_id, HeapTuple tup, TupleDesc desc,
+		  bool redacted, unsigned char *leaf)
+{
+	BrandbosAuditRow row;
+	unsigned char stored_payload[BB_HASH_BYTES];
+	unsigned char stored_leaf[BB_HASH_BYTES];
+	bool		isnull,
+				details_null,
+				ip_null,
+				ua_null;
+	Datum		details,
+				ip,
+				ua;
+	bool		have_payload = get_hash(tup, desc, 13, stored_payload, BB_HASH_BYTES);
+	bool		have_leaf = get_hash(tup, desc, 14, stored_leaf, BB_HASH_BYTES);
+
+	memset(&row, 0, sizeof(row));
+	row.id = get_int8(tup, desc, 1, &isnull);
+	row.occurred_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+	row.txid = U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(tup, desc, 3, &isnull)));
+	row.tenant_id = nullable_text(tup, desc, 4);
+	row.user_id = nullable_text(tup, desc, 5);
+	row.db_user = nullable_text(tup, desc, 6);
+	row.action = nullable_text(tup, desc, 7);
+	row.resource_type = nullable_text(tup, desc, 8);
+	row.resource_id = nullable_text(tup, desc, 9);
+	details = SPI_getbinval(tup, desc, 10, &details_null);
+	ip = SPI_getbinval(tup, desc, 11, &ip_null);
+	ua = SPI_getbinval(tup, desc, 12, &ua_null);
+
+	if (redacted && details_null && ip_null && ua_null && have_payload)
+		memcpy(row.payload_hash, stored_payload, BB_HASH_BYTES);
+	else
+	{
+		brandbos_audit_payload_hash(details_null ? NULL : DatumGetJsonbP(details),
+									ip_null ? NULL : DatumGetInetPP(ip),
+									ua_null ? NULL : DatumGetTextPP(ua),
+									row.payload_hash);
+		if (!have_payload || memcmp(row.payload_hash, stored_payload, BB_HASH_BYTES) != 0)
+		{
+			report(r, block_id, row.id, P_CHANGED_ROW,
+				   redacted ? "the payload of a redacted row is not empty"
+				   : "details, ip_address or user_agent no longer match the payload hash");
+			brandbos_audit_leaf_hash(&row, leaf);
+			return false;
+		}
+	}
+	brandbos_audit_leaf_hash(&row, leaf);
+	if (!have_leaf || memcmp(leaf, stored_leaf, BB_HASH_BYTES) != 0)
+	{
+		report(r, block_id, row.id, P_CHANGED_ROW, "the row's columns no longer hash to its leaf hash");
+		return false;
+	}
+	return true;
+}
+
+/* ids of rows whose payload was redacted through redact_audit (with its event) */
+static List *
+sanctioned_redactions(void)
+{
+	List	   *ids = NIL;
+	uint64		i;
+
+	run_sql("SELECT r.audit_id FROM brandbos.audit_redactions r "
+			"WHERE EXISTS (SELECT 1 FROM brandbos.audit_entries e WHERE e.action = 'audit_redacted' "
+			"AND e.resource_id = r.audit_id::text)", 0, NULL, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = get_int8(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		int64	   *p = palloc(sizeof(int64));
+
+		*p = id;
+		ids = lappend(ids, p);
+	}
+	return ids;
+}
+
+static bool
+int64_list_member(List *list, int64 v)
+{
+	ListCell   *lc;
+
+	foreach(lc, list)
+		if (*(int64 *) lfirst(lc) == v)
+			return true;
+	return false;
+}
+
+/* blocks pruned through prune_audit (with its event) */
+static List *
+sanctioned_prunes(void)
+{
+	List	   *ids = NIL;
+	uint64		i;
+
+	run_sql("SELECT p.block_id FROM brandbos.audit_prunes p "
+			"WHERE EXISTS (SELECT 1 FROM brandbos.audit_entries e WHERE e.action = 'audit_pruned' "
+			"AND p.block_id BETWEEN (e.details->>'first_block')::bigint AND (e.details->>'last_block')::bigint)",
+			0, NULL, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64	   *p = palloc(sizeof(int64));
+
+		*p = get_int8(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		ids = lappend(ids, p);
+	}
+	return ids;
+}
+
+/* verify one block's rows against its header */
+static void
+verify_block_rows(Reporter *r, const BlockRow *b, List *redacted)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+	SPITupleTable *rows;
+	uint64		n,
+				i;
+	unsigned char *leaves,
+			   *scratch;
+	unsigned char root[BB_HASH_BYTES];
+	int64		expect = b->h.first_id;
+	bool		membership_ok = true;
+	bool		rows_ok = true;
+	int			j;
+
+	values[0] = Int64GetDatum(b->h.first_id);
+	values[1] = Int64GetDatum(b->h.last_id);
+	run_sql("SELECT " ROW_COLUMNS " FROM brandbos.audit_entries WHERE id BETWEEN $1 AND $2 ORDER BY id",
+			2, types, values, SPI_OK_SELECT);
+	rows = SPI_tuptable;
+	n = SPI_processed;
+	leaves = palloc(Max(n, 1) * BB_HASH_BYTES);
+	scratch = palloc(Max(n, 1) * BB_HASH_BYTES);
+
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int64		id = get_int8(rows->vals[i], rows->tupdesc, 1, &isnull);
+
+		/* expected ids skipped over were deleted */
+		for (; expect < id; expect++)
+			if (!id_is_missing(b, expect))
+			{
+				report(r, b->h.block_id, expect, P_DELETED_ROW, "the block sealed a row with this id");
+				membership_ok = false;
+			}
+		expect = id + 1;
+		if (id_is_missing(b, id))
+		{
+			report(r, b->h.block_id, id, P_INSERTED_ROW, "the block sealed no row with this id");
+			membership_ok = false;
+		}
+		if (!check_row(r, b->h.block_id, rows->vals[i], rows->tupdesc,
+					   int64_list_member(redacted, id), leaves + i * BB_HASH_BYTES))
+			rows_ok = false;
+	}
+	for (; expect <= b->h.last_id; expect++)
+		if (!id_is_missing(b, expect))
+		{
+			report(r, b->h.block_id, expect, P_DELETED_ROW, "the block sealed a row with this id");
+			membership_ok = false;
+		}
+	for (j = 0; j < b->nmissing; j++)
+		if (b->missing[j] < b->h.first_id || b->missing[j] > b->h.last_id)
+			membership_ok = false;
+
+	if (membership_ok && rows_ok)
+	{
+		bb_merkle_root(root, leaves, n, scratch);
+		if ((int64) n != b->h.row_count || memcmp(root, b->h.root_hash, BB_HASH_BYTES) != 0)
+			report(r, b->h.block_id, 0, P_CHANGED_ROW,
+				   "the block's rows (with their leaf hashes) no longer hash to its Merkle root");
+	}
+	SPI_freetuptable(rows);
+	pfree(leaves);
+	pfree(scratch);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_verify_audit);
+/*
+ * SQL: brandbos.verify_audit(from_block bigint default null)
+ *      returns table(block_id bigint, audit_id bigint, problem text, detail text)
+ */
+Datum
+brandbos_verify_audit(PG_FUNCTION_ARGS)
+{
+	Reporter	r;
+	BrandbosInternalState state;
+	int64		from = PG_ARGISNULL(0) ? 1 : PG_GETARG_INT64(0);
+	unsigned char derived_pk[crypto_sign_PUBLICKEYBYTES];
+	bool		have_pk;
+	List	   *redacted,
+			   *pruned;
+	SPITupleTable *blocks;
+	uint64		nblocks,
+				i;
+	BlockRow	prev;
+	bool		have_prev = false;
+	Oid			argtype = INT8OID;
+	Datum		arg;
+
+	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "verify the brandbos audit log");
+	if (from < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("from_block must be at least 1")));
+	InitMaterializedSRF(fcinfo, 0);
+	r.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	r.count = 0;
+	have_pk = expected_public_key(derived_pk);
+
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	redacted = sanctioned_redactions();
+	pruned = sanctioned_prunes();
+
+	arg = Int64GetDatum(from - 1);
+	run_sql("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks WHERE block_id >= $1 ORDER BY block_id",
+			1, &argtype, &arg, SPI_OK_SELECT);
+	blocks = SPI_tuptable;
+	nblocks = SPI_processed;
+
+	for (i = 0; i < nblocks; i++)
+	{
+		BlockRow	b;
+		unsigned char recomputed[BB_HASH_BYTES];
+		static const unsigned char zero[BB_HASH_BYTES];
+
+		read_block(blocks->vals[i], blocks->tupdesc, &b);
+		if (b.h.block_id < from)
+		{
+			prev = b;			/* only the anchor of the chain check */
+			have_prev = true;
+			continue;
+		}
+		if (!b.well_formed)
+		{
+			report(&r, b.h.block_id, 0, P_CHANGED_BLOCK, "a hash, signature or key of the block is malformed");
+			prev = b;
+			have_prev = true;
+			continue;
+		}
+
+		/* chain: consecutive ids, ranges and hashes */
+		if (have_prev && b.h.block_id != prev.h.block_id + 1)
+			report(&r, b.h.block_id, 0, P_REMOVED_BLOCK,
+				   psprintf("blocks " INT64_FORMAT " to " INT64_FORMAT " are missing",
+							prev.h.block_id + 1, b.h.block_id - 1));
+		else if (!have_prev && b.h.block_id != 1 && from == 1)
+			report(&r, b.h.block_id, 0, P_REMOVED_BLOCK,
+				   psprintf("blocks 1 to " INT64_FORMAT " are missing", b.h.block_id - 1));
+		if (have_prev && memcmp(b.h.prev_hash, prev.stored_hash, BB_HASH_BYTES) != 0)
+			report(&r, b.h.block_id, 0, P_BROKEN_CHAIN, "prev_hash is not the hash of the block before");
+		else if (!have_prev && b.h.block_id == 1 && memcmp(b.h.prev_hash, zero, BB_HASH_BYTES) != 0)
+			report(&r, b.h.block_id, 0, P_BROKEN_CHAIN, "the first block does not start the chain");
+		if (have_prev && b.h.first_id != prev.h.last_id + 1)
+			report(&r, b.h.block_id, 0, P_CHANGED_BLOCK, "the id range does not follow the block before");
+		else if (!have_prev && b.h.block_id == 1 && b.h.first_id != 1)
+			report(&r, b.h.block_id, 0, P_CHANGED_BLOCK, "the first block does not start at id 1");
+
+		/* header and signature */
+		bb_block_hash(recomputed, &b.h);
+		if (memcmp(recomputed, b.stored_hash, BB_HASH_BYTES) != 0)
+			report(&r, b.h.block_id, 0, P_CHANGED_BLOCK, "the header no longer hashes to block_hash");
+		else if (have_pk && memcmp(derived_pk, b.public_key, sizeof(derived_pk)) != 0)
+			report(&r, b.h.block_id, 0, P_BAD_SIGNATURE, "the block was signed by another key");
+		else if (crypto_sign_verify_detached(b.signature, recomputed, BB_HASH_BYTES,
+											 have_pk ? derived_pk : b.public_key) != 0)
+			report(&r, b.h.block_id, 0, P_BAD_SIGNATURE, "the signature does not verify");
+
+		/* rows */
+		if (!int64_list_member(pruned, b.h.block_id))
+			verify_block_rows(&r, &b, redacted);
+		prev = b;
+		have_prev = true;
+	}
+
+	/* rows beyond the last block's range that claim nothing are fine (unsealed) */
+	SPI_finish();
+	brandbos_internal_end(&state);
+	return (Datum) 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Digests
+ * --------------------------------------------------------------------- */
+
+#define DIGEST_FORMAT "brandbos-audit-digest-1"
+
+static char *
+hex(const unsigned char *data, size_t len)
+{
+	char	   *out = palloc(len * 2 + 1);
+
+	sodium_bin2hex(out, len * 2 + 1, data, len);
+	return out;
+}
+
+/* chain id: hex of the first block's hash (survives dump and restore) */
+static char *
+chain_id(void)
+{
+	unsigned char h[BB_HASH_BYTES];
+
+	run_sql("SELECT block_hash FROM brandbos.audit_blocks WHERE block_id = 1", 0, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0 || !get_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, h, BB_HASH_BYTES))
+		return NULL;
+	return hex(h, BB_HASH_BYTES);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_audit_digest);
+/* SQL: brandbos.audit_digest() returns jsonb */
+Datum
+brandbos_audit_digest(PG_FUNCTION_ARGS)
+{
+	BrandbosInternalState state;
+	BlockRow	b;
+	char	   *chain;
+	StringInfoData json;
+	Jsonb	   *result;
+
+	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "read the brandbos audit digest");
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	chain = chain_id();
+	run_sql("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks ORDER BY block_id DESC LIMIT 1",
+			0, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0 || chain == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the audit log has no sealed block yet"),
+				 errhint("Call brandbos.seal_audit() first.")));
+	read_block(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &b);
+
+	initStringInfo(&json);
+	appendStringInfo(&json,
+					 "{\"format\": \"%s\", \"chain_id\": \"%s\", \"database\": ",
+					 DIGEST_FORMAT, chain);
+	escape_json(&json, get_database_name(MyDatabaseId));
+	appendStringInfo(&json,
+					 ", \"system_identifier\": \"" UINT64_FORMAT "\", \"block_id\": " INT64_FORMAT
+					 ", \"last_id\": " INT64_FORMAT ", \"block_hash\": \"%s\", \"signature\": \"%s\""
+					 ", \"public_key\": \"%s\", \"sealed_at\": ",
+					 GetSystemIdentifier(), b.h.block_id, b.h.last_id,
+					 hex(b.stored_hash, BB_HASH_BYTES), hex(b.signature, crypto_sign_BYTES),
+					 hex(b.public_key, crypto_sign_PUBLICKEYBYTES));
+	escape_json(&json, timestamptz_to_str(b.h.sealed_at));
+	appendStringInfoChar(&json, '}');
+	SPI_finish();
+	brandbos_internal_end(&state);
+
+	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
+	PG_RETURN_JSONB_P(result);
+}
+
+/* a string member of a jsonb object, or NULL */
+static char *
+digest_string(Jsonb *digest, const char *key)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&digest->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static bool
+digest_int8(Jsonb *digest, const char *key, int64 *out)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&digest->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvNumeric)
+		return false;
+	*out = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+	return true;
+}
+
+static void
+malformed_digest(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("malformed audit digest"),
+			 errdetail("%s", what),
+			 errhint("Pass the jsonb that brandbos.audit_digest() returned.")));
+}
+
+PG_FUNCTION_INFO_V1(brandbos_verify_audit_digest);
+/* SQL: brandbos.verify_audit_digest(digest jsonb) returns boolean */
+Datum
+brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *digest;
+	char	   *format,
+			   *digest_chain,
+			   *digest_hash,
+			   *chain;
+	int64		block_id;
+	unsigned char want[BB_HASH_BYTES];
+	size_t		bin_len;
+	BrandbosInternalState state;
+	Oid			argtype = INT8OID;
+	Datum		arg;
+	uint64		i;
+	bool		intact = true;
+	BlockRow	prev;
+	unsigned char derived_pk[crypto_sign_PUBLICKEYBYTES];
+	bool		have_pk;
+
+	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "verify a brandbos audit digest");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("digest must not be null")));
+	digest = PG_GETARG_JSONB_P(0);
+	if (!JB_ROOT_IS_OBJECT(digest))
+		malformed_digest("The digest is not a JSON object.");
+	format = digest_string(digest, "format");
+	if (format == NULL || strcmp(format, DIGEST_FORMAT) != 0)
+		malformed_digest("\"format\" is missing or not \"" DIGEST_FORMAT "\".");
+	digest_chain = digest_string(digest, "chain_id");
+	digest_hash = digest_string(digest, "block_hash");
+	if (digest_chain == NULL || strlen(digest_chain) != 64)
+		malformed_digest("\"chain_id\" must be 64 hexadecimal characters.");
+	if (digest_hash == NULL || sodium_hex2bin(want, sizeof(want), digest_hash, strlen(digest_hash),
+											  NULL, &bin_len, NULL) != 0 || bin_len != sizeof(want))
+		malformed_digest("\"block_hash\" must be 64 hexadecimal characters.");
+	if (!digest_int8(digest, "block_id", &block_id) || block_id < 1)
+		malformed_digest("\"block_id\" must be a positive number.");
+	have_pk = expected_public_key(derived_pk);
+
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	chain = chain_id();
+	if (chain == NULL || strcmp(chain, digest_chain) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the digest belongs to another audit chain"),
+				 errdetail("It was taken from another database, or this database's first block was replaced.")));
+
+	arg = Int64GetDatum(block_id);
+	run_sql("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks WHERE block_id >= $1 ORDER BY block_id",
+			1, &argtype, &arg, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		intact = false;			/* the block is gone */
+	for (i = 0; intact && i < SPI_processed; i++)
+	{
+		BlockRow	b;
+		unsigned char recomputed[BB_HASH_BYTES];
+
+		read_block(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &b);
+		bb_block_hash(recomputed, &b.h);
+		if (!b.well_formed || memcmp(recomputed, b.stored_hash, BB_HASH_BYTES) != 0 ||
+			crypto_sign_verify_detached(b.signature, recomputed, BB_HASH_BYTES,
+										have_pk ? derived_pk : b.public_key) != 0)
+			intact = false;
+		else if (i == 0 && (b.h.block_id != block_id || memcmp(b.stored_hash, want, BB_HASH_BYTES) != 0))
+			intact = false;
+		else if (i > 0 && (b.h.block_id != prev.h.block_id + 1 ||
+						   memcmp(b.h.prev_hash, prev.stored_hash, BB_HASH_BYTES) != 0))
+			intact = false;
+		prev = b;
+	}
+	SPI_finish();
+	brandbos_internal_end(&state);
+	PG_RETURN_BOOL(intact);
+}
+
+/* ---------------------------------------------------------------------
+ * Redaction and pruning
+ * --------------------------------------------------------------------- */
+
+PG_FUNCTION_INFO_V1(brandbos_redact_audit);
+/* SQL: brandbos.redact_audit(id bigint, reason text) returns void */
+Datum
+brandbos_redact_audit(PG_FUNCTION_ARGS)
+{
+	BrandbosInternalState state;
+	int64		id;
+	char	   *reason;
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	StringInfoData details;
+
+	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "redact the brandbos audit log");
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("id and reason must not be null")));
+	id = PG_GETARG_INT64(0);
+	reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (reason[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a redaction needs a reason")));
+
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = Int64GetDatum(id);
+	run_sql("SELECT 1 FROM brandbos.audit_entries WHERE id = $1 FOR SHARE", 1, types, values, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("audit row " INT64_FORMAT " does not exist", id)));
+	values[1] = CStringGetTextDatum(reason);
+	values[2] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+	run_sql("INSERT INTO brandbos.audit_redactions (audit_id, reason, redacted_at, redacted_by) "
+			"VALUES ($1, $2, pg_catalog.now(), $3::pg_catalog.name) ON CONFLICT (audit_id) DO NOTHING",
+			3, types, values, SPI_OK_INSERT);
+	brandbos_audit_maintenance = true;
+	PG_TRY();
+	{
+		run_sql("UPDATE brandbos.audit_entries SET details = NULL, ip_address = NULL, user_agent = NULL "
+				"WHERE id = $1", 1, types, values, SPI_OK_UPDATE);
+	}
+	PG_FINALLY();
+	{
+		brandbos_audit_maintenance = false;
+	}
+	PG_END_TRY();
+	SPI_finish();
+	brandbos_internal_end(&state);
+
+	initStringInfo(&details);
+	appendStringInfoString(&details, "{\"reason\": ");
+	escape_json(&details, reason);
+	appendStringInfoChar(&details, '}');
+	brandbos_audit_append("audit_redacted", "audit_log", psprintf(INT64_FORMAT, id),
+						  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(details.data))));
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(brandbos_prune_audit);
+/* SQL: brandbos.prune_audit(before timestamptz) returns bigint */
+Datum
+brandbos_prune_audit(PG_FUNCTION_ARGS)
+{
+	BrandbosInternalState state;
+	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, TEXTOID};
+	Datum		values[3];
+	int64		first_block,
+				last_block,
+				last_id;
+	uint64		deleted = 0;
+	bool		isnull;
+
+	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "prune the brandbos audit log");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("before must not be null")));
+	values[0] = PG_GETARG_DATUM(0);
+
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	run_sql("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
+	/* whole blocks sealed before the cut that are not pruned yet */
+	run_sql("SELECT min(block_id), max(block_id), max(last_id) FROM brandbos.audit_blocks b "
+			"WHERE sealed_at < $1 AND NOT EXISTS (SELECT 1 FROM brandbos.audit_prunes p "
+			"WHERE p.block_id = b.block_id)", 1, types, values, SPI_OK_SELECT);
+	first_block = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+	{
+		last_block = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		last_id = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+		values[1] = Int64GetDatum(last_id);
+		values[2] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
+		run_sql("INSERT INTO brandbos.audit_prunes (block_id, pruned_at, pruned_by) "
+				"SELECT block_id, pg_catalog.now(), $3::pg_catalog.name FROM brandbos.audit_blocks b "
+				"WHERE sealed_at < $1 AND NOT EXISTS (SELECT 1 FROM brandbos.audit_prunes p "
+				"WHERE p.block_id = b.block_id)", 3, types, values, SPI_OK_INSERT);
+		brandbos_audit_pruning = true;
+		PG_TRY();
+		{
+			run_sql("DELETE FROM brandbos.audit_entries WHERE id <= $2", 2, types, values, SPI_OK_DELETE);
+			deleted = SPI_processed;
+		}
+		PG_FINALLY();
+		{
+			brandbos_audit_pruning = false;
+		}
+		PG_END_TRY();
+	}
+	SPI_finish();
+	brandbos_internal_end(&state);
+
+	if (!isnull)
+		brandbos_audit_append("audit_pruned", "audit_log", NULL,
+							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(
+								  psprintf("{\"first_block\": " INT64_FORMAT ", \"last_block\": " INT64_FORMAT
+										   ", \"rows\": " UINT64_FORMAT "}", first_block, last_block, deleted)))));
+	PG_RETURN_INT64((int64) deleted);
+}

@@ -1,0 +1,633 @@
+/*
+ * audit_writer.c — the write path of the audit log.
+ *
+ * Every row is written by brandbos_audit_append in the caller's own
+ * transaction: it takes the next id, hashes the row (leaf) and inserts it.
+ * Writers share no lock, so they never wait on each other; ordering rows
+ * into the hash chain is the sealer's job, after commit (audit_sealer.c).
+ *
+ * Invariant the sealer relies on: a transaction has its top-level xid
+ * before it takes an audit id, so every id handed out before a snapshot
+ * belongs to a transaction that the snapshot sees as finished or running.
+ *
+ * Rows are never updated: the block that seals a row is found from the
+ * blocks' id ranges (the brandbos.audit_log view).
+ *
+ * Also here: the C row trigger installed by enable_audit (old row, new row
+ * and changed columns as jsonb; protected columns as "[protected]"), the
+ * TRUNCATE statement trigger, and the append-only guard of the audit tables.
+ */
+#include "brandbos.h"
+#include "merkle.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/json.h"
+#include "utils/xid8.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#define AUDIT_TRIGGER_NAME		"zz_brandbos_audit"
+#define AUDIT_TRUNCATE_NAME		"zz_brandbos_audit_truncate"
+
+bool		brandbos_audit_maintenance = false;
+bool		brandbos_audit_pruning = false;
+
+static SPIPlanPtr insert_plan = NULL;
+
+/* the client address of this session, or NULL (Unix socket, background) */
+static inet *
+client_address(void)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	result = inet_client_addr(fcinfo);
+	if (fcinfo->isnull)
+		return NULL;
+	return DatumGetInetPP(result);
+}
+
+int64
+brandbos_audit_append(const char *action, const char *resource_type,
+					  const char *resource_id, Jsonb *details)
+{
+	BrandbosInternalState state;
+	BrandbosAuditRow row;
+	FullTransactionId fxid;
+	Oid			seqid;
+	inet	   *ip;
+	text	   *user_agent = NULL;
+	unsigned char leaf[BB_HASH_BYTES];
+	Datum		values[14];
+	char		nulls[14];
+	bytea	   *payload_datum,
+			   *leaf_datum;
+	int			i;
+
+	/* the xid first, then the id: see the file header */
+	fxid = GetTopFullTransactionId();
+	seqid = brandbos_relid("audit_log_id_seq");
+	if (!OidIsValid(seqid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"brandbos\" is not installed in this database")));
+
+	memset(&row, 0, sizeof(row));
+	row.id = nextval_internal(seqid, false);
+	row.occurred_at = GetCurrentTimestamp();
+	row.txid = U64FromFullTransactionId(fxid);
+	row.tenant_id = NULL;		/* request context: see context.c when present */
+	row.user_id = NULL;
+	row.db_user = GetUserNameFromId(GetUserId(), false);
+	row.action = action;
+	row.resource_type = resource_type;
+	row.resource_id = resource_id;
+	ip = client_address();
+	brandbos_audit_payload_hash(details, ip, user_agent, row.payload_hash);
+	brandbos_audit_leaf_hash(&row, leaf);
+
+	payload_datum = palloc(VARHDRSZ + BB_HASH_BYTES);
+	SET_VARSIZE(payload_datum, VARHDRSZ + BB_HASH_BYTES);
+	memcpy(VARDATA(payload_datum), row.payload_hash, BB_HASH_BYTES);
+	leaf_datum = palloc(VARHDRSZ + BB_HASH_BYTES);
+	SET_VARSIZE(leaf_datum, VARHDRSZ + BB_HASH_BYTES);
+	memcpy(VARDATA(leaf_datum), leaf, BB_HASH_BYTES);
+
+	for (i = 0; i < 14; i++)
+		nulls[i] = ' ';
+	values[0] = Int64GetDatum(row.id);
+	values[1] = TimestampTzGetDatum(row.occurred_at);
+	values[2] = FullTransactionIdGetDatum(fxid);
+	values[3] = (Datum) 0;
+	nulls[3] = 'n';
+	values[4] = (Datum) 0;
+	nulls[4] = 'n';
+	values[5] = CStringGetDatum(row.db_user);
+	values[6] = CStringGetTextDatum(action);
+	values[7] = CStringGetTextDatum(resource_type);
+	if (resource_id)
+		values[8] = CStringGetTextDatum(resource_id);
+	else
+		nulls[8] = 'n';
+	if (details)
+		values[9] = JsonbPGetDatum(details);
+	else
+		nulls[9] = 'n';
+	if (ip)
+		values[10] = InetPGetDatum(ip);
+	else
+		nulls[10] = 'n';
+	nulls[11] = 'n';
+	values[12] = PointerGetDatum(payload_datum);
+	values[13] = PointerGetDatum(leaf_datum);
+
+	brandbos_internal_begin(&state, brandbos_extension_owner());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (insert_plan == NULL)
+	{
+		Oid			types[14] = {INT8OID, TIMESTAMPTZOID, XID8OID, TEXTOID, TEXTOID,
+		CSTRINGOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, INETOID, TEXTOID, BYTEAOID, BYTEAOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare("INSERT INTO brandbos.audit_entries (id, occurred_at, txid, tenant_id, user_id, "
+						   "db_user, action, resource_type, resource_id, details, ip_address, user_agent, "
+						   "payload_hash, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.name, $7, $8, "
+						   "$9, $10, $11, $12, $13, $14)", 14, types);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare the audit insert");
+		insert_plan = plan;
+	}
+	if (SPI_execute_plan(insert_plan, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into brandbos.audit_entries");
+	SPI_finish();
+	brandbos_internal_end(&state);
+	return row.id;
+}
+
+PG_FUNCTION_INFO_V1(brandbos_log_event);
+/*
+ * SQL: brandbos.log_event(action text, resource_type text,
+ *                         resource_id text default null, details jsonb default null) returns bigint
+ */
+Datum
+brandbos_log_event(PG_FUNCTION_ARGS)
+{
+	char	   *action;
+	char	   *resource_type;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("action and resource_type must not be null")));
+	action = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	resource_type = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (action[0] == '\0' || resource_type[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("action and resource_type must not be empty")));
+	PG_RETURN_INT64(brandbos_audit_append(action, resource_type,
+										  PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
+										  PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3)));
+}
+
+/* ---------------------------------------------------------------------
+ * Row images as JSON
+ * --------------------------------------------------------------------- */
+
+/* append one value as JSON */
+static void
+append_json_value(StringInfo buf, Datum value, Oid typid)
+{
+	Oid			outfn;
+	bool		isvarlena;
+	char	   *s;
+
+	getTypeOutputInfo(typid, &outfn, &isvarlena);
+	s = OidOutputFunctionCall(outfn, value);
+	switch (getBaseType(typid))
+	{
+		case BOOLOID:
+			appendStringInfoString(buf, strcmp(s, "t") == 0 ? "true" : "false");
+			break;
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+			appendStringInfoString(buf, s);
+			break;
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			/* NaN and infinities are not JSON numbers */
+			if (strspn(s, "0123456789.-+eE") == strlen(s) && strpbrk(s, "0123456789"))
+				appendStringInfoString(buf, s);
+			else
+				escape_json(buf, s);
+			break;
+		case JSONOID:
+		case JSONBOID:
+			appendStringInfoString(buf, s);
+			break;
+		default:
+			escape_json(buf, s);
+			break;
+	}
+	pfree(s);
+}
+
+static void
+append_row_json(StringInfo buf, HeapTuple tuple, TupleDesc tupdesc, Bitmapset *protected)
+{
+	int			a;
+	bool		first = true;
+
+	appendStringInfoChar(buf, '{');
+	for (a = 0; a < tupdesc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+		bool		isnull;
+		Datum		value;
+
+		if (att->attisdropped)
+			continue;
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		escape_json(buf, NameStr(att->attname));
+		appendStringInfoChar(buf, ':');
+		value = heap_getattr(tuple, att->attnum, tupdesc, &isnull);
+		if (isnull)
+			appendStringInfoString(buf, "null");
+		else if (bms_is_member(att->attnum, protected))
+			appendStringInfoString(buf, "\"[protected]\"");
+		else
+			append_json_value(buf, value, att->atttypid);
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+/* primary key of a row as text: the value, or a JSON array when composite */
+static char *
+row_key_text(HeapTuple tuple, TupleDesc tupdesc, int nkeys, AttrNumber *keys)
+{
+	StringInfoData buf;
+	int			k;
+
+	if (nkeys == 1)
+	{
+		bool		isnull;
+		Datum		v = heap_getattr(tuple, keys[0], tupdesc, &isnull);
+		Oid			outfn;
+		bool		isvarlena;
+
+		if (isnull)
+			return NULL;
+		getTypeOutputInfo(TupleDescAttr(tupdesc, keys[0] - 1)->atttypid, &outfn, &isvarlena);
+		return OidOutputFunctionCall(outfn, v);
+	}
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (k = 0; k < nkeys; k++)
+	{
+		bool		isnull;
+		Datum		v = heap_getattr(tuple, keys[k], tupdesc, &isnull);
+
+		if (k > 0)
+			appendStringInfoChar(&buf, ',');
+		if (isnull)
+			appendStringInfoString(&buf, "null");
+		else
+			append_json_value(&buf, v, TupleDescAttr(tupdesc, keys[k] - 1)->atttypid);
+	}
+	appendStringInfoChar(&buf, ']');
+	return buf.data;
+}
+
+static char *
+qualified_name(Relation rel)
+{
+	return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									  RelationGetRelationName(rel));
+}
+
+static Jsonb *
+json_text_to_jsonb(StringInfo buf)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf->data)));
+}
+
+PG_FUNCTION_INFO_V1(brandbos_audit_trigger);
+/* SQL: brandbos.audit_trigger() returns trigger */
+Datum
+brandbos_audit_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	tupdesc;
+	StringInfoData buf;
+	const char *action;
+	char	   *resource_id = NULL;
+	int			nkeys;
+	AttrNumber *keys;
+	Bitmapset  *protected;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("brandbos.audit_trigger() must be called as a trigger")));
+	rel = td->tg_relation;
+	tupdesc = RelationGetDescr(rel);
+	initStringInfo(&buf);
+
+	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+	{
+		BrandbosInternalState state;
+		int64		count;
+		bool		isnull;
+
+		/* count what is about to go, as the table owner sees it */
+		brandbos_internal_begin(&state, GetUserId());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute(psprintf("SELECT count(*) FROM %s", qualified_name(rel)), true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not count rows before TRUNCATE");
+		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+		brandbos_internal_end(&state);
+		appendStringInfo(&buf, "{\"row_count\": " INT64_FORMAT "}", count);
+		brandbos_audit_append("truncate", qualified_name(rel), NULL, json_text_to_jsonb(&buf));
+		return PointerGetDatum(NULL);
+	}
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("brandbos.audit_trigger() must be an AFTER row trigger or a TRUNCATE trigger")));
+
+	brandbos_table_shape(rel, &nkeys, &keys, &protected);
+
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+	{
+		action = "insert";
+		appendStringInfoString(&buf, "{\"new\":");
+		append_row_json(&buf, td->tg_trigtuple, tupdesc, protected);
+		appendStringInfoChar(&buf, '}');
+		resource_id = row_key_text(td->tg_trigtuple, tupdesc, nkeys, keys);
+	}
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+	{
+		action = "delete";
+		appendStringInfoString(&buf, "{\"old\":");
+		append_row_json(&buf, td->tg_trigtuple, tupdesc, protected);
+		appendStringInfoChar(&buf, '}');
+		resource_id = row_key_text(td->tg_trigtuple, tupdesc, nkeys, keys);
+	}
+	else
+	{
+		HeapTuple	oldtup = td->tg_trigtuple;
+		HeapTuple	newtup = td->tg_newtuple;
+		bool		first = true;
+		int			a;
+
+		action = "update";
+		appendStringInfoString(&buf, "{\"old\":");
+		append_row_json(&buf, oldtup, tupdesc, protected);
+		appendStringInfoString(&buf, ",\"new\":");
+		append_row_json(&buf, newtup, tupdesc, protected);
+		appendStringInfoString(&buf, ",\"changed\":[");
+		for (a = 0; a < tupdesc->natts; a++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+			bool		oldnull,
+						newnull;
+			Datum		o,
+						n;
+
+			if (att->attisdropped)
+				continue;
+			o = heap_getattr(oldtup, att->attnum, tupdesc, &oldnull);
+			n = heap_getattr(newtup, att->attnum, tupdesc, &newnull);
+			if (oldnull == newnull &&
+				(oldnull || datumIsEqual(o, n, att->attbyval, att->attlen)))
+				continue;
+			if (!first)
+				appendStringInfoChar(&buf, ',');
+			first = false;
+			escape_json(&buf, NameStr(att->attname));
+		}
+		appendStringInfoString(&buf, "]}");
+		resource_id = row_key_text(newtup, tupdesc, nkeys, keys);
+	}
+
+	brandbos_audit_append(action, qualified_name(rel), resource_id, json_text_to_jsonb(&buf));
+	pfree(buf.data);
+	return PointerGetDatum(NULL);
+}
+
+/* ---------------------------------------------------------------------
+ * enable_audit / disable_audit
+ * --------------------------------------------------------------------- */
+
+static bool
+has_trigger(Oid relid, const char *name)
+{
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(name);
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2::name",
+							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_trigger");
+	return SPI_processed > 0;
+}
+
+static void
+run(const char *sql)
+{
+	if (SPI_execute(sql, false, 0) < 0)
+		elog(ERROR, "internal statement failed: %s", sql);
+}
+
+/* checks shared by enable and disable; returns the table's quoted name */
+static char *
+audit_target(FunctionCallInfo fcinfo, Oid *relid_out)
+{
+	Oid			relid;
+	char		relkind;
+	Relation	rel;
+	char	   *name;
+	int			nkeys;
+	AttrNumber *keys;
+	Bitmapset  *protected;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table must not be null")));
+	relid = PG_GETARG_OID(0);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	relkind = get_rel_relkind(relid);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", get_rel_name(relid))));
+#if PG_VERSION_NUM >= 160000
+	if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
+#else
+	if (!pg_class_ownercheck(relid, GetUserId()))
+#endif
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+	if (get_rel_namespace(relid) == get_namespace_oid(BRANDBOS_SCHEMA, true))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tables of the brandbos schema cannot be audited this way")));
+
+	rel = table_open(relid, ShareRowExclusiveLock);
+	name = qualified_name(rel);
+	brandbos_table_shape(rel, &nkeys, &keys, &protected);	/* requires a primary key */
+	table_close(rel, NoLock);
+	*relid_out = relid;
+	return name;
+}
+
+PG_FUNCTION_INFO_V1(brandbos_enable_audit);
+/* SQL: brandbos.enable_audit(tbl regclass) returns void */
+Datum
+brandbos_enable_audit(PG_FUNCTION_ARGS)
+{
+	BrandbosInternalState state;
+	Oid			relid;
+	char	   *name = audit_target(fcinfo, &relid);
+
+	brandbos_internal_begin(&state, GetUserId());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (has_trigger(relid, AUDIT_TRIGGER_NAME))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("auditing is already enabled for table %s", name)));
+	run(psprintf("CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s "
+				 "FOR EACH ROW EXECUTE FUNCTION brandbos.audit_trigger()",
+				 quote_identifier(AUDIT_TRIGGER_NAME), name));
+	run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s "
+				 "FOR EACH STATEMENT EXECUTE FUNCTION brandbos.audit_trigger()",
+				 quote_identifier(AUDIT_TRUNCATE_NAME), name));
+	/* session_replication_role = replica must not silence the audit */
+	run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name,
+				 quote_identifier(AUDIT_TRIGGER_NAME)));
+	run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name,
+				 quote_identifier(AUDIT_TRUNCATE_NAME)));
+	SPI_finish();
+	brandbos_internal_end(&state);
+
+	brandbos_audit_append("audit_enabled", "table", name, NULL);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(brandbos_disable_audit);
+/* SQL: brandbos.disable_audit(tbl regclass) returns void */
+Datum
+brandbos_disable_audit(PG_FUNCTION_ARGS)
+{
+	BrandbosInternalState state;
+	Oid			relid;
+	char	   *name = audit_target(fcinfo, &relid);
+
+	brandbos_internal_begin(&state, GetUserId());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (!has_trigger(relid, AUDIT_TRIGGER_NAME))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("auditing is not enabled for table %s", name)));
+	run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(AUDIT_TRIGGER_NAME), name));
+	if (has_trigger(relid, AUDIT_TRUNCATE_NAME))
+		run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(AUDIT_TRUNCATE_NAME), name));
+	SPI_finish();
+	brandbos_internal_end(&state);
+
+	brandbos_audit_append("audit_disabled", "table", name, NULL);
+	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * The append-only guard
+ * --------------------------------------------------------------------- */
+
+/* true when new differs from old only in the columns allowed to change */
+static bool
+only_columns_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+					 const char *const *allowed, bool allowed_must_become_null)
+{
+	int			a;
+
+	for (a = 0; a < tupdesc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+		bool		oldnull,
+					newnull;
+		Datum		o,
+					n;
+		const char *const *p;
+		bool		is_allowed = false;
+
+		if (att->attisdropped)
+			continue;
+		for (p = allowed; *p; p++)
+			if (strcmp(NameStr(att->attname), *p) == 0)
+				is_allowed = true;
+		o = heap_getattr(oldtup, att->attnum, tupdesc, &oldnull);
+		n = heap_getattr(newtup, att->attnum, tupdesc, &newnull);
+		if (oldnull == newnull &&
+			(oldnull || datumIsEqual(o, n, att->attbyval, att->attlen)))
+			continue;
+		if (!is_allowed)
+			return false;
+		if (allowed_must_become_null && !newnull)
+			return false;
+	}
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(brandbos_audit_append_only);
+/* SQL: brandbos.audit_append_only() returns trigger */
+Datum
+brandbos_audit_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Relation	rel;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("brandbos.audit_append_only() must be called as a trigger")));
+	rel = td->tg_relation;
+
+	/*
+	 * The only changes ever allowed: redact_audit clearing a row's payload
+	 * and prune_audit deleting the rows of whole sealed blocks, while they
+	 * set flags that no SQL can reach.
+	 */
+	if (brandbos_audit_maintenance && TRIGGER_FIRED_BY_UPDATE(td->tg_event) &&
+		strcmp(RelationGetRelationName(rel), "audit_entries") == 0)
+	{
+		static const char *const redact[] = {"details", "ip_address", "user_agent", NULL};
+
+		if (only_columns_changed(td->tg_trigtuple, td->tg_newtuple,
+								 RelationGetDescr(rel), redact, true))
+			return PointerGetDatum(td->tg_newtuple);
+	}
+
+	if (brandbos_audit_pruning && TRIGGER_FIRED_BY_DELETE(td->tg_event) &&
+		TRIGGER_FIRED_FOR_ROW(td->tg_event) &&
+		strcmp(RelationGetRelationName(rel), "audit_entries") == 0)
+		return PointerGetDatum(td->tg_trigtuple);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s.%s is append-only", BRANDBOS_SCHEMA, RelationGetRelationName(rel)),
+			 errdetail("Rows of the audit log and its blocks can be added, never changed or removed."),
+			 errhint("Use brandbos.redact_audit() to clear a payload and brandbos.prune_audit() to drop old sealed blocks.")));
+	return PointerGetDatum(NULL);
+}

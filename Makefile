@@ -22,7 +22,8 @@ OBJS        = src/brandbos.o \
               src/audit_leaf.o \
               src/audit_writer.o \
               src/audit_sealer.o \
-              src/audit_verify.o
+              src/audit_verify.o \
+              src/audit_guard.o
 DATA        = sql/brandbos--0.1.0.sql
 REGRESS     = envelope_format
 REGRESS_OPTS = --load-extension=brandbos

@@ -541,9 +541,18 @@ brandbos_disable_audit(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("auditing is not enabled for table %s", name)));
-	run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(AUDIT_TRIGGER_NAME), name));
-	if (has_trigger(relid, AUDIT_TRUNCATE_NAME))
-		run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(AUDIT_TRUNCATE_NAME), name));
+	brandbos_guard_bypass = true;
+	PG_TRY();
+	{
+		run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(AUDIT_TRIGGER_NAME), name));
+		if (has_trigger(relid, AUDIT_TRUNCATE_NAME))
+			run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(AUDIT_TRUNCATE_NAME), name));
+	}
+	PG_FINALLY();
+	{
+		brandbos_guard_bypass = false;
+	}
+	PG_END_TRY();
 	SPI_finish();
 	brandbos_internal_end(&state);
 

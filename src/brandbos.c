@@ -35,6 +35,7 @@ _PG_init(void)
 	brandbos_keys_init();
 	brandbos_passwords_init();
 	brandbos_sealer_init();
+	brandbos_guard_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("brandbos");

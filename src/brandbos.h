@@ -204,6 +204,14 @@ extern int64 brandbos_seal_pending(int64 *rows);
 /* settings of the sealer, and its background worker when preloaded */
 extern void brandbos_sealer_init(void);
 
+/* ---- audit_guard.c --------------------------------------------------- */
+
+/* set by disable_audit while it drops its own triggers */
+extern bool brandbos_guard_bypass;
+
+/* the utility hook guarding the audit tables, when preloaded */
+extern void brandbos_guard_init(void);
+
 /* ---- protect.c: table facts shared with the audit trigger ------------- */
 
 /*

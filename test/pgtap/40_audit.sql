@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(72);
+SELECT plan(75);
 
 -- shape
 SELECT has_view('brandbos', 'audit_log', 'brandbos.audit_log exists');
@@ -152,8 +152,22 @@ SELECT is((SELECT count(*)::int FROM brandbos.verify_audit()), 0, 'an auditor ve
 SELECT ok((SELECT count(*) > 0 FROM brandbos.audit_log), 'an auditor reads the log');
 RESET ROLE;
 
--- tampering by a superuser who disables the guard
-ALTER TABLE brandbos.audit_entries DISABLE TRIGGER append_only;
+-- the utility hook (only when preloaded) refuses the DDL that would disable the guard
+SELECT CASE WHEN current_setting('shared_preload_libraries') ~ 'brandbos'
+    THEN throws_ok($$ALTER TABLE brandbos.audit_entries DISABLE TRIGGER append_only$$, '42501', NULL,
+                   'preloaded: ALTER TABLE ... DISABLE TRIGGER on the log is refused')
+    ELSE skip('the utility hook needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
+SELECT CASE WHEN current_setting('shared_preload_libraries') ~ 'brandbos'
+    THEN throws_ok($$DROP TABLE brandbos.audit_blocks$$, '42501', NULL, 'preloaded: DROP TABLE of the blocks is refused')
+    ELSE skip('the utility hook needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
+SELECT CASE WHEN current_setting('shared_preload_libraries') ~ 'brandbos'
+    THEN throws_ok($$ALTER TABLE accounts DISABLE TRIGGER ALL$$, '42501', NULL,
+                   'preloaded: disabling all triggers of a table is refused')
+    ELSE skip('the utility hook needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
+
+-- tampering by a superuser who edits the catalog to disable the guard
+UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'brandbos.audit_entries'::regclass;
+ANALYZE brandbos.audit_entries;     -- rebuilds the cached trigger list
 UPDATE brandbos.audit_entries SET details = '{"ok": false}' WHERE id = 2;
 SELECT results_eq($$SELECT audit_id, problem FROM brandbos.verify_audit()$$,
                   $$VALUES (2::bigint, 'changed row'::text)$$, 'a changed sealed row is reported');

@@ -33,6 +33,113 @@ bb_env_status_text(bb_env_status status)
 	return "unknown envelope status";
 }
 
+/*
+ * XChaCha20-Poly1305-IETF, composed from libsodium's primitives.
+ *
+ * The AEAD derives a subkey with HChaCha20, takes the Poly1305 key from
+ * keystream block 0 and encrypts from block 1.  libsodium's AEAD asks for
+ * those as two separate keystream calls, and below 256 bytes its ChaCha20
+ * runs one block at a time; a single call over [64 zero bytes || message]
+ * yields block 0 and the ciphertext together on the multi-block code path,
+ * roughly halving the cost for secrets of a few hundred bytes.  The output
+ * is byte-for-byte the AEAD's (the unit tests compare both ways); values
+ * larger than the stack buffer use libsodium's AEAD directly.
+ */
+#define FAST_PATH_MAX 4096
+
+static void
+xchacha_subkey(unsigned char *subkey, unsigned char *nonce12,
+			   const unsigned char *nonce24, const unsigned char *key)
+{
+	crypto_core_hchacha20(subkey, nonce24, key, NULL);
+	memset(nonce12, 0, 4);
+	memcpy(nonce12 + 4, nonce24 + 16, 8);
+}
+
+static void
+poly1305_tag(unsigned char *tag, const unsigned char *poly_key,
+			 const unsigned char *ad, size_t ad_len,
+			 const unsigned char *ct, size_t ct_len)
+{
+	static const unsigned char zeros[16];
+	crypto_onetimeauth_poly1305_state st;
+	unsigned char lengths[16];
+	uint64_t	a = ad_len,
+				c = ct_len;
+	int			i;
+
+	for (i = 0; i < 8; i++)
+	{
+		lengths[i] = (unsigned char) (a >> (8 * i));
+		lengths[8 + i] = (unsigned char) (c >> (8 * i));
+	}
+	crypto_onetimeauth_poly1305_init(&st, poly_key);
+	crypto_onetimeauth_poly1305_update(&st, ad, ad_len);
+	crypto_onetimeauth_poly1305_update(&st, zeros, (16 - ad_len % 16) % 16);
+	crypto_onetimeauth_poly1305_update(&st, ct, ct_len);
+	crypto_onetimeauth_poly1305_update(&st, zeros, (16 - ct_len % 16) % 16);
+	crypto_onetimeauth_poly1305_update(&st, lengths, 16);
+	crypto_onetimeauth_poly1305_final(&st, tag);
+}
+
+static void
+aead_encrypt(unsigned char *out, const unsigned char *plain, size_t plain_len,
+			 const unsigned char *ad, size_t ad_len,
+			 const unsigned char *nonce, const unsigned char *key)
+{
+	unsigned char buf[64 + FAST_PATH_MAX];
+	unsigned char subkey[32];
+	unsigned char nonce12[12];
+
+	if (plain_len > FAST_PATH_MAX)
+	{
+		crypto_aead_xchacha20poly1305_ietf_encrypt(out, NULL, plain, plain_len,
+												   ad, ad_len, NULL, nonce, key);
+		return;
+	}
+	xchacha_subkey(subkey, nonce12, nonce, key);
+	memset(buf, 0, 64);
+	if (plain_len > 0)
+		memcpy(buf + 64, plain, plain_len);
+	crypto_stream_chacha20_ietf_xor_ic(buf, buf, 64 + plain_len, nonce12, 0, subkey);
+	if (plain_len > 0)
+		memcpy(out, buf + 64, plain_len);
+	poly1305_tag(out + plain_len, buf, ad, ad_len, out, plain_len);
+	sodium_memzero(buf, 64 + plain_len);
+	sodium_memzero(subkey, sizeof(subkey));
+}
+
+/* returns 0 when the tag verifies; plain_out is written only then */
+static int
+aead_decrypt(unsigned char *plain_out, const unsigned char *sealed, size_t sealed_len,
+			 const unsigned char *ad, size_t ad_len,
+			 const unsigned char *nonce, const unsigned char *key)
+{
+	unsigned char buf[64 + FAST_PATH_MAX];
+	unsigned char subkey[32];
+	unsigned char nonce12[12];
+	unsigned char tag[16];
+	size_t		ct_len = sealed_len - BB_ENV_TAG_BYTES;
+	int			rc;
+
+	if (ct_len > FAST_PATH_MAX)
+		return crypto_aead_xchacha20poly1305_ietf_decrypt(plain_out, NULL, NULL,
+														  sealed, sealed_len, ad, ad_len,
+														  nonce, key);
+	xchacha_subkey(subkey, nonce12, nonce, key);
+	memset(buf, 0, 64);
+	if (ct_len > 0)
+		memcpy(buf + 64, sealed, ct_len);
+	crypto_stream_chacha20_ietf_xor_ic(buf, buf, 64 + ct_len, nonce12, 0, subkey);
+	poly1305_tag(tag, buf, ad, ad_len, sealed, ct_len);
+	rc = crypto_verify_16(tag, sealed + ct_len);
+	if (rc == 0 && ct_len > 0)
+		memcpy(plain_out, buf + 64, ct_len);
+	sodium_memzero(buf, 64 + ct_len);
+	sodium_memzero(subkey, sizeof(subkey));
+	return rc == 0 ? 0 : -1;
+}
+
 static void
 put_u32(unsigned char *p, uint32_t v)
 {
@@ -57,8 +164,6 @@ bb_env_seal(unsigned char *out,
 			const unsigned char *nonce,
 			const unsigned char *key)
 {
-	unsigned long long sealed_len;
-
 	out[0] = BB_ENV_MAGIC0;
 	out[1] = BB_ENV_MAGIC1;
 	out[2] = BB_ENV_FORMAT;
@@ -70,11 +175,7 @@ bb_env_seal(unsigned char *out,
 	 * version or nonce already makes the tag fail, and the format byte is
 	 * checked before decryption.
 	 */
-	crypto_aead_xchacha20poly1305_ietf_encrypt(out + BB_ENV_HEADER_BYTES,
-											   &sealed_len,
-											   plain, plain_len,
-											   ad, ad_len,
-											   NULL, nonce, key);
+	aead_encrypt(out + BB_ENV_HEADER_BYTES, plain, plain_len, ad, ad_len, nonce, key);
 }
 
 bb_env_status
@@ -105,16 +206,13 @@ bb_env_open(unsigned char *plain_out,
 			const unsigned char *ad, size_t ad_len,
 			const unsigned char *key)
 {
-	unsigned long long plain_len;
 	unsigned char empty[1];
 
 	if (plain_out == NULL)
 		plain_out = empty;		/* empty plaintext: nothing is written */
 
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain_out, &plain_len, NULL,
-												   env->sealed, env->sealed_len,
-												   ad, ad_len,
-												   env->nonce, key) != 0)
+	if (aead_decrypt(plain_out, env->sealed, env->sealed_len, ad, ad_len,
+					 env->nonce, key) != 0)
 		return BB_ENV_FORGED;
 	return BB_ENV_OK;
 }

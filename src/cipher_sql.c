@@ -51,7 +51,8 @@ brandbos_seal_datum(const char *plain, size_t plain_len,
 	}
 	else
 	{
-		unsigned char *bin = palloc(bin_len);
+		unsigned char stack_bin[1024];
+		unsigned char *bin = bin_len <= sizeof(stack_bin) ? stack_bin : palloc(bin_len);
 		size_t		text_len = bb_env_text_size(bin_len);
 		text	   *result = palloc(VARHDRSZ + text_len + 1);
 
@@ -59,7 +60,8 @@ brandbos_seal_datum(const char *plain, size_t plain_len,
 					(const unsigned char *) ad, ad_len, version, nonce, key);
 		bb_env_to_text(VARDATA(result), bin, bin_len);
 		SET_VARSIZE(result, VARHDRSZ + text_len);
-		pfree(bin);
+		if (bin != stack_bin)
+			pfree(bin);
 		return PointerGetDatum(result);
 	}
 }

@@ -418,6 +418,10 @@ reseal(Datum envelope, bool as_text, const char *from_ad, int from_len,
 	return sealed;
 }
 
+/* associated-data buffers reused from row to row (TopMemoryContext) */
+static StringInfoData ad_buffer;
+static StringInfoData old_ad_buffer;
+
 PG_FUNCTION_INFO_V1(brandbos_protect_trigger);
 /* SQL: brandbos.protect_trigger() returns trigger */
 Datum
@@ -431,7 +435,7 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 				oldtup;
 	bool		is_update;
 	bool		pk_changed = false;
-	StringInfoData ad,
+	StringInfo	ad,
 				old_ad;
 	int		   *repl_cols;
 	Datum	   *repl_values;
@@ -461,8 +465,16 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 	if (is_update)
 		pk_changed = key_changed(cfg, oldtup, newtup, tupdesc);
 
-	initStringInfo(&ad);
-	initStringInfo(&old_ad);
+	ad = &ad_buffer;
+	old_ad = &old_ad_buffer;
+	if (ad->data == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(ad);
+		initStringInfo(old_ad);
+		MemoryContextSwitchTo(old);
+	}
 	repl_cols = palloc(sizeof(int) * cfg->ncolumns);
 	repl_values = palloc(sizeof(Datum) * cfg->ncolumns);
 	repl_nulls = palloc0(sizeof(bool) * cfg->ncolumns);
@@ -487,12 +499,12 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 
 			unchanged = !oldnull && datumIsEqual(oldvalue, value, false, -1);
 		}
-		build_ad(&ad, cfg, pc, newtup, tupdesc);
+		build_ad(ad, cfg, pc, newtup, tupdesc);
 
 		if (!brandbos_looks_like_envelope(value, pc->as_text))
 		{
 			/* plaintext: seal it */
-			result = seal_plain_datum(value, pc->as_text, &ad, !is_update);
+			result = seal_plain_datum(value, pc->as_text, ad, !is_update);
 		}
 		else if (unchanged && !pk_changed &&
 				 !(reencrypting_relid == RelationGetRelid(rel) &&
@@ -503,10 +515,10 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 		else if (unchanged)
 		{
 			/* primary key changed, or reencrypt: move to the new binding/key */
-			build_ad(&old_ad, cfg, pc, oldtup, tupdesc);
-			result = reseal(value, pc->as_text, old_ad.data, old_ad.len, &ad);
+			build_ad(old_ad, cfg, pc, oldtup, tupdesc);
+			result = reseal(value, pc->as_text, old_ad->data, old_ad->len, ad);
 		}
-		else if (brandbos_try_open_datum(value, pc->as_text, ad.data, ad.len,
+		else if (brandbos_try_open_datum(value, pc->as_text, ad->data, ad->len,
 										 &plain, &plain_len, nonce))
 		{
 			/* an envelope sealed for exactly this row and column */
@@ -526,7 +538,7 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 								RelationGetRelationName(rel)),
 						 errdetail("An envelope only authenticates in the row and column it was sealed for."),
 						 errhint("Write the plaintext instead; the trigger seals it.")));
-			result = reseal(value, pc->as_text, recent->ad, recent->ad_len, &ad);
+			result = reseal(value, pc->as_text, recent->ad, recent->ad_len, ad);
 		}
 		repl_cols[nrepl] = pc->attnum;
 		repl_values[nrepl] = result;
@@ -536,8 +548,6 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 	if (nrepl > 0)
 		newtup = heap_modify_tuple_by_cols(newtup, tupdesc, nrepl,
 										   repl_cols, repl_values, repl_nulls);
-	pfree(ad.data);
-	pfree(old_ad.data);
 	return PointerGetDatum(newtup);
 }
 

@@ -4,8 +4,10 @@
  * A block covers the consecutive ids (previous block's last_id, horizon].
  * The horizon must be final: no transaction may still commit a row with an
  * id at or below it.  Writers take their xid before their id (see
- * audit_writer.c), so after reading the sequence's last value h, a fresh
- * snapshot lists every transaction that may still hold an id <= h.  If none
+ * audit_writer.c), so after reading the sequence's last value h, every
+ * transaction that may still hold an id <= h has an xid below the next xid
+ * read afterwards; those still in progress are found from a fresh snapshot
+ * (and, for xids at or past its xmax, one by one).  If none
  * is running (other than our own), h is final now.  Otherwise h and that
  * list are saved in brandbos.audit_seal_state and become final once all of
  * them have ended; until then the previous saved horizon, if final, is used.
@@ -76,18 +78,39 @@ highest_issued_id(void)
 	return is_called ? last : last - 1;
 }
 
-/* xids that a fresh snapshot sees running, except our own */
+/*
+ * Top-level xids that may still be running, except our own: those a fresh
+ * snapshot lists, and those assigned at or after its xmax (a snapshot does
+ * not list the newest xids; it treats every xid >= xmax as running), each
+ * checked individually.  Call after reading the sequence: every xid assigned
+ * before that read is below the next xid read here.
+ */
 static List *
 running_xids(void)
 {
+	FullTransactionId next = ReadNextFullTransactionId();
 	Snapshot	snap = GetLatestSnapshot();
 	TransactionId own = GetTopTransactionIdIfAny();
+	TransactionId xid;
 	List	   *result = NIL;
-	uint32		i;
+	uint32		i,
+				scanned = 0;
 
 	for (i = 0; i < snap->xcnt; i++)
 		if (!TransactionIdEquals(snap->xip[i], own))
 			result = lappend(result, (void *) (uintptr_t) snap->xip[i]);
+	xid = snap->xmax;
+	while (TransactionIdPrecedes(xid, XidFromFullTransactionId(next)))
+	{
+		if (++scanned > 100000)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many transactions started while the audit log was being sealed"),
+					 errhint("Call brandbos.seal_audit() again.")));
+		if (!TransactionIdEquals(xid, own) && TransactionIdIsInProgress(xid))
+			result = lappend(result, (void *) (uintptr_t) xid);
+		TransactionIdAdvance(xid);
+	}
 	return result;
 }
 
@@ -179,7 +202,7 @@ brandbos_seal_pending(int64 *rows)
 	run_sql("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, NULL,
 			SPI_OK_UTILITY);
 
-	/* the sequence first, then the snapshot: see the file header */
+	/* the sequence first, then the running transactions: see the file header */
 	issued = highest_issued_id();
 	running = running_xids();
 

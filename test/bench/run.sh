@@ -38,7 +38,7 @@ BULK_RUNS=3				# bulk INSERT repetitions per side; median counts
 READ_RUNS=5				# read repetitions per side; median counts
 RESULTS_DIR=$BENCH_DIR/results
 
-BENCH_GROUPS=(tce_insert tce_bulk tce_read)
+BENCH_GROUPS=(tce_insert tce_bulk tce_read audit_insert audit_scaling audit_seal)
 
 for knob in BENCH_SECONDS BENCH_ROWS BENCH_PORT; do
 	if ! [[ ${!knob} =~ ^[1-9][0-9]*$ ]]; then
@@ -137,6 +137,8 @@ BENCH_SETTINGS=(
 	"checkpoint_timeout = '30min'"
 	"synchronous_commit = on"
 	"jit = off"
+	"brandbos.audit_database = 'bench'"
+	"brandbos.audit_seal_interval = '1s'"
 )
 
 cluster_up() {
@@ -171,10 +173,10 @@ require_setup() {
 # sql_exec SQL: run statements in the bench database
 sql_exec() { bb_psql "$BENCH_CLUSTER" -c "$1"; }
 
-# pgbench_tps SCRIPT TABLE [SECONDS]: one pgbench run against TABLE; prints tps
+# pgbench_tps SCRIPT TABLE [SECONDS [CLIENTS]]: one pgbench run against TABLE; prints tps
 pgbench_tps() {
-	local out tps
-	if ! out=$(bb_run_as_pg "$PGBIN/pgbench" -n -c "$BENCH_CLIENTS" -j "$BENCH_CLIENTS" \
+	local out tps clients=${4:-$BENCH_CLIENTS}
+	if ! out=$(bb_run_as_pg "$PGBIN/pgbench" -n -c "$clients" -j "$clients" \
 			-T "${3:-$BENCH_SECONDS}" -f "$BENCH_DIR/$1" -D tbl="$2" \
 			"$(bb_conninfo "$BENCH_CLUSTER")" 2>&1); then
 		printf '%s\n' "$out" >&2
@@ -358,6 +360,89 @@ group_tce_read() {
 		"same rows raw: $(fmt_num "$craw" 1) ms" "$(fmt_num "$cdec" 1) ms" "$(ratio "$cdec" "$craw")"
 	report_info "↳ bench_tce_decrypted vs the plaintext table bench_plain" \
 		"plaintext table: $(fmt_num "$plain" 1) ms" "$(fmt_num "$dec" 1) ms" "$(ratio "$dec" "$plain")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Row groups: the audit log (SPEC section 3)
+# ---------------------------------------------------------------------------------------------
+
+# one pgbench run of audit_insert.sql on a truncated TABLE with CLIENTS clients
+audit_run() {
+	local table=$1 clients=$2
+	sql_exec "TRUNCATE $table RESTART IDENTITY; CHECKPOINT;"
+	pgbench_tps audit_insert.sql "$table" "$BENCH_SECONDS" "$clients"
+}
+
+# D. audited single-row INSERT, 2 clients: against no audit and against the PL/pgSQL trigger
+group_audit_insert() {
+	require_setup audit
+	local run side tps plain=() audited=() supa=()
+	audit_run bench_aplain 2 >/dev/null
+	audit_run bench_audited 2 >/dev/null
+	for (( run = 1; run <= INSERT_RUNS; run++ )); do
+		for side in aplain audited supa; do
+			tps=$(audit_run "bench_$side" 2)
+			say "  audited INSERT, bench_$side, run $run/$INSERT_RUNS: $(fmt_num "$tps") tps"
+			case $side in
+				aplain) plain+=("$tps") ;;
+				audited) audited+=("$tps") ;;
+				supa) supa+=("$tps") ;;
+			esac
+		done
+	done
+	local p a s
+	p=$(best "${plain[@]}"); a=$(best "${audited[@]}"); s=$(best "${supa[@]}")
+	report_row "single-row INSERT into an audited table (pgbench -c 2, ${BENCH_SECONDS}s, best of $INSERT_RUNS)" \
+		"no audit: $(fmt_num "$p") tps" "$(fmt_num "$a") tps" "$(ratio "$a" "$p")" ">=" 0.80
+	report_row "↳ the same against a PL/pgSQL jsonb audit trigger of supa_audit's shape" \
+		"PL/pgSQL trigger: $(fmt_num "$s") tps" "$(fmt_num "$a") tps" "$(ratio "$a" "$s")" ">=" 4
+	report_info "↳ PL/pgSQL jsonb audit trigger against no audit" \
+		"no audit: $(fmt_num "$p") tps" "$(fmt_num "$s") tps" "$(ratio "$s" "$p")"
+}
+
+# E. scaling: 2 clients against 1, and 8 clients, audited against plain
+group_audit_scaling() {
+	require_setup audit
+	local p1 p2 a1 a2 p8 a8
+	p1=$(audit_run bench_aplain 1); a1=$(audit_run bench_audited 1)
+	p2=$(audit_run bench_aplain 2); a2=$(audit_run bench_audited 2)
+	p8=$(audit_run bench_aplain 8); a8=$(audit_run bench_audited 8)
+	say "  tps: plain 1c $(fmt_num "$p1"), 2c $(fmt_num "$p2"), 8c $(fmt_num "$p8"); audited 1c $(fmt_num "$a1"), 2c $(fmt_num "$a2"), 8c $(fmt_num "$a8")"
+	local plain_scale audited_scale
+	plain_scale=$(awk -v a="$p2" -v b="$p1" 'BEGIN { printf "%.3f\n", a / b }')
+	audited_scale=$(awk -v a="$a2" -v b="$a1" 'BEGIN { printf "%.3f\n", a / b }')
+	report_row "audited INSERT scaling, 2 clients vs 1 (relative to the plain table's own scaling)" \
+		"plain: $(fmt_num "$plain_scale" 2)x from 1 to 2 clients" "audited: $(fmt_num "$audited_scale" 2)x" \
+		"$(ratio "$audited_scale" "$plain_scale")" ">=" 0.90
+	report_row "audited INSERT, 8 clients (writers never wait on each other)" \
+		"no audit: $(fmt_num "$p8") tps" "$(fmt_num "$a8") tps" "$(ratio "$a8" "$p8")" ">=" 0.80
+}
+
+# F. seal_audit() throughput on BENCH_ROWS committed rows
+group_audit_seal() {
+	require_setup audit
+	local out ms rows check
+	out=$(
+		{
+			echo "SELECT brandbos.seal_audit();"
+			echo "SELECT count(*) FROM (SELECT brandbos.log_event('bench', 'seal', g::text, '{\"k\": 1}') FROM generate_series(1, $BENCH_ROWS) g) s;"
+			timed_begin
+			echo "SELECT brandbos.seal_audit();"
+			timed_end seal
+		} | run_timed
+	)
+	ms=$(median_of seal <<<"$out")
+	rows=$(bb_psql_value "$BENCH_CLUSTER" "SELECT row_count FROM brandbos.audit_blocks ORDER BY block_id DESC LIMIT 1")
+	check=$(bb_psql_value "$BENCH_CLUSTER" "SELECT count(*) FROM brandbos.verify_audit()")
+	if [[ $check != 0 ]]; then
+		echo "bench: verify_audit reports problems after sealing" >&2
+		return 1
+	fi
+	local per_s
+	per_s=$(awk -v n="$rows" -v ms="$ms" 'BEGIN { printf "%.0f\n", n / ms * 1000 }')
+	report_row "seal_audit() of $rows committed rows (one block, verify_audit clean)" \
+		"target 100k rows/s" "$(fmt_num "$ms" 1) ms ($(fmt_num "$per_s") rows/s)" \
+		"$(awk -v r="$per_s" 'BEGIN { printf "%.2f\n", r / 100000 }')" ">=" 1.00
 }
 
 # ---------------------------------------------------------------------------------------------

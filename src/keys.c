@@ -715,6 +715,29 @@ brandbos_key_status(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * Refuse to add keys under a root key that the existing data keys were not
+ * wrapped with: a new active key wrapped under a wrong (or not yet rewrapped)
+ * root key would make every later write fail once the right key is back.
+ */
+static void
+require_consistent_root_key(void)
+{
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(root_key_id);
+
+	spi_exec("SELECT version, root_key_id FROM brandbos.data_keys "
+			 "WHERE wrapped_key IS NOT NULL AND root_key_id <> $1 ORDER BY version LIMIT 1",
+			 1, &argtype, &arg, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("data key version %d is wrapped under another root key", (int) spi_int(0, 1)),
+				 errdetail("It was wrapped under root key %s; the loaded root key is %s.",
+						   spi_text(0, 2), root_key_id),
+				 errhint("Load the root key the data keys were made with, or run brandbos.rewrap_keys() with brandbos.previous_root_key_file set.")));
+}
+
 /* retire the active key and make the next version active */
 static uint32
 rotate_data_key(void)
@@ -725,6 +748,7 @@ rotate_data_key(void)
 	require_root_key();
 	keys_sql_begin(&state);
 	spi_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
+	require_consistent_root_key();
 	spi_exec("UPDATE brandbos.data_keys SET status = 'retired', retired_at = now() "
 			 "WHERE status = 'active'", 0, NULL, NULL, SPI_OK_UPDATE);
 	version = create_data_key();

@@ -271,7 +271,8 @@ fi
 
 if want scenarios; then
 	section "scenarios (test/scenarios, ${SCENARIO_TIMEOUT}s each)"
-	mapfile -t SCENARIOS < <(find "$BB_ROOT/test/scenarios" -maxdepth 1 -name '*.sh' 2>/dev/null | sort)
+	# scenarios are NN_name.sh; other .sh files there are libraries they source
+	mapfile -t SCENARIOS < <(find "$BB_ROOT/test/scenarios" -maxdepth 1 -name '[0-9]*.sh' 2>/dev/null | sort)
 	if (( ${#SCENARIOS[@]} == 0 )); then
 		echo "  no test/scenarios/*.sh scripts"
 	fi

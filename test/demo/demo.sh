@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# test/demo/demo.sh — a readable walkthrough of brandbos (`make demo`).
+#
+# Starts a throwaway cluster `demo` (port 55600, shared_preload_libraries = 'brandbos',
+# a freshly generated root key), shows every feature with the SQL and its output, and
+# removes the cluster at the end.  Exits 0 when everything behaved as shown.
+#
+#   BB_KEEP=1 test/demo/demo.sh     keep the cluster running afterwards to play with it
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
+export LC_ALL=C
+
+DEMO=demo
+DEMO_PORT=${BB_DEMO_PORT:-55600}
+
+cleanup() {
+	local rc=$?
+	if (( rc != 0 )); then
+		echo
+		echo "demo FAILED (exit $rc); last lines of the server log:" >&2
+		tail -n 20 "$(bb_logfile "$DEMO")" >&2 2>/dev/null || true
+	fi
+	if [[ ${BB_KEEP:-0} == 1 && $rc == 0 ]]; then
+		echo
+		echo "cluster kept running: psql \"$(bb_conninfo "$DEMO")\""
+		echo "remove it with: (. test/lib/cluster.sh; bb_cluster_destroy $DEMO)"
+	else
+		bb_cluster_destroy "$DEMO" >/dev/null 2>&1 || true
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+
+if [[ -t 1 ]]; then B=$'\e[1m'; D=$'\e[2m'; R=$'\e[0m'; else B=; D=; R=; fi
+
+banner() {
+	echo
+	echo "${B}==========================================================================${R}"
+	echo "${B}  $*${R}"
+	echo "${B}==========================================================================${R}"
+}
+say() { echo; echo "${D}-- $*${R}"; }
+
+# Run SQL from stdin, echoing each statement before its output (psql -e).
+sql() { bb_psql "$DEMO" -e -P pager=off; }
+
+# Check one value behind the scenes (the output above is for people; this is for make demo).
+expect() {
+	local what=$1 want=$2 got
+	got=$(bb_psql_value "$DEMO" "$3")
+	if [[ $got != "$want" ]]; then
+		echo "demo: $what: expected '$want', got '$got'" >&2
+		return 1
+	fi
+}
+
+# Run SQL from stdin that must fail with an error matching PATTERN; show the error.
+sql_fails() {
+	local pattern=$1 out rc=0
+	shift
+	out=$(bb_psql "$DEMO" -e -P pager=off "$@" 2>&1) || rc=$?
+	echo "$out"
+	if (( rc == 0 )) || ! grep -qE -- "$pattern" <<<"$out"; then
+		echo "demo: expected an error matching '$pattern'" >&2
+		return 1
+	fi
+	echo "${D}   (refused, as it should be)${R}"
+}
+
+# ---------------------------------------------------------------------------------------------
+banner "brandbos demo — a throwaway cluster with a generated root key"
+bb_cluster_create "$DEMO" "$DEMO_PORT" yes
+bb_cluster_start "$DEMO"
+echo "cluster:  $(bb_datadir "$DEMO")"
+echo "connect:  psql \"$(bb_conninfo "$DEMO")\""
+echo "root key: $(bb_keyfile "$DEMO") ($(stat -c %a "$(bb_keyfile "$DEMO")"), never stored in the database)"
+echo "server log: $(bb_logfile "$DEMO")"
+grep -h 'brandbos root key' "$(bb_logfile "$DEMO")" | sed 's/^/  log: /' || true
+
+sql <<'SQL'
+CREATE EXTENSION brandbos;
+SELECT brandbos.root_key_loaded();
+SHOW shared_preload_libraries;
+SQL
+
+# ---------------------------------------------------------------------------------------------
+banner "1. Transparent column encryption"
+say "an application table holding OAuth tokens, as applications usually have it"
+sql <<'SQL'
+CREATE TABLE ga4_credentials (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id       text,
+    property_id   text,
+    refresh_token text,
+    access_token  text,
+    created_at    timestamptz DEFAULT now()
+);
+SQL
+
+say "one call protects the refresh token: a C trigger seals it before it reaches the heap or the WAL"
+sql <<'SQL'
+SELECT brandbos.protect_column('ga4_credentials', 'refresh_token');
+SQL
+
+say "the application keeps writing plain text"
+sql <<'SQL'
+INSERT INTO ga4_credentials (user_id, property_id, refresh_token, access_token) VALUES
+    ('alice', 'properties/1001', '1//0gLx-alice-refresh-token', 'ya29.alice-access'),
+    ('bob',   'properties/2002', '1//0gQz-bob-refresh-token',   'ya29.bob-access');
+SQL
+
+say "what the table really holds: only bbx1: envelopes (XChaCha20-Poly1305, bound to row and column)"
+sql <<'SQL'
+SELECT user_id, left(refresh_token, 40) || '...' AS refresh_token_as_stored,
+       length(refresh_token) AS len,
+       brandbos.envelope_key_version(refresh_token) AS key_version
+  FROM ga4_credentials ORDER BY user_id;
+SQL
+expect "only envelopes in the table" 0 \
+	"SELECT count(*) FROM ga4_credentials WHERE refresh_token NOT LIKE 'bbx1:%'"
+
+say "what is protected, and under which data-key versions"
+sql <<'SQL'
+SELECT table_name, column_name, key_versions FROM brandbos.protected_columns;
+SQL
+
+say "the _safe view: every column except the protected ones"
+sql <<'SQL'
+SELECT * FROM ga4_credentials_safe ORDER BY user_id;
+SQL
+
+say "the _decrypted view: plaintext, for members of brandbos_decryptor (a superuser here)"
+sql <<'SQL'
+SELECT user_id, refresh_token FROM ga4_credentials_decrypted ORDER BY user_id;
+SQL
+
+say "an envelope copied into another row does not open there"
+sql_fails 'not sealed for this row' <<'SQL'
+UPDATE ga4_credentials
+   SET refresh_token = (SELECT refresh_token FROM ga4_credentials WHERE user_id = 'alice')
+ WHERE user_id = 'bob';
+SQL
+
+# ---------------------------------------------------------------------------------------------
+banner "2. Who may read plaintext"
+sql <<'SQL'
+CREATE ROLE app_reader;                          -- e.g. the token refresher
+CREATE ROLE app_writer;                          -- e.g. the OAuth callback handler
+GRANT brandbos_decryptor TO app_reader;
+GRANT SELECT ON ga4_credentials, ga4_credentials_decrypted, ga4_credentials_safe
+   TO app_reader, app_writer;
+GRANT INSERT ON ga4_credentials TO app_writer;
+SQL
+
+say "app_writer stores a token it will never be able to read back"
+sql <<'SQL'
+SET ROLE app_writer;
+INSERT INTO ga4_credentials (user_id, property_id, refresh_token)
+VALUES ('carol', 'properties/3003', '1//0gZk-carol-refresh-token');
+SELECT user_id, property_id FROM ga4_credentials_safe ORDER BY user_id;
+SQL
+
+say "app_writer cannot read the _decrypted view"
+sql_fails 'permission denied' <<'SQL'
+SET ROLE app_writer;
+SELECT user_id, refresh_token FROM ga4_credentials_decrypted;
+SQL
+
+say "nor call the decrypt functions directly"
+sql_fails 'permission denied' <<'SQL'
+SET ROLE app_writer;
+SELECT brandbos.decrypt_text(refresh_token) FROM ga4_credentials;
+SQL
+
+say "app_reader (a brandbos_decryptor) reads plaintext, including carol's new row"
+sql <<'SQL'
+SET ROLE app_reader;
+SELECT user_id, refresh_token FROM ga4_credentials_decrypted ORDER BY user_id;
+SQL
+
+# ---------------------------------------------------------------------------------------------
+banner "3. Key rotation"
+say "data keys are stored wrapped under the root key; metadata only is visible"
+sql <<'SQL'
+SELECT * FROM brandbos.key_status();
+SQL
+
+say "rotate: version 2 becomes active; old values stay readable under the retired version 1"
+sql <<'SQL'
+SELECT brandbos.rotate_key();
+INSERT INTO ga4_credentials (user_id, property_id, refresh_token)
+VALUES ('dave', 'properties/4004', '1//0gAa-dave-refresh-token');
+SELECT user_id, brandbos.envelope_key_version(refresh_token) AS key_version
+  FROM ga4_credentials ORDER BY user_id;
+SELECT * FROM brandbos.key_status();
+SQL
+
+say "destroying version 1 is refused while values still use it"
+sql_fails 'still seals' <<'SQL'
+SELECT brandbos.destroy_key(1);
+SQL
+
+say "re-encrypt the table under the active key, then version 1 can be destroyed"
+sql <<'SQL'
+SELECT brandbos.reencrypt('ga4_credentials');
+SELECT user_id, brandbos.envelope_key_version(refresh_token) AS key_version
+  FROM ga4_credentials ORDER BY user_id;
+SELECT brandbos.destroy_key(1);
+SELECT * FROM brandbos.key_status();
+SELECT user_id, refresh_token FROM ga4_credentials_decrypted ORDER BY user_id;
+SQL
+expect "every token reads back after rotation" \
+	"1//0gLx-alice-refresh-token 1//0gQz-bob-refresh-token 1//0gZk-carol-refresh-token 1//0gAa-dave-refresh-token" \
+	"SELECT string_agg(refresh_token, ' ' ORDER BY user_id) FROM ga4_credentials_decrypted"
+expect "key versions after reencrypt and destroy" "1:destroyed 2:active" \
+	"SELECT string_agg(version || ':' || status, ' ' ORDER BY version) FROM brandbos.key_status()"
+
+# ---------------------------------------------------------------------------------------------
+banner "4. Password hashing (Argon2id)"
+sql <<'SQL'
+SELECT brandbos.hash_password('correct horse battery staple') AS hash \gset
+\echo :hash
+SELECT brandbos.verify_password('correct horse battery staple', :'hash') AS right_password,
+       brandbos.verify_password('Tr0ub4dor&3', :'hash')                   AS wrong_password,
+       brandbos.password_needs_rehash(:'hash')                            AS needs_rehash;
+SQL
+expect "password hashing" "t|f" \
+	"SELECT brandbos.verify_password('pw', h), brandbos.verify_password('pw2', h)
+	   FROM brandbos.hash_password('pw') h"
+
+# ---------------------------------------------------------------------------------------------
+banner "5. API keys (keyed BLAKE2b, shown once, never stored)"
+sql <<'SQL'
+SELECT api_key, key_prefix, key_hash FROM brandbos.generate_api_key('bb') \gset
+\echo give this to the client once:  :api_key
+\echo store only these:               :key_prefix  :key_hash
+SELECT brandbos.verify_api_key(:'api_key', :'key_hash'::bytea)               AS genuine_key,
+       brandbos.verify_api_key(:'api_key' || 'x', :'key_hash'::bytea)        AS tampered_key;
+SQL
+expect "API keys" "t|f|t" \
+	"SELECT brandbos.verify_api_key(api_key, key_hash), brandbos.verify_api_key(api_key || 'x', key_hash),
+	        starts_with(api_key, key_prefix)
+	   FROM brandbos.generate_api_key('bb')"
+
+# ---------------------------------------------------------------------------------------------
+# Later pillars (SPEC sections 3-5) get their sections here:
+#   6. Immutable audit log — enable_audit, log_event, seal_audit, verify_audit, tampering
+#   7. Tenant context and Row Level Security — signed context, one-call tenant isolation
+#   8. Persona / deliberation-session bookkeeping — sessions, contributions, votes, costs
+# ---------------------------------------------------------------------------------------------
+
+banner "done"
+if grep -qE 'terminated by signal|PANIC' "$(bb_logfile "$DEMO")"; then
+	echo "demo: the server log shows a crash" >&2
+	exit 1
+fi
+echo "every step behaved as shown; the cluster is removed on exit (BB_KEEP=1 keeps it)"

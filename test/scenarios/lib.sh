@@ -1,0 +1,167 @@
+# shellcheck shell=bash
+# test/scenarios/lib.sh — small helpers shared by the scenario scripts.
+#
+# Source it after `set -euo pipefail`; it sources test/lib/cluster.sh itself.
+#
+#   sc_cluster NAME PORT PRELOAD     create + start a throwaway cluster; it is destroyed
+#                                    when the script exits (any number of clusters)
+#   pass DESC / fail DESC [DIAG...]  print "ok N - DESC" / "not ok N - DESC" (+ "# DIAG")
+#   check DESC CMD...                pass when CMD succeeds, fail otherwise
+#   assert_eq DESC EXPECTED ACTUAL   string equality, prints both values on failure
+#   assert_match DESC REGEX ACTUAL   bash regex match
+#   diag TEXT...                     "# TEXT" lines
+#   sc_try NAME SQL                  psql -At -c SQL; prints stdout+stderr, never fails
+#   sc_helpers NAME [DB]             creates public.sqlstate_of(text) in DB (default $BB_DB)
+#   sc_sqlstate NAME SQL             runs SQL (one statement) and prints its SQLSTATE,
+#                                    00000 when it succeeded (needs sc_helpers)
+#   sc_conf_set NAME KEY VALUE       set KEY in postgresql.conf (replacing earlier lines)
+#   sc_conf_unset NAME KEY           remove KEY from postgresql.conf
+#   sc_write_key PATH                write a fresh random root key (0600, server's user)
+#   sc_server_crashed NAME           exit 0 when the server log shows a crashed backend
+#   sc_finish                        print the plan, exit 1 if anything failed
+#
+# When the script dies before sc_finish (a set-up step failed under set -e), the exit
+# trap reports it as a failed check, shows the end of the server logs and exits non-zero.
+
+# shellcheck source-path=SCRIPTDIR source=../lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
+export LC_ALL=C
+
+SC_N=0
+SC_FAILED=0
+SC_FINISHED=0
+SC_CLUSTERS=()
+
+diag() {
+	local line
+	for line in "$@"; do
+		while IFS= read -r l; do printf '# %s\n' "$l"; done <<<"$line"
+	done
+}
+
+pass() { SC_N=$((SC_N + 1)); printf 'ok %d - %s\n' "$SC_N" "$1"; }
+
+fail() {
+	SC_N=$((SC_N + 1)); SC_FAILED=$((SC_FAILED + 1))
+	printf 'not ok %d - %s\n' "$SC_N" "$1"
+	shift
+	if (( $# > 0 )); then diag "$@"; fi
+}
+
+check() {
+	local desc=$1
+	shift
+	if "$@"; then pass "$desc"; else fail "$desc" "command failed: $*"; fi
+}
+
+assert_eq() {
+	if [[ $2 == "$3" ]]; then
+		pass "$1"
+	else
+		fail "$1" "expected: $2" "  actual: $3"
+	fi
+}
+
+assert_match() {
+	if [[ $3 =~ $2 ]]; then
+		pass "$1"
+	else
+		fail "$1" "expected to match: $2" "                  actual: $3"
+	fi
+}
+
+sc_try() {
+	local name=$1 sql=$2
+	bb_psql "$name" -At -c "$sql" 2>&1 || true
+}
+
+sc_helpers() {
+	local name=$1 db=${2:-${BB_DB:-postgres}}
+	# shellcheck disable=SC2016   # dollar quotes are SQL
+	BB_DB=$db bb_psql "$name" -c '
+		CREATE OR REPLACE FUNCTION public.sqlstate_of(q text) RETURNS text
+		LANGUAGE plpgsql AS $f$
+		BEGIN
+			EXECUTE q;
+			RETURN $$00000$$;
+		EXCEPTION WHEN OTHERS THEN
+			RETURN SQLSTATE;
+		END
+		$f$;'
+}
+
+# SQL is passed as a dollar-quoted literal; it must not contain $q$.
+sc_sqlstate() {
+	local name=$1 sql=$2
+	sc_try "$name" "SELECT public.sqlstate_of(\$q\$$sql\$q\$)"
+}
+
+_sc_conf() { echo "$(bb_datadir "$1")/postgresql.conf"; }
+
+sc_conf_unset() {
+	local conf
+	conf=$(_sc_conf "$1")
+	sed -i -E "/^[[:space:]]*${2//./\\.}[[:space:]]*=/d" "$conf"
+	if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$conf"; fi
+}
+
+sc_conf_set() {
+	sc_conf_unset "$1" "$2"
+	printf "%s = '%s'\n" "$2" "$3" >>"$(_sc_conf "$1")"
+}
+
+sc_write_key() {
+	local path=$1
+	rm -f "$path"
+	( umask 077 && { head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n'; echo; } >"$path" )
+	if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$path"; fi
+	chmod 600 "$path"
+}
+
+sc_server_crashed() {
+	grep -qE 'was terminated by signal|server process .* terminated|terminating any other active server processes|PANIC' \
+		"$(bb_logfile "$1")"
+}
+
+sc_cluster() {
+	local name=$1 port=$2 preload=$3
+	SC_CLUSTERS+=("$name")
+	bb_cluster_create "$name" "$port" "$preload"
+	bb_cluster_start "$name"
+}
+
+sc_finish() {
+	SC_FINISHED=1
+	printf '1..%d\n' "$SC_N"
+	if (( SC_FAILED > 0 )); then
+		printf '# %d of %d checks failed\n' "$SC_FAILED" "$SC_N"
+		exit 1
+	fi
+	printf '# all %d checks passed\n' "$SC_N"
+	exit 0
+}
+
+_sc_exit() {
+	local rc=$? c
+	set +e
+	if (( ! SC_FINISHED )); then
+		SC_N=$((SC_N + 1))
+		printf 'not ok %d - scenario aborted before its end (exit status %d, line %s)\n' \
+			"$SC_N" "$rc" "${SC_LINE:-?}"
+		for c in "${SC_CLUSTERS[@]}"; do
+			if [[ -r $(bb_logfile "$c") ]]; then
+				echo "# ---- last lines of the server log of $c ----"
+				tail -n 25 "$(bb_logfile "$c")" | sed 's/^/# /'
+			fi
+		done
+		(( rc != 0 )) || rc=1
+	fi
+	if [[ ${BB_KEEP:-0} != 1 ]]; then
+		for c in "${SC_CLUSTERS[@]}"; do
+			bb_cluster_destroy "$c" >/dev/null 2>&1 || true
+		done
+	fi
+	exit "$rc"
+}
+trap _sc_exit EXIT
+trap 'SC_LINE=$LINENO' ERR

@@ -13,6 +13,7 @@ export LC_ALL=C
 
 DEMO=demo
 DEMO_PORT=${BB_DEMO_PORT:-55600}
+DEMO_DIGEST=${BB_WORK:-$BB_ROOT/tmp_check}/demo_audit_digest.json
 
 cleanup() {
 	local rc=$?
@@ -244,8 +245,56 @@ expect "API keys" "t|f|t" \
 	   FROM brandbos.generate_api_key('bb')"
 
 # ---------------------------------------------------------------------------------------------
-# Later pillars (SPEC sections 3-5) get their sections here:
-#   6. Immutable audit log — enable_audit, log_event, seal_audit, verify_audit, tampering
+banner "6. Immutable, tamper-evident audit log"
+say "audit every change of ga4_credentials; protected columns are never copied into the log"
+sql <<'SQL'
+SELECT brandbos.enable_audit('ga4_credentials');
+UPDATE ga4_credentials SET property_id = 'properties/999' WHERE user_id = (SELECT min(user_id) FROM ga4_credentials);
+SELECT brandbos.log_event('token_refreshed', 'ga4_credentials', 'u-1001', '{"by": "refresher job"}');
+SELECT id, action, resource_type, left(resource_id, 8) AS resource, details->'changed' AS changed,
+       details->'new'->>'refresh_token' AS refresh_token_in_log, block_id
+  FROM brandbos.audit_log ORDER BY id;
+SQL
+say "seal: committed rows become a signed block chained to the previous one (the background worker does this every second too)"
+sql <<'SQL'
+SELECT brandbos.seal_audit() IS NOT NULL OR EXISTS (SELECT 1 FROM brandbos.audit_blocks) AS sealed;
+SELECT block_id, first_id, last_id, row_count, left(encode(block_hash, 'hex'), 16) AS block_hash,
+       left(encode(signature, 'hex'), 16) AS signature
+  FROM brandbos.audit_blocks ORDER BY block_id;
+SELECT * FROM brandbos.verify_audit();
+SQL
+expect "clean audit log" "0" "SELECT count(*) FROM brandbos.verify_audit()"
+say "a digest to keep outside the database"
+bb_psql "$DEMO" -At -c "SELECT brandbos.audit_digest()" >"$DEMO_DIGEST"
+cat "$DEMO_DIGEST"
+say "the guard refuses to disable the log's triggers, and records the attempt"
+sql_fails 'append-only' <<'SQL'
+ALTER TABLE brandbos.audit_entries DISABLE TRIGGER append_only;
+SQL
+sleep 1
+sql <<'SQL'
+SELECT id, action, details FROM brandbos.audit_log WHERE action = 'tamper_attempt';
+SQL
+say "a superuser goes around it through the catalog and rewrites history..."
+sql <<'SQL'
+UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'brandbos.audit_entries'::regclass;
+SQL
+sql <<'SQL'
+UPDATE brandbos.audit_entries SET details = '{"by": "nobody"}' WHERE action = 'token_refreshed';
+DELETE FROM brandbos.audit_entries WHERE id = (SELECT min(id) FROM brandbos.audit_entries WHERE action = 'update');
+SQL
+say "...and verification catches both"
+sql <<'SQL'
+SELECT * FROM brandbos.verify_audit();
+SQL
+expect "tampering detected" "changed row,deleted row" \
+	"SELECT string_agg(problem, ',' ORDER BY problem) FROM brandbos.verify_audit()"
+sql <<'SQL'
+UPDATE pg_trigger SET tgenabled = 'A' WHERE tgrelid = 'brandbos.audit_entries'::regclass;
+SQL
+
+# ---------------------------------------------------------------------------------------------
+# Later pillars (SPEC sections 4-5) get their sections here:
 #   7. Tenant context and Row Level Security — signed context, one-call tenant isolation
 #   8. Persona / deliberation-session bookkeeping — sessions, contributions, votes, costs
 # ---------------------------------------------------------------------------------------------

@@ -79,25 +79,36 @@ highest_issued_id(void)
 }
 
 /*
- * Top-level xids that may still be running, except our own: those a fresh
+ * Xids whose rows may still commit, except our own: those a fresh
  * snapshot lists, and those assigned at or after its xmax (a snapshot does
  * not list the newest xids; it treats every xid >= xmax as running), each
  * checked individually.  Call after reading the sequence: every xid assigned
  * before that read is below the next xid read here.
  */
+static bool
+may_still_commit(TransactionId xid)
+{
+	/* ours (top or subtransaction): our rows are visible to us and sealed with us */
+	if (TransactionIdIsCurrentTransactionId(xid))
+		return false;
+	/* an aborted (sub)transaction holds nothing that can still commit */
+	if (TransactionIdDidAbort(xid))
+		return false;
+	return TransactionIdIsInProgress(xid);
+}
+
 static List *
 running_xids(void)
 {
 	FullTransactionId next = ReadNextFullTransactionId();
 	Snapshot	snap = GetLatestSnapshot();
-	TransactionId own = GetTopTransactionIdIfAny();
 	TransactionId xid;
 	List	   *result = NIL;
 	uint32		i,
 				scanned = 0;
 
 	for (i = 0; i < snap->xcnt; i++)
-		if (!TransactionIdEquals(snap->xip[i], own))
+		if (may_still_commit(snap->xip[i]))
 			result = lappend(result, (void *) (uintptr_t) snap->xip[i]);
 	xid = snap->xmax;
 	while (TransactionIdPrecedes(xid, XidFromFullTransactionId(next)))
@@ -107,7 +118,7 @@ running_xids(void)
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("too many transactions started while the audit log was being sealed"),
 					 errhint("Call brandbos.seal_audit() again.")));
-		if (!TransactionIdEquals(xid, own) && TransactionIdIsInProgress(xid))
+		if (may_still_commit(xid))
 			result = lappend(result, (void *) (uintptr_t) xid);
 		TransactionIdAdvance(xid);
 	}

@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(75);
+SELECT plan(84);
 
 -- shape
 SELECT has_view('brandbos', 'audit_log', 'brandbos.audit_log exists');
@@ -138,6 +138,23 @@ SELECT is((SELECT count(*)::int FROM brandbos.verify_audit()), 0, 'verification 
 SELECT throws_ok($$SELECT brandbos.redact_audit(999999, 'x')$$, '42704', NULL, 'unknown row: 42704');
 SELECT throws_ok($$SELECT brandbos.redact_audit(1, '')$$, '22023', NULL, 'empty reason: 22023');
 
+-- pruning: whole sealed blocks, headers stay, the chain still verifies
+SELECT brandbos.seal_audit();
+CREATE TEMP TABLE before_prune AS
+    SELECT (SELECT count(*) FROM brandbos.audit_blocks) AS blocks,
+           (SELECT max(last_id) FROM brandbos.audit_blocks) AS sealed_up_to;
+SELECT brandbos.log_event('after', 'the cut');
+SELECT is(brandbos.prune_audit(clock_timestamp()),
+          (SELECT count(*) FROM brandbos.audit_entries WHERE id <= (SELECT sealed_up_to FROM before_prune)),
+          'prune_audit deletes the rows of every block sealed before the cut');
+SELECT is((SELECT count(*) FROM brandbos.audit_blocks), (SELECT blocks FROM before_prune), 'block headers stay');
+SELECT is((SELECT count(*)::int FROM brandbos.audit_entries WHERE action = 'after'), 1, 'unsealed rows stay');
+SELECT is((SELECT count(*)::int FROM brandbos.audit_log WHERE action = 'audit_pruned'), 1, 'the prune is logged');
+SELECT is((SELECT count(*)::int FROM brandbos.verify_audit()), 0, 'the chain still verifies after pruning');
+SELECT is(brandbos.prune_audit(clock_timestamp()), 0::bigint, 'pruning again finds nothing');
+SELECT throws_ok($$SELECT brandbos.prune_audit(NULL)$$, '22004', NULL, 'NULL cut: 22004');
+
+
 -- privileges
 CREATE ROLE bb_audit_app NOLOGIN;
 CREATE ROLE bb_audit_reader NOLOGIN;
@@ -146,6 +163,8 @@ SET LOCAL ROLE bb_audit_app;
 SELECT lives_ok($$SELECT brandbos.log_event('app', 'event')$$, 'any role may log events');
 SELECT throws_ok($$SELECT * FROM brandbos.audit_log$$, '42501', NULL, 'a non-auditor cannot read the log');
 SELECT throws_ok($$SELECT * FROM brandbos.verify_audit()$$, '42501', NULL, 'a non-auditor cannot verify');
+SELECT throws_ok($$SELECT brandbos.seal_audit()$$, '42501', NULL, 'a non-auditor cannot seal');
+SELECT throws_ok($$SELECT brandbos.redact_audit(1, 'x')$$, '42501', NULL, 'a non-auditor cannot redact');
 RESET ROLE;
 SET LOCAL ROLE bb_audit_reader;
 SELECT is((SELECT count(*)::int FROM brandbos.verify_audit()), 0, 'an auditor verifies');
@@ -168,9 +187,11 @@ SELECT CASE WHEN current_setting('shared_preload_libraries') ~ 'brandbos'
 -- tampering by a superuser who edits the catalog to disable the guard
 UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'brandbos.audit_entries'::regclass;
 ANALYZE brandbos.audit_entries;     -- rebuilds the cached trigger list
-UPDATE brandbos.audit_entries SET details = '{"ok": false}' WHERE id = 2;
+SELECT brandbos.seal_audit();
+UPDATE brandbos.audit_entries SET details = '{"ok": false}' WHERE action = 'after';
 SELECT results_eq($$SELECT audit_id, problem FROM brandbos.verify_audit()$$,
-                  $$VALUES (2::bigint, 'changed row'::text)$$, 'a changed sealed row is reported');
+                  $$SELECT id, 'changed row'::text FROM brandbos.audit_entries WHERE action = 'after'$$,
+                  'a changed sealed row is reported');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -430,3 +430,13 @@ GRANT EXECUTE ON FUNCTION brandbos.seal_audit(),
 						  brandbos.prune_audit(timestamptz) TO brandbos_auditor;
 GRANT SELECT ON brandbos.audit_log, brandbos.audit_entries, brandbos.audit_blocks,
 				brandbos.audit_redactions, brandbos.audit_prunes TO brandbos_auditor;
+
+-- Say plainly what is missing without shared_preload_libraries.
+DO $preload$
+BEGIN
+	IF pg_catalog.current_setting('shared_preload_libraries') !~ '(^|[ ,])"?brandbos"?($|[ ,])' THEN
+		RAISE NOTICE 'brandbos is not in shared_preload_libraries: column encryption, passwords, API keys and the audit log work, but the audit log is sealed only when brandbos.seal_audit() is called and the DDL guard of the audit tables is off'
+			USING HINT = 'Add brandbos to shared_preload_libraries and restart to get the background sealer and the guard.';
+	END IF;
+END
+$preload$;

@@ -14,6 +14,7 @@ PACKAGES=(
 	postgresql-common                        # pg_virtualenv, pg_wrapper
 	procps                                   # ps, pgrep for the scenario scripts
 	binutils                                 # strings, for the on-disk plaintext scans
+	python3-minimal                          # hash recomputation in the audit tamper scenarios
 )
 
 missing=()

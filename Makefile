@@ -12,6 +12,8 @@ EXTENSION   = brandbos
 MODULE_big  = brandbos
 OBJS        = src/brandbos.o \
               src/envelope.o \
+              src/base64url.o \
+              src/jwt.o \
               src/keys.o \
               src/associated_data.o \
               src/cipher_sql.o \
@@ -23,7 +25,9 @@ OBJS        = src/brandbos.o \
               src/audit_writer.o \
               src/audit_sealer.o \
               src/audit_verify.o \
-              src/audit_guard.o
+              src/audit_guard.o \
+              src/context.o \
+              src/policies.o
 DATA        = sql/brandbos--0.1.0.sql
 REGRESS     = envelope_format
 REGRESS_OPTS = --load-extension=brandbos

@@ -369,6 +369,73 @@ CREATE FUNCTION brandbos.prune_audit(before timestamptz) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'brandbos_prune_audit'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+
+-- ---------------------------------------------------------------------------
+-- Tenant context and Row Level Security helpers (SPEC section 4)
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION brandbos.authenticate(token text) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'brandbos_authenticate'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.set_context(user_id text, tenant_id text,
+									 app_role text DEFAULT 'authenticated',
+									 claims jsonb DEFAULT '{}') RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_set_context'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.set_request(ip inet, user_agent text) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_set_request'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.sign_token(claims jsonb, ttl interval DEFAULT '1 hour') RETURNS text
+	AS 'MODULE_PATHNAME', 'brandbos_sign_token'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.current_user_id() RETURNS text
+	AS 'MODULE_PATHNAME', 'brandbos_current_user_id' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.current_tenant_id() RETURNS text
+	AS 'MODULE_PATHNAME', 'brandbos_current_tenant_id' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.current_user_uuid() RETURNS uuid
+	AS 'MODULE_PATHNAME', 'brandbos_current_user_uuid' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.current_tenant_uuid() RETURNS uuid
+	AS 'MODULE_PATHNAME', 'brandbos_current_tenant_uuid' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.current_app_role() RETURNS text
+	AS 'MODULE_PATHNAME', 'brandbos_current_app_role' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.claims() RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'brandbos_claims' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.claim(name text) RETURNS text
+	AS 'MODULE_PATHNAME', 'brandbos_claim' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.is_admin() RETURNS boolean
+	AS 'MODULE_PATHNAME', 'brandbos_is_admin' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.is_org_owner(org text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'brandbos_is_org_owner' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.has_app_role(role text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'brandbos_has_app_role' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.uid() RETURNS uuid
+	AS 'MODULE_PATHNAME', 'brandbos_current_user_uuid' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.jwt() RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'brandbos_claims' LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE FUNCTION brandbos.enable_tenant_isolation(tbl regclass, tenant_column name DEFAULT 'tenant_id')
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_enable_tenant_isolation'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.enable_owner_isolation(tbl regclass, owner_column name DEFAULT 'user_id')
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_enable_owner_isolation'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.disable_isolation(tbl regclass) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_disable_isolation'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.rls_report(schemas name[] DEFAULT ARRAY['public']::name[])
+	RETURNS TABLE (table_name regclass, rls_enabled boolean, rls_forced boolean,
+				   policies integer, problems text[])
+	AS 'MODULE_PATHNAME', 'brandbos_rls_report'
+	LANGUAGE C STABLE PARALLEL SAFE;
+
 -- ---------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC unless granted here, on purpose.
 -- ---------------------------------------------------------------------------
@@ -430,6 +497,25 @@ GRANT EXECUTE ON FUNCTION brandbos.seal_audit(),
 						  brandbos.prune_audit(timestamptz) TO brandbos_auditor;
 GRANT SELECT ON brandbos.audit_log, brandbos.audit_entries, brandbos.audit_blocks,
 				brandbos.audit_redactions, brandbos.audit_prunes TO brandbos_auditor;
+
+-- tenant context: helpers run inside policies as the querying role, so every
+-- role may call them; authenticate verifies a signature, set_request only
+-- describes the request; set_context trusts its caller, so only
+-- brandbos_context_admin (checked again in C)
+GRANT EXECUTE ON FUNCTION brandbos.authenticate(text),
+						  brandbos.set_request(inet, text),
+						  brandbos.current_user_id(), brandbos.current_tenant_id(),
+						  brandbos.current_user_uuid(), brandbos.current_tenant_uuid(),
+						  brandbos.current_app_role(), brandbos.claims(), brandbos.claim(text),
+						  brandbos.is_admin(), brandbos.is_org_owner(text), brandbos.has_app_role(text),
+						  brandbos.uid(), brandbos.jwt() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION brandbos.set_context(text, text, text, jsonb),
+						  brandbos.sign_token(jsonb, interval) TO brandbos_context_admin;
+-- policies are the table owner's business (checked in C)
+GRANT EXECUTE ON FUNCTION brandbos.enable_tenant_isolation(regclass, name),
+						  brandbos.enable_owner_isolation(regclass, name),
+						  brandbos.disable_isolation(regclass),
+						  brandbos.rls_report(name[]) TO PUBLIC;
 
 -- Say plainly what is missing without shared_preload_libraries.
 DO $preload$

@@ -74,6 +74,10 @@ brandbos_audit_append(const char *action, const char *resource_type,
 	Oid			seqid;
 	inet	   *ip;
 	text	   *user_agent = NULL;
+	const char *ctx_user,
+			   *ctx_tenant,
+			   *ctx_ip,
+			   *ctx_agent;
 	unsigned char leaf[BB_HASH_BYTES];
 	Datum		values[14];
 	char		nulls[14];
@@ -93,13 +97,16 @@ brandbos_audit_append(const char *action, const char *resource_type,
 	row.id = nextval_internal(seqid, false);
 	row.occurred_at = GetCurrentTimestamp();
 	row.txid = U64FromFullTransactionId(fxid);
-	row.tenant_id = NULL;		/* request context: see context.c when present */
-	row.user_id = NULL;
+	brandbos_context_actor(&ctx_user, &ctx_tenant, &ctx_ip, &ctx_agent);
+	row.tenant_id = ctx_tenant;
+	row.user_id = ctx_user;
 	row.db_user = GetUserNameFromId(GetUserId(), false);
 	row.action = action;
 	row.resource_type = resource_type;
 	row.resource_id = resource_id;
-	ip = client_address();
+	ip = ctx_ip ? DatumGetInetPP(DirectFunctionCall1(inet_in, CStringGetDatum(ctx_ip))) : client_address();
+	if (ctx_agent)
+		user_agent = cstring_to_text(ctx_agent);
 	brandbos_audit_payload_hash(details, ip, user_agent, row.payload_hash);
 	brandbos_audit_leaf_hash(&row, leaf);
 
@@ -115,10 +122,14 @@ brandbos_audit_append(const char *action, const char *resource_type,
 	values[0] = Int64GetDatum(row.id);
 	values[1] = TimestampTzGetDatum(row.occurred_at);
 	values[2] = FullTransactionIdGetDatum(fxid);
-	values[3] = (Datum) 0;
-	nulls[3] = 'n';
-	values[4] = (Datum) 0;
-	nulls[4] = 'n';
+	if (row.tenant_id)
+		values[3] = CStringGetTextDatum(row.tenant_id);
+	else
+		nulls[3] = 'n';
+	if (row.user_id)
+		values[4] = CStringGetTextDatum(row.user_id);
+	else
+		nulls[4] = 'n';
 	values[5] = CStringGetDatum(row.db_user);
 	values[6] = CStringGetTextDatum(action);
 	values[7] = CStringGetTextDatum(resource_type);
@@ -134,7 +145,10 @@ brandbos_audit_append(const char *action, const char *resource_type,
 		values[10] = InetPGetDatum(ip);
 	else
 		nulls[10] = 'n';
-	nulls[11] = 'n';
+	if (user_agent)
+		values[11] = PointerGetDatum(user_agent);
+	else
+		nulls[11] = 'n';
 	values[12] = PointerGetDatum(payload_datum);
 	values[13] = PointerGetDatum(leaf_datum);
 

@@ -88,6 +88,9 @@ extern const unsigned char *brandbos_data_key(uint32 version);
  */
 extern void brandbos_audit_signing_keypair(unsigned char *pk, unsigned char *sk);
 
+/* a 32-byte secret for a purpose (label), derived from the root key; 55000 without one */
+extern void brandbos_derive_secret(const char *label, unsigned char *out);
+
 /* ---- associated_data.c: what binds a value to its place --------------- */
 
 /*
@@ -220,6 +223,14 @@ extern void brandbos_guard_init(void);
  */
 extern void brandbos_table_shape(Relation rel, int *nkeys, AttrNumber **key_attnums,
 								 Bitmapset **protected_attnums);
+
+/* ---- context.c: the request context ---------------------------------- */
+
+extern void brandbos_context_init(void);
+
+/* actor fields of the current request (each NULL when unknown) */
+extern void brandbos_context_actor(const char **user_id, const char **tenant_id,
+								   const char **ip, const char **user_agent);
 
 /* ---- passwords.c --------------------------------------------------- */
 

@@ -6,6 +6,7 @@
  * The layout is described in envelope.h.
  */
 #include "envelope.h"
+#include "base64url.h"
 
 #include <string.h>
 #include <sodium.h>
@@ -217,74 +218,17 @@ bb_env_open(unsigned char *plain_out,
 	return BB_ENV_OK;
 }
 
-/*
- * base64url without padding.  libsodium's codec is constant-time, which
- * costs more than the cipher on short values; envelopes are ciphertext, not
- * secrets, so a table-driven codec is safe here.  Decoding is strict: only
- * the 64 url-safe characters, no padding, and zero trailing bits, so every
- * envelope has exactly one printable form.
- */
-static const char b64url_chars[] =
-"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* 0..63 for valid characters, 0xFF otherwise */
-static const unsigned char b64url_values[256] = {
-	['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7,
-	['H'] = 8, ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13,
-	['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19,
-	['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25,
-	['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31,
-	['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37,
-	['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42, ['q'] = 43,
-	['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49,
-	['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55,
-	['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61,
-	['9'] = 62, ['-'] = 63, ['_'] = 64,
-};
-
-/* the table above stores value + 1 so that 0 can mean "not base64url" */
-#define B64_VALUE(c) ((int) b64url_values[(unsigned char) (c)] - 1)
-
 size_t
 bb_env_text_size(size_t binary_len)
 {
-	return BB_ENV_TEXT_PREFIX_LEN + (binary_len / 3) * 4 +
-		(binary_len % 3 == 0 ? 0 : binary_len % 3 + 1);
+	return BB_ENV_TEXT_PREFIX_LEN + bb_b64url_encoded_len(binary_len);
 }
 
 void
 bb_env_to_text(char *out, const unsigned char *bin, size_t bin_len)
 {
-	char	   *o = out + BB_ENV_TEXT_PREFIX_LEN;
-	size_t		i = 0;
-
 	memcpy(out, BB_ENV_TEXT_PREFIX, BB_ENV_TEXT_PREFIX_LEN);
-	for (; i + 3 <= bin_len; i += 3)
-	{
-		uint32_t	v = ((uint32_t) bin[i] << 16) | ((uint32_t) bin[i + 1] << 8) | bin[i + 2];
-
-		o[0] = b64url_chars[(v >> 18) & 63];
-		o[1] = b64url_chars[(v >> 12) & 63];
-		o[2] = b64url_chars[(v >> 6) & 63];
-		o[3] = b64url_chars[v & 63];
-		o += 4;
-	}
-	if (bin_len - i == 1)
-	{
-		o[0] = b64url_chars[bin[i] >> 2];
-		o[1] = b64url_chars[(bin[i] & 3) << 4];
-		o += 2;
-	}
-	else if (bin_len - i == 2)
-	{
-		uint32_t	v = ((uint32_t) bin[i] << 8) | bin[i + 1];
-
-		o[0] = b64url_chars[v >> 10];
-		o[1] = b64url_chars[(v >> 4) & 63];
-		o[2] = b64url_chars[(v & 15) << 2];
-		o += 3;
-	}
-	*o = '\0';
+	bb_b64url_encode(out + BB_ENV_TEXT_PREFIX_LEN, bin, bin_len);
 }
 
 int
@@ -298,61 +242,10 @@ bb_env_status
 bb_env_from_text(unsigned char *bin, size_t bin_cap, size_t *bin_len,
 				 const char *text, size_t len)
 {
-	const char *in;
-	size_t		n,
-				full,
-				rest,
-				out_len,
-				i;
-	unsigned char *o = bin;
-
 	if (!bb_env_text_has_prefix(text, len))
 		return BB_ENV_BAD_ENCODING;
-	in = text + BB_ENV_TEXT_PREFIX_LEN;
-	n = len - BB_ENV_TEXT_PREFIX_LEN;
-	full = n / 4;
-	rest = n % 4;
-	if (rest == 1)
+	if (bb_b64url_decode(bin, bin_cap, bin_len, text + BB_ENV_TEXT_PREFIX_LEN,
+						 len - BB_ENV_TEXT_PREFIX_LEN) != 0)
 		return BB_ENV_BAD_ENCODING;
-	out_len = full * 3 + (rest == 0 ? 0 : rest - 1);
-	if (out_len > bin_cap)
-		return BB_ENV_BAD_ENCODING;
-
-	for (i = 0; i < full; i++, in += 4)
-	{
-		int			a = B64_VALUE(in[0]),
-					b = B64_VALUE(in[1]),
-					c = B64_VALUE(in[2]),
-					d = B64_VALUE(in[3]);
-
-		if ((a | b | c | d) < 0)
-			return BB_ENV_BAD_ENCODING;
-		o[0] = (unsigned char) ((a << 2) | (b >> 4));
-		o[1] = (unsigned char) ((b << 4) | (c >> 2));
-		o[2] = (unsigned char) ((c << 6) | d);
-		o += 3;
-	}
-	if (rest >= 2)
-	{
-		int			a = B64_VALUE(in[0]),
-					b = B64_VALUE(in[1]),
-					c = rest == 3 ? B64_VALUE(in[2]) : 0;
-
-		if ((a | b | c) < 0)
-			return BB_ENV_BAD_ENCODING;
-		o[0] = (unsigned char) ((a << 2) | (b >> 4));
-		if (rest == 2)
-		{
-			if ((b & 15) != 0)
-				return BB_ENV_BAD_ENCODING; /* non-canonical trailing bits */
-		}
-		else
-		{
-			o[1] = (unsigned char) ((b << 4) | (c >> 2));
-			if ((c & 3) != 0)
-				return BB_ENV_BAD_ENCODING;
-		}
-	}
-	*bin_len = out_len;
 	return BB_ENV_OK;
 }

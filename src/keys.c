@@ -991,6 +991,15 @@ brandbos_audit_signing_keypair(unsigned char *pk, unsigned char *sk)
 	sodium_memzero(seed, sizeof(seed));
 }
 
+/* a 32-byte secret for a purpose, derived from the root key (raises 55000 without one) */
+void
+brandbos_derive_secret(const char *label, unsigned char *out)
+{
+	require_root_key();
+	crypto_generichash(out, 32, (const unsigned char *) label, strlen(label),
+					   root_key, ROOT_KEY_BYTES);
+}
+
 /* ---------------------------------------------------------------------
  * Settings and callbacks
  * --------------------------------------------------------------------- */

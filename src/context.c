@@ -1,0 +1,902 @@
+/*
+ * context.c — the per-transaction request context and its helpers.
+ *
+ * The context (user, tenant, app role, claims, ip, user agent) lives in
+ * internal settings brandbos.request_*, always set with SET LOCAL semantics:
+ * it ends with the transaction, a rolled-back subtransaction restores the
+ * previous one, and parallel workers receive it with the leader's settings.
+ * Their check hook refuses every write (SET, set_config, RESET, ALTER ROLE
+ * ... SET) unless one of the three writers below is running:
+ *   - brandbos.authenticate(token): an HS256 JWT verified here;
+ *   - brandbos.set_context(...): only for brandbos_context_admin;
+ *   - brandbos.set_request(ip, user_agent): request metadata only.
+ * authenticate and set_context refuse to run outside a transaction block,
+ * where the context would vanish at once.
+ *
+ * Assign hooks keep C copies of the values, so the helpers used in policies
+ * cost one function call and no lookup.  With
+ * brandbos.trust_request_jwt_claims on, the helpers fall back to
+ * PostgREST's request.jwt.claims when no brandbos context is set.
+ *
+ * When preloaded, a utility hook refuses SET ROLE, RESET ROLE and SET
+ * SESSION AUTHORIZATION while a context is set, and parse analysis refuses
+ * set_config('role' | 'session_authorization', ...), so an injected
+ * statement cannot climb back to the pooled connection's own role.
+ */
+#include "brandbos.h"
+#include "jwt.h"
+
+#include <math.h>
+#include <sodium.h>
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/analyze.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/queryjumble.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#define MAX_TOKEN_BYTES 16384
+
+/* ---------------------------------------------------------------------
+ * Settings
+ * --------------------------------------------------------------------- */
+
+static char *jwt_secret = NULL;
+static char *tenant_claim = NULL;
+static bool trust_request_jwt_claims = false;
+
+/* raw values of the internal settings (owned by the GUC machinery) */
+static char *raw_user_id = NULL;
+static char *raw_tenant_id = NULL;
+static char *raw_app_role = NULL;
+static char *raw_claims = NULL;
+static char *raw_ip = NULL;
+static char *raw_user_agent = NULL;
+
+/* true only while a brandbos writer sets the internal settings */
+static bool context_writing = false;
+
+/* ---------------------------------------------------------------------
+ * The values the helpers return
+ * --------------------------------------------------------------------- */
+
+typedef struct IdValue
+{
+	text	   *as_text;		/* NULL when unset */
+	bool		is_uuid;
+	pg_uuid_t	uuid;
+} IdValue;
+
+typedef struct ContextValues
+{
+	IdValue		user;
+	IdValue		tenant;
+	text	   *app_role;
+	char	   *claims_json;	/* NULL when unset */
+	Jsonb	   *claims;			/* parsed on first use */
+} ContextValues;
+
+/* the brandbos context, and the one read from request.jwt.claims */
+static ContextValues ctx;
+static ContextValues postgrest;
+static char *postgrest_seen = NULL;
+
+/*
+ * Memory for the helpers' values.  Nothing is freed while a transaction
+ * runs, so a value returned earlier in a statement stays valid; it is reset
+ * at transaction end (the settings revert right after).
+ */
+static MemoryContext context_memory = NULL;
+
+/* parse a uuid in its canonical or 32-digit form; no errors */
+static bool
+parse_uuid(const char *s, pg_uuid_t *out)
+{
+	int			i = 0,
+				digits = 0;
+	size_t		len = strlen(s);
+
+	if (len != 36 && len != 32)
+		return false;
+	for (; *s; s++)
+	{
+		int			v;
+
+		if (len == 36 && (i == 8 || i == 13 || i == 18 || i == 23))
+		{
+			if (*s != '-')
+				return false;
+			i++;
+			continue;
+		}
+		if (*s >= '0' && *s <= '9')
+			v = *s - '0';
+		else if (*s >= 'a' && *s <= 'f')
+			v = *s - 'a' + 10;
+		else if (*s >= 'A' && *s <= 'F')
+			v = *s - 'A' + 10;
+		else
+			return false;
+		if (digits % 2 == 0)
+			out->data[digits / 2] = (unsigned char) (v << 4);
+		else
+			out->data[digits / 2] |= (unsigned char) v;
+		digits++;
+		i++;
+	}
+	return digits == 32;
+}
+
+static void
+set_id(IdValue *id, const char *value)
+{
+	if (value == NULL || value[0] == '\0')
+	{
+		id->as_text = NULL;
+		id->is_uuid = false;
+		return;
+	}
+	id->as_text = (text *) MemoryContextAlloc(context_memory, VARHDRSZ + strlen(value));
+	SET_VARSIZE(id->as_text, VARHDRSZ + strlen(value));
+	memcpy(VARDATA(id->as_text), value, strlen(value));
+	id->is_uuid = parse_uuid(value, &id->uuid);
+}
+
+static text *
+copy_text(const char *value)
+{
+	text	   *t;
+
+	if (value == NULL || value[0] == '\0')
+		return NULL;
+	t = (text *) MemoryContextAlloc(context_memory, VARHDRSZ + strlen(value));
+	SET_VARSIZE(t, VARHDRSZ + strlen(value));
+	memcpy(VARDATA(t), value, strlen(value));
+	return t;
+}
+
+/* ---------------------------------------------------------------------
+ * Hooks of the internal settings
+ * --------------------------------------------------------------------- */
+
+static bool
+check_context_setting(char **newval, void **extra, GucSource source)
+{
+	if (context_writing || source == PGC_S_DEFAULT || InitializingParallelWorker)
+		return true;
+	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+	GUC_check_errmsg("the brandbos request context can only be set by brandbos.authenticate(), brandbos.set_context() or brandbos.set_request()");
+	return false;
+}
+
+static void
+assign_user_id(const char *newval, void *extra)
+{
+	set_id(&ctx.user, newval);
+}
+
+static void
+assign_tenant_id(const char *newval, void *extra)
+{
+	set_id(&ctx.tenant, newval);
+}
+
+static void
+assign_app_role(const char *newval, void *extra)
+{
+	ctx.app_role = copy_text(newval);
+}
+
+static void
+assign_claims(const char *newval, void *extra)
+{
+	ctx.claims_json = (newval && newval[0]) ? MemoryContextStrdup(context_memory, newval) : NULL;
+	ctx.claims = NULL;
+}
+
+static void
+context_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+	{
+		/* the settings revert right after this; their assign hooks refill */
+		memset(&ctx, 0, sizeof(ctx));
+		memset(&postgrest, 0, sizeof(postgrest));
+		postgrest_seen = NULL;
+		MemoryContextReset(context_memory);
+	}
+}
+
+/* is a brandbos context set in this transaction? */
+static bool
+context_is_set(void)
+{
+	return ctx.user.as_text != NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * Writing the context
+ * --------------------------------------------------------------------- */
+
+static void
+write_setting(const char *name, const char *value)
+{
+	(void) set_config_option(name, value ? value : "", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/* set the whole context at once (NULLs clear their part) */
+static void
+write_context(const char *user_id, const char *tenant_id, const char *app_role,
+			  const char *claims_json)
+{
+	context_writing = true;
+	PG_TRY();
+	{
+		write_setting("brandbos.request_user_id", user_id);
+		write_setting("brandbos.request_tenant_id", tenant_id);
+		write_setting("brandbos.request_app_role", app_role);
+		write_setting("brandbos.request_claims", claims_json);
+	}
+	PG_FINALLY();
+	{
+		context_writing = false;
+	}
+	PG_END_TRY();
+}
+
+static void
+require_transaction_block(const char *function)
+{
+	if (!IsTransactionBlock())
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
+				 errmsg("%s must be called inside a transaction block", function),
+				 errdetail("The request context lasts until the end of the transaction; outside a block it would end at once."),
+				 errhint("Run BEGIN first, then COMMIT or ROLLBACK at the end of the request.")));
+}
+
+/* the HS256 secret: brandbos.jwt_secret, or derived from the root key */
+static unsigned char *
+token_secret(size_t *len)
+{
+	unsigned char *secret;
+
+	if (jwt_secret != NULL && jwt_secret[0] != '\0')
+	{
+		*len = strlen(jwt_secret);
+		return (unsigned char *) pstrdup(jwt_secret);
+	}
+	if (!brandbos_root_key_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no secret to verify tokens with"),
+				 errhint("Set brandbos.jwt_secret (for Supabase, the project's JWT secret), or load a root key to derive one.")));
+	secret = palloc(32);
+	brandbos_derive_secret("brandbos jwt secret v1", secret);
+	*len = 32;
+	return secret;
+}
+
+static void
+token_malformed(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("token is not a valid JWT"),
+			 errdetail("%s", detail)));
+}
+
+static void
+token_refused(const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 errmsg("token refused: %s", why)));
+}
+
+/* parse JSON text that must be an object, without raising a parser error */
+static Jsonb *
+json_object_or_null(const char *data, size_t len)
+{
+	JsonLexContext *lex;
+	char	   *copy = pnstrdup(data, len);
+	Jsonb	   *jb;
+
+	if (strlen(copy) != len)
+		return NULL;			/* embedded NUL */
+	lex = makeJsonLexContextCstringLen(copy, len, GetDatabaseEncoding(), false);
+	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+		return NULL;
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(copy)));
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		return NULL;
+	return jb;
+}
+
+static JsonbValue *
+member(Jsonb *obj, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(&obj->root, JB_FOBJECT, &k);
+}
+
+/* a string or number member as a C string; NULL if absent or another type */
+static char *
+member_text(Jsonb *obj, const char *key)
+{
+	JsonbValue *v = member(obj, key);
+
+	if (v == NULL)
+		return NULL;
+	if (v->type == jbvString)
+		return pnstrdup(v->val.string.val, v->val.string.len);
+	if (v->type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	return NULL;
+}
+
+/* a NumericDate member in seconds; false if absent; raises if not a number */
+static bool
+member_seconds(Jsonb *obj, const char *key, double *out)
+{
+	JsonbValue *v = member(obj, key);
+
+	if (v == NULL)
+		return false;
+	if (v->type != jbvNumeric)
+		token_malformed(psprintf("The \"%s\" claim is not a number.", key));
+	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(brandbos_authenticate);
+/* SQL: brandbos.authenticate(token text) returns jsonb */
+Datum
+brandbos_authenticate(PG_FUNCTION_ARGS)
+{
+	text	   *token_text;
+	char	   *token;
+	size_t		len;
+	unsigned char *buf;
+	bb_jwt		jwt;
+	bb_jwt_status status;
+	Jsonb	   *header,
+			   *claims;
+	char	   *alg,
+			   *sub,
+			   *tenant,
+			   *role;
+	unsigned char *secret;
+	size_t		secret_len;
+	double		now,
+				t;
+	JsonbValue *sub_value;
+
+	require_transaction_block("brandbos.authenticate()");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("token must not be null")));
+	token_text = PG_GETARG_TEXT_PP(0);
+	len = VARSIZE_ANY_EXHDR(token_text);
+	if (len == 0 || len > MAX_TOKEN_BYTES)
+		token_malformed("The token is empty or longer than 16 kB.");
+	token = VARDATA_ANY(token_text);
+
+	/* framing and header first; nothing of the payload is read until signed */
+	buf = palloc(len);
+	status = bb_jwt_parse(token, len, buf, &jwt);
+	if (status != BB_JWT_OK)
+		token_malformed(bb_jwt_status_text(status));
+	header = json_object_or_null((char *) jwt.header, jwt.header_len);
+	if (header == NULL)
+		token_malformed("The token header is not a JSON object.");
+	alg = member_text(header, "alg");
+	if (alg == NULL || strcmp(alg, "HS256") != 0)
+		token_refused("the algorithm is not HS256");
+
+	secret = token_secret(&secret_len);
+	status = bb_jwt_verify_hs256(token, &jwt, secret, secret_len);
+	sodium_memzero(secret, secret_len);
+	if (status != BB_JWT_OK)
+		token_refused("the signature does not match");
+
+	claims = json_object_or_null((char *) jwt.payload, jwt.payload_len);
+	if (claims == NULL)
+		token_malformed("The token payload is not a JSON object.");
+	now = (double) GetCurrentTimestamp() / USECS_PER_SEC +
+		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+	if (member_seconds(claims, "exp", &t) && !(now < t))
+		token_refused("it has expired");
+	if (member_seconds(claims, "nbf", &t) && now < t)
+		token_refused("it is not valid yet");
+	sub_value = member(claims, "sub");
+	if (sub_value == NULL || sub_value->type != jbvString || sub_value->val.string.len == 0)
+		token_malformed("The token has no \"sub\" claim (a non-empty string).");
+	sub = pnstrdup(sub_value->val.string.val, sub_value->val.string.len);
+	tenant = member_text(claims, tenant_claim && tenant_claim[0] ? tenant_claim : "tenant_id");
+	role = member_text(claims, "role");
+
+	write_context(sub, tenant, role ? role : "authenticated",
+				  JsonbToCString(NULL, &claims->root, VARSIZE(claims)));
+	PG_RETURN_JSONB_P(claims);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_set_context);
+/*
+ * SQL: brandbos.set_context(user_id text, tenant_id text,
+ *                           app_role text default 'authenticated', claims jsonb default '{}')
+ */
+Datum
+brandbos_set_context(PG_FUNCTION_ARGS)
+{
+	char	   *user_id;
+	Jsonb	   *claims;
+
+	brandbos_require_role(BRANDBOS_ROLE_CONTEXT_ADMIN, "set a brandbos request context");
+	require_transaction_block("brandbos.set_context()");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("user_id must not be null")));
+	user_id = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (user_id[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("user_id must not be empty")));
+	claims = PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3);
+	if (claims != NULL && !JB_ROOT_IS_OBJECT(claims))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("claims must be a JSON object")));
+	write_context(user_id,
+				  PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+				  PG_ARGISNULL(2) ? "authenticated" : text_to_cstring(PG_GETARG_TEXT_PP(2)),
+				  claims ? JsonbToCString(NULL, &claims->root, VARSIZE(claims)) : "{}");
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(brandbos_set_request);
+/* SQL: brandbos.set_request(ip inet, user_agent text) returns void */
+Datum
+brandbos_set_request(PG_FUNCTION_ARGS)
+{
+	char	   *ip = NULL;
+	char	   *ua = NULL;
+
+	require_transaction_block("brandbos.set_request()");
+	if (!PG_ARGISNULL(0))
+		ip = DatumGetCString(DirectFunctionCall1(inet_out, PG_GETARG_DATUM(0)));
+	if (!PG_ARGISNULL(1))
+		ua = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (ua && strlen(ua) > 1024)
+		ua[1024] = '\0';		/* a header, not a document */
+	context_writing = true;
+	PG_TRY();
+	{
+		write_setting("brandbos.request_ip", ip);
+		write_setting("brandbos.request_user_agent", ua);
+	}
+	PG_FINALLY();
+	{
+		context_writing = false;
+	}
+	PG_END_TRY();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(brandbos_sign_token);
+/* SQL: brandbos.sign_token(claims jsonb, ttl interval default '1 hour') returns text */
+Datum
+brandbos_sign_token(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *claims = PG_GETARG_JSONB_P(0);
+	Interval   *ttl = PG_GETARG_INTERVAL_P(1);
+	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	Jsonb	   *times;
+	char	   *claims_text;
+	int64		now_s,
+				ttl_s;
+	unsigned char *secret;
+	size_t		secret_len;
+	char	   *out;
+
+	brandbos_require_role(BRANDBOS_ROLE_CONTEXT_ADMIN, "sign brandbos tokens");
+	if (!JB_ROOT_IS_OBJECT(claims) || JB_ROOT_IS_SCALAR(claims))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("claims must be a JSON object")));
+	ttl_s = (int64) (ttl->time / USECS_PER_SEC) + (int64) ttl->day * SECS_PER_DAY +
+		(int64) ttl->month * 30 * SECS_PER_DAY;
+	if (ttl_s <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl must be positive")));
+	now_s = GetCurrentTimestamp() / USECS_PER_SEC +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+
+	/* iat and exp, unless the claims bring their own */
+	times = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(
+		psprintf("{\"iat\": " INT64_FORMAT ", \"exp\": " INT64_FORMAT "}", now_s, now_s + ttl_s))));
+	claims = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(times),
+												JsonbPGetDatum(claims)));
+	claims_text = JsonbToCString(NULL, &claims->root, VARSIZE(claims));
+
+	secret = token_secret(&secret_len);
+	out = palloc(bb_jwt_signed_len(sizeof(header) - 1, strlen(claims_text)) + 1);
+	bb_jwt_sign_hs256(out, header, sizeof(header) - 1, claims_text, strlen(claims_text),
+					  secret, secret_len);
+	sodium_memzero(secret, secret_len);
+	PG_RETURN_TEXT_P(cstring_to_text(out));
+}
+
+/* ---------------------------------------------------------------------
+ * PostgREST's request.jwt.claims (when trusted)
+ * --------------------------------------------------------------------- */
+
+static ContextValues *
+effective_context(void)
+{
+	const char *raw;
+
+	if (context_is_set() || !trust_request_jwt_claims)
+		return &ctx;
+	raw = GetConfigOption("request.jwt.claims", true, false);
+	if (raw == NULL || raw[0] == '\0')
+		return &ctx;
+	if (postgrest_seen == NULL || strcmp(postgrest_seen, raw) != 0)
+	{
+		Jsonb	   *claims = json_object_or_null(raw, strlen(raw));
+		MemoryContext old = MemoryContextSwitchTo(context_memory);
+
+		memset(&postgrest, 0, sizeof(postgrest));
+		postgrest_seen = pstrdup(raw);
+		if (claims != NULL)
+		{
+			char	   *sub = member_text(claims, "sub");
+
+			set_id(&postgrest.user, sub);
+			set_id(&postgrest.tenant, member_text(claims, tenant_claim && tenant_claim[0] ? tenant_claim : "tenant_id"));
+			postgrest.app_role = copy_text(member_text(claims, "role"));
+			postgrest.claims_json = pstrdup(raw);
+			postgrest.claims = DatumGetJsonbP(datumCopy(JsonbPGetDatum(claims), false, -1));
+		}
+		MemoryContextSwitchTo(old);
+	}
+	return postgrest.user.as_text || postgrest.tenant.as_text ? &postgrest : &ctx;
+}
+
+static Jsonb *
+context_claims(ContextValues *c)
+{
+	if (c->claims_json == NULL)
+		return NULL;
+	if (c->claims == NULL)
+	{
+		Jsonb	   *parsed = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(c->claims_json)));
+
+		c->claims = (Jsonb *) MemoryContextAlloc(context_memory, VARSIZE(parsed));
+		memcpy(c->claims, parsed, VARSIZE(parsed));
+	}
+	return c->claims;
+}
+
+/* ---------------------------------------------------------------------
+ * Helpers (STABLE PARALLEL SAFE; NULL when unset)
+ * --------------------------------------------------------------------- */
+
+PG_FUNCTION_INFO_V1(brandbos_current_user_id);
+/* SQL: brandbos.current_user_id() returns text */
+Datum
+brandbos_current_user_id(PG_FUNCTION_ARGS)
+{
+	ContextValues *c = effective_context();
+
+	if (c->user.as_text == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(c->user.as_text);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_current_tenant_id);
+/* SQL: brandbos.current_tenant_id() returns text */
+Datum
+brandbos_current_tenant_id(PG_FUNCTION_ARGS)
+{
+	ContextValues *c = effective_context();
+
+	if (c->tenant.as_text == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(c->tenant.as_text);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_current_user_uuid);
+/* SQL: brandbos.current_user_uuid() returns uuid (also brandbos.uid()) */
+Datum
+brandbos_current_user_uuid(PG_FUNCTION_ARGS)
+{
+	ContextValues *c = effective_context();
+
+	if (c->user.as_text == NULL || !c->user.is_uuid)
+		PG_RETURN_NULL();
+	PG_RETURN_UUID_P(&c->user.uuid);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_current_tenant_uuid);
+/* SQL: brandbos.current_tenant_uuid() returns uuid */
+Datum
+brandbos_current_tenant_uuid(PG_FUNCTION_ARGS)
+{
+	ContextValues *c = effective_context();
+
+	if (c->tenant.as_text == NULL || !c->tenant.is_uuid)
+		PG_RETURN_NULL();
+	PG_RETURN_UUID_P(&c->tenant.uuid);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_current_app_role);
+/* SQL: brandbos.current_app_role() returns text */
+Datum
+brandbos_current_app_role(PG_FUNCTION_ARGS)
+{
+	ContextValues *c = effective_context();
+
+	if (c->app_role == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(c->app_role);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_claims);
+/* SQL: brandbos.claims() returns jsonb (also brandbos.jwt()) */
+Datum
+brandbos_claims(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *claims = context_claims(effective_context());
+
+	if (claims == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_JSONB_P(claims);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_claim);
+/* SQL: brandbos.claim(name text) returns text */
+Datum
+brandbos_claim(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *claims = context_claims(effective_context());
+	char	   *name;
+	JsonbValue *v;
+
+	if (claims == NULL || PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	v = member(claims, name);
+	if (v == NULL || v->type == jbvNull)
+		PG_RETURN_NULL();
+	if (v->type == jbvString)
+		PG_RETURN_TEXT_P(cstring_to_text_with_len(v->val.string.val, v->val.string.len));
+	if (v->type == jbvNumeric)
+		PG_RETURN_TEXT_P(cstring_to_text(DatumGetCString(DirectFunctionCall1(numeric_out,
+																			 NumericGetDatum(v->val.numeric)))));
+	if (v->type == jbvBool)
+		PG_RETURN_TEXT_P(cstring_to_text(v->val.boolean ? "true" : "false"));
+	/* arrays and objects: their JSON text */
+	PG_RETURN_TEXT_P(cstring_to_text(JsonbToCString(NULL, v->val.binary.data, v->val.binary.len)));
+}
+
+static bool
+app_role_is(ContextValues *c, const char *role)
+{
+	return c->app_role != NULL &&
+		VARSIZE_ANY_EXHDR(c->app_role) == strlen(role) &&
+		memcmp(VARDATA_ANY(c->app_role), role, strlen(role)) == 0;
+}
+
+PG_FUNCTION_INFO_V1(brandbos_is_admin);
+/* SQL: brandbos.is_admin() returns boolean — app role 'admin' or 'service_role' */
+Datum
+brandbos_is_admin(PG_FUNCTION_ARGS)
+{
+	ContextValues *c = effective_context();
+
+	PG_RETURN_BOOL(app_role_is(c, "admin") || app_role_is(c, "service_role"));
+}
+
+PG_FUNCTION_INFO_V1(brandbos_has_app_role);
+/* SQL: brandbos.has_app_role(role text) returns boolean */
+Datum
+brandbos_has_app_role(PG_FUNCTION_ARGS)
+{
+	ContextValues *c = effective_context();
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(app_role_is(c, text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
+
+PG_FUNCTION_INFO_V1(brandbos_is_org_owner);
+/* SQL: brandbos.is_org_owner(org text) returns boolean — claims.org_roles[org] = 'owner' */
+Datum
+brandbos_is_org_owner(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *claims = context_claims(effective_context());
+	JsonbValue *roles;
+	JsonbValue	k;
+	JsonbValue *v;
+	char	   *org;
+
+	if (claims == NULL || PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	roles = member(claims, "org_roles");
+	if (roles == NULL || roles->type != jbvBinary || !JsonContainerIsObject(roles->val.binary.data))
+		PG_RETURN_BOOL(false);
+	org = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	k.type = jbvString;
+	k.val.string.val = org;
+	k.val.string.len = strlen(org);
+	v = findJsonbValueFromContainer(roles->val.binary.data, JB_FOBJECT, &k);
+	PG_RETURN_BOOL(v != NULL && v->type == jbvString && v->val.string.len == 5 &&
+				   memcmp(v->val.string.val, "owner", 5) == 0);
+}
+
+/* ---------------------------------------------------------------------
+ * For the audit log
+ * --------------------------------------------------------------------- */
+
+void
+brandbos_context_actor(const char **user_id, const char **tenant_id,
+					   const char **ip, const char **user_agent)
+{
+	ContextValues *c = effective_context();
+
+	*user_id = c->user.as_text ? text_to_cstring(c->user.as_text) : NULL;
+	*tenant_id = c->tenant.as_text ? text_to_cstring(c->tenant.as_text) : NULL;
+	*ip = (raw_ip && raw_ip[0]) ? raw_ip : NULL;
+	*user_agent = (raw_user_agent && raw_user_agent[0]) ? raw_user_agent : NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * The role lock (preloaded only)
+ * --------------------------------------------------------------------- */
+
+static ProcessUtility_hook_type prev_utility_hook = NULL;
+static post_parse_analyze_hook_type prev_analyze_hook = NULL;
+
+static void
+refuse_role_change(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s is not allowed while a brandbos request context is set", what),
+			 errdetail("The role of a request cannot change after its context was set."),
+			 errhint("Change role before brandbos.authenticate() or brandbos.set_context(), or end the transaction.")));
+}
+
+static bool
+is_role_setting(const char *name)
+{
+	return name != NULL && (pg_strcasecmp(name, "role") == 0 ||
+							pg_strcasecmp(name, "session_authorization") == 0);
+}
+
+static void
+context_utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					 ProcessUtilityContext context, ParamListInfo params,
+					 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (context_is_set() && IsA(parsetree, VariableSetStmt))
+	{
+		VariableSetStmt *stmt = (VariableSetStmt *) parsetree;
+
+		if (is_role_setting(stmt->name))
+			refuse_role_change(stmt->kind == VAR_RESET ? "RESET ROLE" : "SET ROLE / SET SESSION AUTHORIZATION");
+		if (stmt->kind == VAR_RESET_ALL)
+			refuse_role_change("RESET ALL");
+	}
+	if (prev_utility_hook)
+		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+/* set_config() whose name is 'role'/'session_authorization' or not a constant */
+static bool
+find_role_set_config(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->funcid == F_SET_CONFIG)
+	{
+		Node	   *name = linitial(((FuncExpr *) node)->args);
+
+		if (!IsA(name, Const) || ((Const *) name)->constisnull ||
+			is_role_setting(TextDatumGetCString(((Const *) name)->constvalue)))
+			return true;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, find_role_set_config, context, 0);
+	return expression_tree_walker(node, find_role_set_config, context);
+}
+
+static void
+context_analyze_hook(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_analyze_hook)
+		prev_analyze_hook(pstate, query, jstate);
+	if (context_is_set() && find_role_set_config((Node *) query, NULL))
+		refuse_role_change("set_config('role', ...)");
+}
+
+/* ---------------------------------------------------------------------
+ * Settings and hooks
+ * --------------------------------------------------------------------- */
+
+static void
+define_context_setting(const char *name, const char *description, char **var,
+					   GucStringAssignHook assign)
+{
+	DefineCustomStringVariable(name, description,
+							   "Set only by brandbos.authenticate(), brandbos.set_context() and brandbos.set_request(), for the current transaction.",
+							   var, "", PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL,
+							   check_context_setting, assign, NULL);
+}
+
+void
+brandbos_context_init(void)
+{
+	context_memory = AllocSetContextCreate(TopMemoryContext, "brandbos request context",
+										   ALLOCSET_SMALL_SIZES);
+
+	DefineCustomStringVariable("brandbos.jwt_secret",
+							   "Secret of HS256 tokens accepted by brandbos.authenticate().",
+							   "Empty: derived from the root key.  For Supabase, the project's JWT secret.",
+							   &jwt_secret, "", PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("brandbos.tenant_claim",
+							   "Token claim that names the tenant.",
+							   NULL, &tenant_claim, "tenant_id", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("brandbos.trust_request_jwt_claims",
+							 "Fall back to PostgREST's request.jwt.claims when no brandbos context is set.",
+							 "Only for databases reached exclusively through PostgREST, which verifies the token itself.",
+							 &trust_request_jwt_claims, false, PGC_SUSET, 0, NULL, NULL, NULL);
+
+	define_context_setting("brandbos.request_user_id", "User of the current request.", &raw_user_id, assign_user_id);
+	define_context_setting("brandbos.request_tenant_id", "Tenant of the current request.", &raw_tenant_id, assign_tenant_id);
+	define_context_setting("brandbos.request_app_role", "Application role of the current request.", &raw_app_role, assign_app_role);
+	define_context_setting("brandbos.request_claims", "Claims of the current request.", &raw_claims, assign_claims);
+	define_context_setting("brandbos.request_ip", "Client address of the current request.", &raw_ip, NULL);
+	define_context_setting("brandbos.request_user_agent", "User agent of the current request.", &raw_user_agent, NULL);
+
+	RegisterXactCallback(context_xact_callback, NULL);
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		prev_utility_hook = ProcessUtility_hook;
+		ProcessUtility_hook = context_utility_hook;
+		prev_analyze_hook = post_parse_analyze_hook;
+		post_parse_analyze_hook = context_analyze_hook;
+	}
+}

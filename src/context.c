@@ -297,10 +297,12 @@ token_secret(size_t *len)
 static void
 token_malformed(const char *detail)
 {
+	/* errhidestmt: the statement text holds the token; keep it out of the log */
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("token is not a valid JWT"),
-			 errdetail("%s", detail)));
+			 errdetail("%s", detail),
+			 errhidestmt(true)));
 }
 
 static void
@@ -308,7 +310,8 @@ token_refused(const char *why)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-			 errmsg("token refused: %s", why)));
+			 errmsg("token refused: %s", why),
+			 errhidestmt(true)));
 }
 
 /* parse JSON text that must be an object, without raising a parser error */

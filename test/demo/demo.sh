@@ -294,8 +294,70 @@ UPDATE pg_trigger SET tgenabled = 'A' WHERE tgrelid = 'brandbos.audit_entries'::
 SQL
 
 # ---------------------------------------------------------------------------------------------
-# Later pillars (SPEC sections 4-5) get their sections here:
-#   7. Tenant context and Row Level Security — signed context, one-call tenant isolation
+banner "7. Tenant context and Row Level Security"
+say "one call isolates a table by tenant: forced RLS, a policy per command, a default, an index"
+sql <<'SQL'
+CREATE TABLE documents (id bigserial PRIMARY KEY, tenant_id text NOT NULL, title text);
+SELECT brandbos.enable_tenant_isolation('documents');
+SELECT polname, pg_get_expr(polqual, polrelid) AS using_expr FROM pg_policy
+ WHERE polrelid = 'documents'::regclass ORDER BY polname;
+CREATE ROLE app_api NOLOGIN;
+GRANT SELECT, INSERT, UPDATE, DELETE ON documents TO app_api;
+GRANT USAGE ON SEQUENCE documents_id_seq TO app_api;
+GRANT brandbos_context_admin TO app_api;
+ALTER DATABASE postgres SET brandbos.jwt_secret = 'demo-secret-only-for-this-walkthrough-0123456789';
+SQL
+say "the identity provider signs a token per user (brandbos.sign_token stands in for it here)"
+TOKEN_ACME=$(bb_psql_value "$DEMO" "SELECT brandbos.sign_token('{\"sub\": \"alice\", \"tenant_id\": \"acme\", \"role\": \"authenticated\"}')")
+TOKEN_GLOBEX=$(bb_psql_value "$DEMO" "SELECT brandbos.sign_token('{\"sub\": \"bob\", \"tenant_id\": \"globex\", \"role\": \"authenticated\"}')")
+echo "acme:   ${TOKEN_ACME:0:40}..."
+echo "globex: ${TOKEN_GLOBEX:0:40}..."
+say "each request: BEGIN, switch to the API role, authenticate, work, COMMIT"
+sql <<SQL
+BEGIN;
+SET LOCAL ROLE app_api;
+SELECT brandbos.authenticate('$TOKEN_ACME') ->> 'sub' AS authenticated_as;
+INSERT INTO documents (title) VALUES ('acme roadmap'), ('acme budget');
+SELECT brandbos.current_tenant_id(), count(*) AS visible_rows FROM documents;
+COMMIT;
+BEGIN;
+SET LOCAL ROLE app_api;
+SELECT brandbos.authenticate('$TOKEN_GLOBEX') ->> 'sub' AS authenticated_as;
+INSERT INTO documents (title) VALUES ('globex plan');
+SELECT tenant_id, title FROM documents ORDER BY id;
+UPDATE documents SET title = 'hijacked' WHERE tenant_id = 'acme';
+COMMIT;
+SQL
+say "no context, no rows: a pooled connection starts every transaction empty"
+sql <<'SQL'
+BEGIN;
+SET LOCAL ROLE app_api;
+SELECT brandbos.current_tenant_id() AS tenant, count(*) AS visible_rows FROM documents;
+COMMIT;
+SQL
+expect "isolation" "2|1|0" \
+	"SELECT (SELECT count(*) FROM documents WHERE tenant_id = 'acme'), (SELECT count(*) FROM documents WHERE tenant_id = 'globex'), (SELECT count(*) FROM documents WHERE title = 'hijacked')"
+say "a forged token (signed with another secret, or alg none) is refused"
+FORGED="${TOKEN_ACME%.*}.$(printf 'forgedsignatureforgedsignatureforgedsig0')"
+sql_fails 'token refused' <<SQL
+BEGIN;
+SELECT brandbos.authenticate('$FORGED');
+SQL
+sql_fails 'token refused' <<'SQL'
+BEGIN;
+SELECT brandbos.authenticate('eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5IiwidGVuYW50X2lkIjoiYWNtZSJ9.');
+SQL
+say "and the context cannot be written around authenticate()"
+sql_fails 'can only be set by' <<'SQL'
+BEGIN;
+SELECT set_config('brandbos.request_tenant_id', 'acme', true);
+SQL
+sql <<'SQL'
+SELECT * FROM brandbos.rls_report() WHERE table_name::text IN ('documents', 'ga4_credentials');
+SQL
+
+# ---------------------------------------------------------------------------------------------
+# Later pillar (SPEC section 5) gets its section here:
 #   8. Persona / deliberation-session bookkeeping — sessions, contributions, votes, costs
 # ---------------------------------------------------------------------------------------------
 

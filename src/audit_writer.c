@@ -28,7 +28,9 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
+#include "nodes/makefuncs.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -48,7 +50,51 @@
 bool		brandbos_audit_maintenance = false;
 bool		brandbos_audit_pruning = false;
 
-static SPIPlanPtr insert_plan = NULL;
+/*
+ * Insert one row into brandbos.audit_entries the way logical replication's
+ * apply does: a minimal executor state, constraint checks and index
+ * maintenance, without planning a statement for every row.  The table has
+ * no insert triggers or rules; privileges are the extension's own.
+ */
+static void
+insert_entry(Datum *values, bool *nulls)
+{
+	Oid			relid = brandbos_relid("audit_entries");
+	Relation	rel;
+	EState	   *estate;
+	RangeTblEntry *rte;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"brandbos\" is not installed in this database")));
+	rel = table_open(relid, RowExclusiveLock);
+	estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = relid;
+	rte->relkind = RELKIND_RELATION;
+	rte->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(estate, list_make1(rte));
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(rri, false);
+
+	slot = ExecInitExtraTupleSlot(estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(Datum) * RelationGetDescr(rel)->natts);
+	memcpy(slot->tts_isnull, nulls, sizeof(bool) * RelationGetDescr(rel)->natts);
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationInsert(rri, estate, slot);
+
+	ExecCloseIndices(rri);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+}
 
 /* the client address of this session, or NULL (Unix socket, background) */
 static inet *
@@ -68,7 +114,6 @@ int64
 brandbos_audit_append(const char *action, const char *resource_type,
 					  const char *resource_id, Jsonb *details)
 {
-	BrandbosInternalState state;
 	BrandbosAuditRow row;
 	FullTransactionId fxid;
 	Oid			seqid;
@@ -80,7 +125,7 @@ brandbos_audit_append(const char *action, const char *resource_type,
 			   *ctx_agent;
 	unsigned char leaf[BB_HASH_BYTES];
 	Datum		values[14];
-	char		nulls[14];
+	bool		nulls[14];
 	bytea	   *payload_datum,
 			   *leaf_datum;
 	int			i;
@@ -118,61 +163,41 @@ brandbos_audit_append(const char *action, const char *resource_type,
 	memcpy(VARDATA(leaf_datum), leaf, BB_HASH_BYTES);
 
 	for (i = 0; i < 14; i++)
-		nulls[i] = ' ';
+		nulls[i] = false;
 	values[0] = Int64GetDatum(row.id);
 	values[1] = TimestampTzGetDatum(row.occurred_at);
 	values[2] = FullTransactionIdGetDatum(fxid);
 	if (row.tenant_id)
 		values[3] = CStringGetTextDatum(row.tenant_id);
 	else
-		nulls[3] = 'n';
+		nulls[3] = true;
 	if (row.user_id)
 		values[4] = CStringGetTextDatum(row.user_id);
 	else
-		nulls[4] = 'n';
-	values[5] = CStringGetDatum(row.db_user);
+		nulls[4] = true;
+	values[5] = DirectFunctionCall1(namein, CStringGetDatum(row.db_user));
 	values[6] = CStringGetTextDatum(action);
 	values[7] = CStringGetTextDatum(resource_type);
 	if (resource_id)
 		values[8] = CStringGetTextDatum(resource_id);
 	else
-		nulls[8] = 'n';
+		nulls[8] = true;
 	if (details)
 		values[9] = JsonbPGetDatum(details);
 	else
-		nulls[9] = 'n';
+		nulls[9] = true;
 	if (ip)
 		values[10] = InetPGetDatum(ip);
 	else
-		nulls[10] = 'n';
+		nulls[10] = true;
 	if (user_agent)
 		values[11] = PointerGetDatum(user_agent);
 	else
-		nulls[11] = 'n';
+		nulls[11] = true;
 	values[12] = PointerGetDatum(payload_datum);
 	values[13] = PointerGetDatum(leaf_datum);
 
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (insert_plan == NULL)
-	{
-		Oid			types[14] = {INT8OID, TIMESTAMPTZOID, XID8OID, TEXTOID, TEXTOID,
-		CSTRINGOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, INETOID, TEXTOID, BYTEAOID, BYTEAOID};
-		SPIPlanPtr	plan;
-
-		plan = SPI_prepare("INSERT INTO brandbos.audit_entries (id, occurred_at, txid, tenant_id, user_id, "
-						   "db_user, action, resource_type, resource_id, details, ip_address, user_agent, "
-						   "payload_hash, leaf_hash) VALUES ($1, $2, $3, $4, $5, $6::pg_catalog.name, $7, $8, "
-						   "$9, $10, $11, $12, $13, $14)", 14, types);
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare the audit insert");
-		insert_plan = plan;
-	}
-	if (SPI_execute_plan(insert_plan, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into brandbos.audit_entries");
-	SPI_finish();
-	brandbos_internal_end(&state);
+	insert_entry(values, nulls);
 	return row.id;
 }
 

@@ -490,7 +490,6 @@ static char *
 audit_target(FunctionCallInfo fcinfo, Oid *relid_out)
 {
 	Oid			relid;
-	char		relkind;
 	Relation	rel;
 	char	   *name;
 	int			nkeys;
@@ -502,21 +501,7 @@ audit_target(FunctionCallInfo fcinfo, Oid *relid_out)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("table must not be null")));
 	relid = PG_GETARG_OID(0);
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	relkind = get_rel_relkind(relid);
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", get_rel_name(relid))));
-#if PG_VERSION_NUM >= 160000
-	if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
-#else
-	if (!pg_class_ownercheck(relid, GetUserId()))
-#endif
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
+	(void) brandbos_require_owned_table(relid);
 	if (get_rel_namespace(relid) == get_namespace_oid(BRANDBOS_SCHEMA, true))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

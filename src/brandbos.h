@@ -41,6 +41,12 @@ extern bool brandbos_has_role(const char *rolename);
 /* owner of brandbos.data_keys; internal queries run as this role */
 extern Oid	brandbos_extension_owner(void);
 
+/*
+ * Check that relid is an ordinary or partitioned table that the current
+ * user owns (42P01, 42809, 42501); returns its quoted qualified name.
+ */
+extern char *brandbos_require_owned_table(Oid relid);
+
 /* OID of a relation in schema brandbos, or InvalidOid */
 extern Oid	brandbos_relid(const char *relname);
 

@@ -60,7 +60,6 @@ static char *
 isolation_target(FunctionCallInfo fcinfo, int nargs, Oid *relid_out)
 {
 	Oid			relid;
-	char		relkind;
 	int			i;
 
 	for (i = 0; i < nargs; i++)
@@ -69,24 +68,8 @@ isolation_target(FunctionCallInfo fcinfo, int nargs, Oid *relid_out)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("argument %d must not be null", i + 1)));
 	relid = PG_GETARG_OID(0);
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	relkind = get_rel_relkind(relid);
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", get_rel_name(relid))));
-#if PG_VERSION_NUM >= 160000
-	if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
-#else
-	if (!pg_class_ownercheck(relid, GetUserId()))
-#endif
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_TABLE, get_rel_name(relid));
 	*relid_out = relid;
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	return brandbos_require_owned_table(relid);
 }
 
 static void

@@ -580,18 +580,6 @@ require_args(FunctionCallInfo fcinfo, int n)
 					 errmsg("argument %d must not be null", i + 1)));
 }
 
-static void
-require_table_owner(Oid relid)
-{
-#if PG_VERSION_NUM >= 160000
-	if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
-#else
-	if (!pg_class_ownercheck(relid, GetUserId()))
-#endif
-		aclcheck_error(ACLCHECK_NOT_OWNER, get_relkind_objtype(get_rel_relkind(relid)),
-					   get_rel_name(relid));
-}
-
 /* validate a table and column for protection and describe them */
 static void
 describe_target(Oid relid, const char *colname, TargetColumn *t, bool check_type)
@@ -600,19 +588,8 @@ describe_target(Oid relid, const char *colname, TargetColumn *t, bool check_type
 	Oid			pk;
 	Relation	index;
 	int			k;
-	char		relkind;
 
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	relkind = get_rel_relkind(relid);
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a table", get_rel_name(relid)),
-				 errdetail("Only columns of ordinary and partitioned tables can be protected.")));
-	require_table_owner(relid);
+	(void) brandbos_require_owned_table(relid);
 
 	rel = table_open(relid, ShareRowExclusiveLock);
 	t->relid = relid;

@@ -70,6 +70,9 @@ static char *raw_user_agent = NULL;
 /* true only while a brandbos writer sets the internal settings */
 static bool context_writing = false;
 
+/* set once the settings exist: from then on a default can only come from RESET */
+static bool context_settings_defined = false;
+
 /* ---------------------------------------------------------------------
  * The values the helpers return
  * --------------------------------------------------------------------- */
@@ -173,10 +176,18 @@ copy_text(const char *value)
  * Hooks of the internal settings
  * --------------------------------------------------------------------- */
 
+/*
+ * Allowed: brandbos's own writers, a parallel worker restoring its leader's
+ * settings, and the boot value while the setting is being defined.  Refused
+ * is everything else, including a value SET before the library was loaded
+ * (a placeholder, re-applied when the setting is defined) and RESET.
+ */
 static bool
 check_context_setting(char **newval, void **extra, GucSource source)
 {
-	if (context_writing || source == PGC_S_DEFAULT || InitializingParallelWorker)
+	if (context_writing || InitializingParallelWorker)
+		return true;
+	if (source == PGC_S_DEFAULT && !context_settings_defined)
 		return true;
 	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
 	GUC_check_errmsg("the brandbos request context can only be set by brandbos.authenticate(), brandbos.set_context() or brandbos.set_request()");
@@ -892,6 +903,7 @@ brandbos_context_init(void)
 	define_context_setting("brandbos.request_claims", "Claims of the current request.", &raw_claims, assign_claims);
 	define_context_setting("brandbos.request_ip", "Client address of the current request.", &raw_ip, NULL);
 	define_context_setting("brandbos.request_user_agent", "User agent of the current request.", &raw_user_agent, NULL);
+	context_settings_defined = true;
 
 	RegisterXactCallback(context_xact_callback, NULL);
 

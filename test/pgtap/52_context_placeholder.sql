@@ -1,0 +1,27 @@
+-- A context value written before the library is loaded in a session (a
+-- placeholder setting) must not survive the library's load.  On the
+-- preloaded cluster the write itself is refused; on the other one it is
+-- discarded when CREATE EXTENSION loads the library.
+SET client_min_messages = error;
+DO $$
+BEGIN
+    PERFORM set_config('brandbos.request_user_id', 'forged-user', false);
+    PERFORM set_config('brandbos.request_tenant_id', 'forged-tenant', false);
+EXCEPTION WHEN OTHERS THEN
+    NULL;   -- refused outright: preloaded
+END $$;
+RESET client_min_messages;
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION brandbos;
+SET LOCAL client_min_messages = warning;
+SELECT plan(4);
+SELECT is(brandbos.current_user_id(), NULL, 'a user id set before the library loaded is discarded');
+SELECT is(brandbos.current_tenant_id(), NULL, 'a tenant id set before the library loaded is discarded');
+-- RESET can only clear the context (fail closed), never set one
+SELECT brandbos.set_context('u1', 't1');
+RESET brandbos.request_tenant_id;
+SELECT is(brandbos.current_tenant_id(), NULL, 'RESET clears the tenant: the helpers fail closed');
+SELECT is(brandbos.current_user_id(), 'u1', 'and touches nothing else');
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,56 @@
+-- Privilege audit: what PUBLIC and each group role may do is exactly what
+-- the README documents, and every SECURITY DEFINER function pins search_path.
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION brandbos;
+SELECT plan(9);
+
+SELECT results_eq(
+    $$SELECT (p.proname::text || '(' || pg_get_function_identity_arguments(p.oid) || ')') COLLATE "default"
+        FROM pg_proc p WHERE p.pronamespace = 'brandbos'::regnamespace
+         AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY 1$$,
+    $$VALUES ('audit_append_only()'), ('audit_trigger()'), ('authenticate(token text)'),
+             ('claim(name text)'), ('claims()'), ('column_key_versions(tbl regclass, col name)'),
+             ('current_app_role()'), ('current_tenant_id()'), ('current_tenant_uuid()'),
+             ('current_user_id()'), ('current_user_uuid()'), ('disable_audit(tbl regclass)'),
+             ('disable_isolation(tbl regclass)'), ('enable_audit(tbl regclass)'),
+             ('enable_owner_isolation(tbl regclass, owner_column name)'),
+             ('enable_tenant_isolation(tbl regclass, tenant_column name)'),
+             ('encrypt(data bytea, associated bytea)'), ('encrypt_text(data text, associated text)'),
+             ('envelope_key_version(envelope bytea)'), ('envelope_key_version(envelope text)'),
+             ('generate_api_key(prefix text)'), ('has_app_role(role text)'), ('hash_password(password text)'),
+             ('is_admin()'), ('is_org_owner(org text)'), ('jwt()'),
+             ('log_event(action text, resource_type text, resource_id text, details jsonb)'),
+             ('password_needs_rehash(hash text)'), ('protect_column(tbl regclass, col name)'),
+             ('protect_trigger()'), ('rls_report(schemas name[])'), ('root_key_loaded()'),
+             ('set_request(ip inet, user_agent text)'), ('uid()'), ('unprotect_column(tbl regclass, col name)'),
+             ('verify_api_key(api_key text, key_hash bytea)'), ('verify_password(password text, hash text)')$$,
+    'exactly the documented functions are executable by PUBLIC');
+
+SELECT is((SELECT count(*)::int FROM pg_proc p WHERE p.pronamespace = 'brandbos'::regnamespace AND p.prosecdef
+            AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)), 0,
+          'every SECURITY DEFINER function pins search_path to pg_catalog, pg_temp');
+
+SELECT is((SELECT count(*)::int FROM pg_class c WHERE c.relnamespace = 'brandbos'::regnamespace
+            AND c.relkind IN ('r', 'S') AND has_table_privilege('public', c.oid, 'SELECT')), 0,
+          'PUBLIC reads no table or sequence of the extension');
+SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
+            WHERE c.relnamespace = 'brandbos'::regnamespace AND c.relkind = 'v'
+              AND has_table_privilege('public', c.oid, 'SELECT')),
+          ARRAY['protected_columns'], 'PUBLIC reads only the protected_columns view');
+SELECT is((SELECT count(*)::int FROM pg_class c WHERE c.relnamespace = 'brandbos'::regnamespace
+            AND c.relkind IN ('r', 'v', 'S')
+            AND (has_table_privilege('brandbos_auditor', c.oid, 'INSERT,UPDATE,DELETE,TRUNCATE'))), 0,
+          'auditors write nothing directly');
+SELECT ok(has_table_privilege('brandbos_auditor', 'brandbos.audit_log', 'SELECT'), 'auditors read the audit log');
+SELECT ok(NOT has_table_privilege('brandbos_keymaster', 'brandbos.data_keys', 'SELECT'),
+          'not even keymasters read the wrapped keys directly');
+SELECT ok(has_function_privilege('brandbos_decryptor', 'brandbos.decrypt_text(text, text)', 'EXECUTE')
+          AND NOT has_function_privilege('public', 'brandbos.decrypt_text(text, text)', 'EXECUTE'),
+          'decrypt is granted to decryptors only');
+SELECT ok(has_function_privilege('brandbos_context_admin', 'brandbos.set_context(text, text, text, jsonb)', 'EXECUTE')
+          AND NOT has_function_privilege('public', 'brandbos.set_context(text, text, text, jsonb)', 'EXECUTE'),
+          'set_context is granted to context admins only');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -11,7 +11,8 @@ DECLARE
 	r text;
 BEGIN
 	FOREACH r IN ARRAY ARRAY['brandbos_decryptor', 'brandbos_keymaster',
-							 'brandbos_context_admin', 'brandbos_auditor']
+							 'brandbos_context_admin', 'brandbos_auditor',
+							 'brandbos_tenant_admin']
 	LOOP
 		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r) THEN
 			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);

@@ -4,7 +4,8 @@
  * enable_tenant_isolation / enable_owner_isolation give a table ENABLE and
  * FORCE ROW LEVEL SECURITY, one policy per command comparing the column
  * with the request context (typed to the column: text helpers for text and
- * varchar, uuid helpers for uuid), a policy for brandbos.is_admin(), the
+ * varchar, uuid helpers for uuid), a policy for brandbos.is_admin() given
+ * to members of brandbos_tenant_admin, the
  * context as the column's default, and an index leading with the column.
  * The policies call STABLE C helpers directly — no subquery, so they work
  * where subqueries in policies are not allowed (Citus) and cost one
@@ -125,10 +126,17 @@ enable_isolation(FunctionCallInfo fcinfo, const IsolationKind *kind)
 			run(psprintf("CREATE POLICY %s ON %s FOR %s USING %s",
 						 quote_identifier(policy), table, commands[i], check));
 	}
-	if (!exists("SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = $2::name",
-				relid, "brandbos_admin"))
-		run(psprintf("CREATE POLICY brandbos_admin ON %s FOR ALL USING (brandbos.is_admin()) "
-					 "WITH CHECK (brandbos.is_admin())", table));
+	/*
+	 * Admins cross the isolation only through a database role: a permissive
+	 * policy ORs with the others, and "col = f() OR is_admin()" can use no
+	 * index, so it is given only to members of brandbos_tenant_admin; every
+	 * other role's plan keeps the index condition.
+	 */
+	if (exists("SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = $2::name",
+			   relid, "brandbos_admin"))
+		run(psprintf("DROP POLICY brandbos_admin ON %s", table));
+	run(psprintf("CREATE POLICY brandbos_admin ON %s FOR ALL TO brandbos_tenant_admin "
+				 "USING (brandbos.is_admin()) WITH CHECK (brandbos.is_admin())", table));
 	run(psprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", table, col, helper));
 
 	/* an index leading with the column, unless one exists */

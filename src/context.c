@@ -222,6 +222,12 @@ assign_claims(const char *newval, void *extra)
 static void
 context_xact_callback(XactEvent event, void *arg)
 {
+	/*
+	 * A parallel worker restores the leader's settings inside a short
+	 * transaction of its own; what it restored must outlive that commit.
+	 */
+	if (InitializingParallelWorker)
+		return;
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)

@@ -73,6 +73,15 @@ static bool context_writing = false;
 /* set once the settings exist: from then on a default can only come from RESET */
 static bool context_settings_defined = false;
 
+/*
+ * The lowest (sub)transaction nesting level at which authenticate() or
+ * set_context() ran, 0 when none: the role lock holds while it is set, even
+ * if parts of the context were cleared; it follows savepoints like the
+ * context itself (released with a rolled-back savepoint, inherited by the
+ * parent of a committed one) and ends with the transaction.
+ */
+static int	role_lock_level = 0;
+
 /* ---------------------------------------------------------------------
  * The values the helpers return
  * --------------------------------------------------------------------- */
@@ -232,12 +241,27 @@ context_xact_callback(XactEvent event, void *arg)
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
 	{
+		role_lock_level = 0;
 		/* the settings revert right after this; their assign hooks refill */
 		memset(&ctx, 0, sizeof(ctx));
 		memset(&postgrest, 0, sizeof(postgrest));
 		postgrest_seen = NULL;
 		MemoryContextReset(context_memory);
 	}
+}
+
+static void
+context_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (role_lock_level == 0 || role_lock_level < level)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		role_lock_level = 0;	/* set at this level: gone with it */
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		role_lock_level = level - 1;	/* now the parent's */
 }
 
 /* is a brandbos context set in this transaction? */
@@ -263,6 +287,8 @@ static void
 write_context(const char *user_id, const char *tenant_id, const char *app_role,
 			  const char *claims_json)
 {
+	if (role_lock_level == 0 || GetCurrentTransactionNestLevel() < role_lock_level)
+		role_lock_level = GetCurrentTransactionNestLevel();
 	context_writing = true;
 	PG_TRY();
 	{
@@ -826,7 +852,15 @@ context_utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 
-	if (context_is_set() && IsA(parsetree, VariableSetStmt))
+	if (IsA(parsetree, VariableSetStmt) &&
+		((VariableSetStmt *) parsetree)->kind == VAR_RESET &&
+		((VariableSetStmt *) parsetree)->name != NULL &&
+		strncmp(((VariableSetStmt *) parsetree)->name, "brandbos.request_", 17) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the brandbos request context cannot be reset"),
+				 errhint("It ends with the transaction.")));
+	if ((role_lock_level > 0 || context_is_set()) && IsA(parsetree, VariableSetStmt))
 	{
 		VariableSetStmt *stmt = (VariableSetStmt *) parsetree;
 
@@ -865,7 +899,7 @@ context_analyze_hook(ParseState *pstate, Query *query, JumbleState *jstate)
 {
 	if (prev_analyze_hook)
 		prev_analyze_hook(pstate, query, jstate);
-	if (context_is_set() && find_role_set_config((Node *) query, NULL))
+	if ((role_lock_level > 0 || context_is_set()) && find_role_set_config((Node *) query, NULL))
 		refuse_role_change("set_config('role', ...)");
 }
 
@@ -912,6 +946,7 @@ brandbos_context_init(void)
 	context_settings_defined = true;
 
 	RegisterXactCallback(context_xact_callback, NULL);
+	RegisterSubXactCallback(context_subxact_callback, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
 	{

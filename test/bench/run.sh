@@ -38,7 +38,7 @@ BULK_RUNS=3				# bulk INSERT repetitions per side; median counts
 READ_RUNS=5				# read repetitions per side; median counts
 RESULTS_DIR=$BENCH_DIR/results
 
-BENCH_GROUPS=(tce_insert tce_bulk tce_read audit_insert audit_scaling audit_seal)
+BENCH_GROUPS=(tce_insert tce_bulk tce_read audit_insert audit_scaling audit_seal tenant_seq tenant_index)
 
 for knob in BENCH_SECONDS BENCH_ROWS BENCH_PORT; do
 	if ! [[ ${!knob} =~ ^[1-9][0-9]*$ ]]; then
@@ -465,6 +465,192 @@ group_audit_seal() {
 	report_row "seal_audit() of $rows committed rows (one block, verify_audit clean)" \
 		"target 100k rows/s" "$(fmt_num "$ms" 1) ms ($(fmt_num "$per_s") rows/s)" \
 		"$(awk -v r="$per_s" 'BEGIN { printf "%.2f\n", r / 100000 }')" ">=" 1.00
+}
+
+# ---------------------------------------------------------------------------------------------
+# Row groups: tenant policies (SPEC section 4)
+# ---------------------------------------------------------------------------------------------
+
+TENANT_LOOPS=${BENCH_TENANT_LOOPS:-1000}	# counts per timing in the index row
+TENANT_CLAIMS='{"sub": "bench-user", "role": "authenticated", "tenant_id": "t0042"}'
+
+# psql text that opens a transaction on SIDE (plain | rls | supa) for tenant t0042: the
+# request context of that side, index scans off for MODE seq, and psql variables tbl and
+# filter for tenant_count.sql / tenant_loop.sql.  The caller ends the transaction.
+tenant_begin() {
+	local side=$1 mode=$2
+	echo "BEGIN;"
+	if [[ $mode == seq ]]; then
+		echo "SET LOCAL enable_indexscan = off;"
+		echo "SET LOCAL enable_indexonlyscan = off;"
+		echo "SET LOCAL enable_bitmapscan = off;"
+	fi
+	case $side in
+		plain)
+			echo "\\set tbl bench_tenant_plain"
+			echo "\\set filter 'tenant_id = ''t0042'''" ;;
+		rls)
+			echo "SELECT brandbos.set_context('bench-user', 't0042') \\g /dev/null"
+			echo "\\set tbl bench_tenant_rls"
+			echo "\\set filter true" ;;
+		supa)
+			echo "SELECT set_config('request.jwt.claims', '$TENANT_CLAIMS', true) \\g /dev/null"
+			echo "\\set tbl bench_tenant_supa"
+			echo "\\set filter true" ;;
+	esac
+}
+
+# every session: the application role (policies apply to it; superusers bypass them) and
+# no parallel query, so that each figure is one CPU's work
+tenant_session() {
+	echo "SET ROLE bench_tenant_app;"
+	echo "SET max_parallel_workers_per_gather = 0;"
+}
+
+# tenant_plan SIDE MODE: EXPLAIN (COSTS OFF) of the timed count, as the application role
+tenant_plan() {
+	{
+		tenant_session
+		tenant_begin "$1" "$2"
+		echo "EXPLAIN (COSTS OFF) SELECT count(*) FROM :\"tbl\" WHERE :filter;"
+		echo "COMMIT;"
+	} | bb_psql "$BENCH_CLUSTER" -At -f -
+}
+
+# tenant_check MODE: every side counts the 1000 rows of t0042, and nothing else
+tenant_check() {
+	local side n
+	for side in plain rls supa; do
+		n=$({
+			tenant_session
+			tenant_begin "$side" "$1"
+			echo "SELECT count(*) FILTER (WHERE tenant_id = 't0042') || '/' || count(*) FROM :\"tbl\" WHERE :filter;"
+			echo "COMMIT;"
+		} | bb_psql "$BENCH_CLUSTER" -At -f -)
+		if [[ $n != 1000/1000 ]]; then
+			echo "bench: $side ($1 scan) counts '$n' rows of t0042/all, expected 1000/1000" >&2
+			return 1
+		fi
+	done
+}
+
+# A. count(*) of one tenant's rows under the tenant policy, sequential scan
+group_tenant_seq() {
+	require_setup tenant
+	tenant_check seq
+	local side plan notes=()
+	for side in plain rls supa; do
+		plan=$(tenant_plan "$side" seq)
+		if ! grep -q 'Seq Scan' <<<"$plan" || grep -q 'Index' <<<"$plan"; then
+			echo "bench: $side: expected a sequential scan, got:" >&2
+			echo "$plan" >&2
+			return 1
+		fi
+	done
+	say "  plan under the brandbos policy: $(tr '\n' ' ' <<<"$(tenant_plan rls seq)" | sed 's/  */ /g')"
+	if grep -Eq 'SubPlan|InitPlan' <<<"$(tenant_plan rls seq)"; then
+		notes+=("the plan holds a sub-plan")
+	fi
+	local quals
+	quals=$(bb_psql_value "$BENCH_CLUSTER" "SELECT string_agg(coalesce(qual, '') || ' ' || coalesce(with_check, ''), ' ')
+		FROM pg_policies WHERE tablename = 'bench_tenant_rls'")
+	if grep -Eiq '\bselect\b' <<<"$quals"; then
+		notes+=("a policy wraps its helper in (select ...)")
+	fi
+	local run out
+	out=$(
+		{
+			tenant_session
+			for side in plain rls supa; do	# untimed warm-up pass
+				tenant_begin "$side" seq
+				echo "\\i $BENCH_DIR/tenant_count.sql"
+				echo "COMMIT;"
+			done
+			for (( run = 1; run <= READ_RUNS; run++ )); do
+				for side in plain rls supa; do
+					tenant_begin "$side" seq
+					timed_begin
+					echo "\\i $BENCH_DIR/tenant_count.sql"
+					timed_end "$side"
+					echo "COMMIT;"
+				done
+			done
+		} | run_timed
+	)
+	say "  seq scan count times (ms): $(printf '%s\n' "$out" | tr '\n' ';' | sed 's/;/; /g')"
+	local p r s ratio_rls
+	p=$(median_of plain <<<"$out")
+	r=$(median_of rls <<<"$out")
+	s=$(median_of supa <<<"$out")
+	ratio_rls=$(ratio "$r" "$p")
+	local what="count(*) over 1M rows / 1000 tenants under enable_tenant_isolation, seq scan (median of $READ_RUNS)"
+	if (( ${#notes[@]} > 0 )); then
+		report_row "$what" "literal tenant: $(fmt_num "$p" 1) ms" \
+			"$(fmt_num "$r" 1) ms = ${ratio_rls}x, but $(IFS=';'; echo "${notes[*]}")" "n/a" "<=" 1.3
+	else
+		report_row "$what" "literal tenant: $(fmt_num "$p" 1) ms" "$(fmt_num "$r" 1) ms" "$ratio_rls" "<=" 1.3
+	fi
+	report_info "↳ peer: Supabase-style policy, tenant_id = auth_tenant(), a SQL helper over request.jwt.claims" \
+		"literal tenant: $(fmt_num "$p" 1) ms" "$(fmt_num "$s" 1) ms" "$(ratio "$s" "$p")"
+}
+
+# B. the same count with the index on tenant_id: the helper must give an index condition
+group_tenant_index() {
+	require_setup tenant
+	tenant_check index
+	local plan_rls plan_plain note=""
+	plan_rls=$(tenant_plan rls index)
+	plan_plain=$(tenant_plan plain index)
+	say "  plan under the brandbos policy: $(tr '\n' ' ' <<<"$plan_rls" | sed 's/  */ /g')"
+	say "  plan with the literal:          $(tr '\n' ' ' <<<"$plan_plain" | sed 's/  */ /g')"
+	if ! grep -Eq 'Index Cond: \(tenant_id = brandbos\.current_tenant_id\(\)\)' <<<"$plan_rls" \
+			|| grep -Eq 'Seq Scan|SubPlan|InitPlan' <<<"$plan_rls"; then
+		note="no index condition on tenant_id in the plan"
+	fi
+	if ! grep -q 'Index Cond: (tenant_id = ' <<<"$plan_plain"; then
+		echo "bench: the baseline does not use the tenant index:" >&2
+		echo "$plan_plain" >&2
+		return 1
+	fi
+	# without an index condition every count is a full scan: time fewer of them
+	local loops=$TENANT_LOOPS
+	if [[ -n $note ]]; then
+		loops=$(( TENANT_LOOPS >= 100 ? TENANT_LOOPS / 100 : 1 ))
+	fi
+	local run side out
+	out=$(
+		{
+			tenant_session
+			echo "\\set loops $loops"
+			for side in plain rls; do	# untimed warm-up pass
+				tenant_begin "$side" index
+				echo "\\i $BENCH_DIR/tenant_loop.sql"
+				echo "COMMIT;"
+			done
+			for (( run = 1; run <= READ_RUNS; run++ )); do
+				for side in plain rls; do
+					tenant_begin "$side" index
+					timed_begin
+					echo "\\i $BENCH_DIR/tenant_loop.sql"
+					timed_end "$side"
+					echo "COMMIT;"
+				done
+			done
+		} | run_timed
+	)
+	say "  index count times, $loops counts each (ms): $(printf '%s\n' "$out" | tr '\n' ';' | sed 's/;/; /g')"
+	local p r us_p us_r rat
+	p=$(median_of plain <<<"$out")
+	r=$(median_of rls <<<"$out")
+	us_p=$(awk -v ms="$p" -v n="$loops" 'BEGIN { printf "%.1f\n", ms * 1000 / n }')
+	us_r=$(awk -v ms="$r" -v n="$loops" 'BEGIN { printf "%.1f\n", ms * 1000 / n }')
+	rat=$(ratio "$r" "$p")
+	local what="the same with the index on tenant_id, index condition in the plan ($loops counts per timing, median of $READ_RUNS)"
+	if [[ -n $note ]]; then
+		report_row "$what" "literal tenant: $us_p µs/count" "$us_r µs/count = ${rat}x, but $note" "n/a" "<=" 1.1
+	else
+		report_row "$what" "literal tenant: $us_p µs/count" "$us_r µs/count" "$rat" "<=" 1.1
+	fi
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ OBJS        = src/brandbos.o \
               src/audit_verify.o \
               src/audit_guard.o \
               src/context.o \
-              src/policies.o
+              src/policies.o \
+              src/deliberation.o
 DATA        = sql/brandbos--0.1.0.sql
 REGRESS     = envelope_format
 REGRESS_OPTS = --load-extension=brandbos

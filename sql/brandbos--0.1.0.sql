@@ -518,6 +518,236 @@ GRANT EXECUTE ON FUNCTION brandbos.enable_tenant_isolation(regclass, name),
 						  brandbos.disable_isolation(regclass),
 						  brandbos.rls_report(name[]) TO PUBLIC;
 
+-- ---------------------------------------------------------------------------
+-- Persona and deliberation-session bookkeeping (SPEC section 5)
+-- ---------------------------------------------------------------------------
+-- The Board-of-One data model.  C triggers (src/deliberation.c) keep it
+-- consistent however a row is written, by the functions below or by plain
+-- DML: the session status machine, owner and tenant ids copied onto child
+-- rows, totals kept exact under a row lock on the session, the budget.
+--
+-- Restoring a dump: the triggers would count restored contributions into
+-- totals that the restored sessions already hold (and refuse rows of ended
+-- sessions), so restore these tables with session_replication_role = replica.
+CREATE TABLE brandbos.users (
+	id					text PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid()::text,
+	tenant_id			text,
+	email				text NOT NULL UNIQUE,
+	auth_provider		text,
+	subscription_tier	text NOT NULL DEFAULT 'free',
+	gdpr_consent_at		timestamptz,
+	created_at			timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at			timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE brandbos.users IS 'users of the deliberation product (ids from the identity provider)';
+SELECT pg_catalog.pg_extension_config_dump('brandbos.users', '');
+
+CREATE TABLE brandbos.personas (
+	id				serial PRIMARY KEY,
+	code			text NOT NULL UNIQUE CHECK (code <> ''),
+	name			text NOT NULL,
+	expertise		text,
+	system_prompt	text,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE brandbos.personas IS 'AI personas; write them with upsert_persona or seed_personas';
+SELECT pg_catalog.pg_extension_config_dump('brandbos.personas', '');
+SELECT pg_catalog.pg_extension_config_dump('brandbos.personas_id_seq', '');
+
+CREATE TABLE brandbos.sessions (
+	id					text PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid()::text,
+	user_id				text NOT NULL DEFAULT brandbos.current_user_id(),
+	tenant_id			text DEFAULT brandbos.current_tenant_id(),
+	problem_statement	text NOT NULL,
+	problem_context		jsonb,
+	status				text NOT NULL DEFAULT 'active'
+		CHECK (status IN ('active', 'paused', 'completed', 'failed', 'killed')),
+	phase				text NOT NULL DEFAULT 'problem_decomposition'
+		CHECK (phase IN ('problem_decomposition', 'initial_round', 'deliberation',
+						 'moderator_intervention', 'voting', 'synthesis')),
+	total_cost			numeric(10,4) NOT NULL DEFAULT 0,
+	total_tokens		bigint NOT NULL DEFAULT 0,
+	round_number		integer NOT NULL DEFAULT 1,
+	max_rounds			integer NOT NULL DEFAULT 10 CHECK (max_rounds > 0),
+	budget				numeric(10,4) CHECK (budget >= 0),
+	created_at			timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at			timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	completed_at		timestamptz,
+	killed_at			timestamptz,
+	killed_by			text,
+	kill_reason			text
+);
+COMMENT ON TABLE brandbos.sessions IS
+	'deliberation sessions; kill_reason holds why a session failed or was killed';
+CREATE INDEX sessions_user_id ON brandbos.sessions (user_id);
+CREATE INDEX sessions_tenant_status ON brandbos.sessions (tenant_id, status);
+SELECT pg_catalog.pg_extension_config_dump('brandbos.sessions', '');
+
+CREATE TABLE brandbos.contributions (
+	id				bigserial PRIMARY KEY,
+	session_id		text NOT NULL REFERENCES brandbos.sessions ON DELETE CASCADE,
+	user_id			text,
+	tenant_id		text,
+	persona_code	text NOT NULL REFERENCES brandbos.personas (code),
+	content			text NOT NULL,
+	round_number	integer NOT NULL,
+	phase			text NOT NULL
+		CHECK (phase IN ('problem_decomposition', 'initial_round', 'deliberation',
+						 'moderator_intervention', 'voting', 'synthesis')),
+	cost			numeric(10,4) NOT NULL CHECK (cost >= 0),
+	tokens			integer NOT NULL CHECK (tokens >= 0),
+	model			text,
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX contributions_session_id ON brandbos.contributions (session_id);
+CREATE INDEX contributions_user_id ON brandbos.contributions (user_id);
+SELECT pg_catalog.pg_extension_config_dump('brandbos.contributions', '');
+SELECT pg_catalog.pg_extension_config_dump('brandbos.contributions_id_seq', '');
+
+CREATE TABLE brandbos.votes (
+	id				bigserial PRIMARY KEY,
+	session_id		text NOT NULL REFERENCES brandbos.sessions ON DELETE CASCADE,
+	user_id			text,
+	tenant_id		text,
+	persona_code	text NOT NULL REFERENCES brandbos.personas (code),
+	vote_choice		text NOT NULL,
+	reasoning		text,
+	confidence		numeric CHECK (confidence BETWEEN 0 AND 1),
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	UNIQUE (session_id, persona_code)
+);
+CREATE INDEX votes_session_id ON brandbos.votes (session_id);
+CREATE INDEX votes_user_id ON brandbos.votes (user_id);
+SELECT pg_catalog.pg_extension_config_dump('brandbos.votes', '');
+SELECT pg_catalog.pg_extension_config_dump('brandbos.votes_id_seq', '');
+
+-- triggers
+CREATE FUNCTION brandbos.session_guard() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'brandbos_session_guard' LANGUAGE C;
+CREATE FUNCTION brandbos.contribution_guard() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'brandbos_contribution_guard' LANGUAGE C;
+CREATE FUNCTION brandbos.contribution_totals() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'brandbos_contribution_totals' LANGUAGE C;
+CREATE FUNCTION brandbos.vote_guard() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'brandbos_vote_guard' LANGUAGE C;
+
+CREATE TRIGGER session_guard BEFORE UPDATE ON brandbos.sessions
+	FOR EACH ROW EXECUTE FUNCTION brandbos.session_guard();
+CREATE TRIGGER contribution_guard BEFORE INSERT OR UPDATE ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION brandbos.contribution_guard();
+CREATE TRIGGER contribution_totals AFTER INSERT OR UPDATE OR DELETE ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION brandbos.contribution_totals();
+CREATE TRIGGER vote_guard BEFORE INSERT OR UPDATE ON brandbos.votes
+	FOR EACH ROW EXECUTE FUNCTION brandbos.vote_guard();
+
+-- functions (C; internal statements run as the extension owner, and every
+-- function checks itself that the session belongs to the caller's context)
+CREATE FUNCTION brandbos.upsert_persona(code text, name text, expertise text, system_prompt text)
+	RETURNS integer
+	AS 'MODULE_PATHNAME', 'brandbos_upsert_persona' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.seed_personas(personas jsonb) RETURNS integer
+	AS 'MODULE_PATHNAME', 'brandbos_seed_personas' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.start_session(problem_statement text, problem_context jsonb DEFAULT NULL,
+									   max_rounds integer DEFAULT 10, budget numeric DEFAULT NULL)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'brandbos_start_session' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.add_contribution(session_id text, persona_code text, content text,
+										  phase text, cost numeric, tokens integer, model text)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'brandbos_add_contribution' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.next_round(session_id text) RETURNS integer
+	AS 'MODULE_PATHNAME', 'brandbos_next_round' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.set_phase(session_id text, phase text) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_set_phase' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.cast_vote(session_id text, persona_code text, vote_choice text,
+								   reasoning text, confidence numeric DEFAULT NULL) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'brandbos_cast_vote' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.pause_session(session_id text) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_pause_session' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.resume_session(session_id text) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_resume_session' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.complete_session(session_id text) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_complete_session' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.fail_session(session_id text, reason text) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_fail_session' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.kill_session(session_id text, reason text) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_kill_session' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.session_summary(session_id text) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'brandbos_session_summary' LANGUAGE C STABLE PARALLEL UNSAFE;
+-- GDPR: the data subject (context user) or brandbos_context_admin, checked in C
+CREATE FUNCTION brandbos.gdpr_export(user_id text) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'brandbos_gdpr_export' LANGUAGE C STABLE PARALLEL UNSAFE;
+CREATE FUNCTION brandbos.gdpr_erase(user_id text) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'brandbos_gdpr_erase' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Row Level Security: personas are readable by everyone; owners see their
+-- rows, admins (brandbos.is_admin()) their tenant's.  Not FORCEd: the table owner is the extension owner, whose
+-- internal statements make the same check themselves (see deliberation.c).
+ALTER TABLE brandbos.personas ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readable_by_all ON brandbos.personas FOR SELECT USING (true);
+ALTER TABLE brandbos.users ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_rows ON brandbos.users
+	USING (id OPERATOR(pg_catalog.=) brandbos.current_user_id())
+	WITH CHECK (id OPERATOR(pg_catalog.=) brandbos.current_user_id());
+CREATE POLICY tenant_admin_rows ON brandbos.users
+	USING (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin());
+ALTER TABLE brandbos.sessions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_rows ON brandbos.sessions
+	USING (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id())
+	WITH CHECK (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id());
+CREATE POLICY tenant_admin_rows ON brandbos.sessions
+	USING (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin());
+ALTER TABLE brandbos.contributions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_rows ON brandbos.contributions
+	USING (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id())
+	WITH CHECK (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id());
+CREATE POLICY tenant_admin_rows ON brandbos.contributions
+	USING (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin());
+ALTER TABLE brandbos.votes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_rows ON brandbos.votes
+	USING (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id())
+	WITH CHECK (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id());
+CREATE POLICY tenant_admin_rows ON brandbos.votes
+	USING (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin())
+	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin());
+
+-- Privileges.  Functions created after the REVOKE above start executable by
+-- PUBLIC, so they are revoked here first.  The session functions act only
+-- within the caller's request context (a session of another user looks
+-- unknown), so PUBLIC may call them; personas are shared by every user, so
+-- only the application's backend role (brandbos_context_admin) writes them.
+-- Rows are read directly under RLS (SELECT to PUBLIC) and written only
+-- through the functions: PUBLIC holds no INSERT, UPDATE or DELETE.
+REVOKE ALL ON FUNCTION brandbos.session_guard(), brandbos.contribution_guard(),
+					   brandbos.contribution_totals(), brandbos.vote_guard(),
+					   brandbos.upsert_persona(text, text, text, text),
+					   brandbos.seed_personas(jsonb),
+					   brandbos.start_session(text, jsonb, integer, numeric),
+					   brandbos.add_contribution(text, text, text, text, numeric, integer, text),
+					   brandbos.next_round(text), brandbos.set_phase(text, text),
+					   brandbos.cast_vote(text, text, text, text, numeric),
+					   brandbos.pause_session(text), brandbos.resume_session(text),
+					   brandbos.complete_session(text), brandbos.fail_session(text, text),
+					   brandbos.kill_session(text, text), brandbos.session_summary(text),
+					   brandbos.gdpr_export(text), brandbos.gdpr_erase(text)
+	FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION brandbos.start_session(text, jsonb, integer, numeric),
+						  brandbos.add_contribution(text, text, text, text, numeric, integer, text),
+						  brandbos.next_round(text), brandbos.set_phase(text, text),
+						  brandbos.cast_vote(text, text, text, text, numeric),
+						  brandbos.pause_session(text), brandbos.resume_session(text),
+						  brandbos.complete_session(text), brandbos.fail_session(text, text),
+						  brandbos.kill_session(text, text), brandbos.session_summary(text),
+						  brandbos.gdpr_export(text), brandbos.gdpr_erase(text)
+	TO PUBLIC;
+GRANT EXECUTE ON FUNCTION brandbos.upsert_persona(text, text, text, text),
+						  brandbos.seed_personas(jsonb) TO brandbos_context_admin;
+GRANT SELECT ON brandbos.personas, brandbos.users, brandbos.sessions,
+				brandbos.contributions, brandbos.votes TO PUBLIC;
+
 -- Say plainly what is missing without shared_preload_libraries.
 DO $preload$
 BEGIN

@@ -9,8 +9,11 @@ SELECT results_eq(
     $$SELECT (p.proname::text || '(' || pg_get_function_identity_arguments(p.oid) || ')') COLLATE "default"
         FROM pg_proc p WHERE p.pronamespace = 'brandbos'::regnamespace
          AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY 1$$,
-    $$VALUES ('audit_append_only()'), ('audit_trigger()'), ('authenticate(token text)'),
+    $$VALUES ('add_contribution(session_id text, persona_code text, content text, phase text, cost numeric, tokens integer, model text)'),
+             ('audit_append_only()'), ('audit_trigger()'), ('authenticate(token text)'),
+             ('cast_vote(session_id text, persona_code text, vote_choice text, reasoning text, confidence numeric)'),
              ('claim(name text)'), ('claims()'), ('column_key_versions(tbl regclass, col name)'),
+             ('complete_session(session_id text)'),
              ('current_app_role()'), ('current_tenant_id()'), ('current_tenant_uuid()'),
              ('current_user_id()'), ('current_user_uuid()'), ('disable_audit(tbl regclass)'),
              ('disable_isolation(tbl regclass)'), ('enable_audit(tbl regclass)'),
@@ -18,12 +21,20 @@ SELECT results_eq(
              ('enable_tenant_isolation(tbl regclass, tenant_column name)'),
              ('encrypt(data bytea, associated bytea)'), ('encrypt_text(data text, associated text)'),
              ('envelope_key_version(envelope bytea)'), ('envelope_key_version(envelope text)'),
+             ('fail_session(session_id text, reason text)'),
+             ('gdpr_erase(user_id text)'), ('gdpr_export(user_id text)'),
              ('generate_api_key(prefix text)'), ('has_app_role(role text)'), ('hash_password(password text)'),
-             ('is_admin()'), ('is_org_owner(org text)'), ('jwt()'),
+             ('is_admin()'), ('is_org_owner(org text)'), ('jwt()'), ('kill_session(session_id text, reason text)'),
              ('log_event(action text, resource_type text, resource_id text, details jsonb)'),
-             ('password_needs_rehash(hash text)'), ('protect_column(tbl regclass, col name)'),
-             ('protect_trigger()'), ('rls_report(schemas name[])'), ('root_key_loaded()'),
-             ('set_request(ip inet, user_agent text)'), ('uid()'), ('unprotect_column(tbl regclass, col name)'),
+             ('next_round(session_id text)'),
+             ('password_needs_rehash(hash text)'), ('pause_session(session_id text)'),
+             ('protect_column(tbl regclass, col name)'),
+             ('protect_trigger()'), ('resume_session(session_id text)'),
+             ('rls_report(schemas name[])'), ('root_key_loaded()'),
+             ('session_summary(session_id text)'), ('set_phase(session_id text, phase text)'),
+             ('set_request(ip inet, user_agent text)'),
+             ('start_session(problem_statement text, problem_context jsonb, max_rounds integer, budget numeric)'),
+             ('uid()'), ('unprotect_column(tbl regclass, col name)'),
              ('verify_api_key(api_key text, key_hash bytea)'), ('verify_password(password text, hash text)')$$,
     'exactly the documented functions are executable by PUBLIC');
 
@@ -31,9 +42,10 @@ SELECT is((SELECT count(*)::int FROM pg_proc p WHERE p.pronamespace = 'brandbos'
             AND NOT coalesce(p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'], false)), 0,
           'every SECURITY DEFINER function pins search_path to pg_catalog, pg_temp');
 
-SELECT is((SELECT count(*)::int FROM pg_class c WHERE c.relnamespace = 'brandbos'::regnamespace
-            AND c.relkind IN ('r', 'S') AND has_table_privilege('public', c.oid, 'SELECT')), 0,
-          'PUBLIC reads no table or sequence of the extension');
+SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c WHERE c.relnamespace = 'brandbos'::regnamespace
+            AND c.relkind IN ('r', 'S') AND has_table_privilege('public', c.oid, 'SELECT')),
+          ARRAY['contributions', 'personas', 'sessions', 'users', 'votes'],
+          'PUBLIC reads only the deliberation tables (under RLS), no other table or sequence');
 SELECT is((SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
             WHERE c.relnamespace = 'brandbos'::regnamespace AND c.relkind = 'v'
               AND has_table_privilege('public', c.oid, 'SELECT')),

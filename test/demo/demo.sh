@@ -357,9 +357,53 @@ SELECT * FROM brandbos.rls_report() WHERE table_name::text IN ('documents', 'ga4
 SQL
 
 # ---------------------------------------------------------------------------------------------
-# Later pillar (SPEC section 5) gets its section here:
-#   8. Persona / deliberation-session bookkeeping — sessions, contributions, votes, costs
-# ---------------------------------------------------------------------------------------------
+banner "8. Persona / deliberation-session bookkeeping"
+say "personas, as a personas.json file would hold them"
+sql <<'SQL'
+SELECT brandbos.seed_personas('[
+  {"code": "cfo", "name": "The CFO", "expertise": "finance", "system_prompt": "Guard the margins."},
+  {"code": "cmo", "name": "The CMO", "expertise": "marketing", "system_prompt": "Grow the brand."},
+  {"code": "cto", "name": "The CTO", "expertise": "engineering", "system_prompt": "Mind the debt."}
+]'::jsonb) AS personas_written;
+SQL
+say "a session with two rounds, contributions, votes and a summary (all inside one request context)"
+sql <<'SQL'
+BEGIN;
+SELECT brandbos.set_context('alice', 'acme');
+SELECT brandbos.start_session('Should acme expand to Spain?', '{"market": "ES"}', 3, 1.00) AS sid \gset
+SELECT brandbos.add_contribution(:'sid', 'cfo', 'Margins in Spain are thin.', 'initial_round', 0.0120, 610, 'gpt-4o');
+SELECT brandbos.add_contribution(:'sid', 'cmo', 'The brand is unknown there.', 'initial_round', 0.0085, 440, 'gpt-4o');
+SELECT brandbos.next_round(:'sid') AS round;
+SELECT brandbos.set_phase(:'sid', 'deliberation');
+SELECT brandbos.add_contribution(:'sid', 'cto', 'Localisation costs two sprints.', 'deliberation', 0.0100, 520, 'gpt-4o');
+SELECT brandbos.set_phase(:'sid', 'voting');
+SELECT brandbos.cast_vote(:'sid', 'cfo', 'no', 'Too risky now', 0.8);
+SELECT brandbos.cast_vote(:'sid', 'cmo', 'yes', 'First mover', 0.6);
+SELECT brandbos.cast_vote(:'sid', 'cto', 'no', 'Not this year', 0.7);
+SELECT status, phase, round_number, total_cost, total_tokens FROM brandbos.sessions WHERE id = :'sid';
+SELECT jsonb_pretty(brandbos.session_summary(:'sid'));
+SELECT brandbos.complete_session(:'sid');
+COMMIT;
+SQL
+say "a runaway session is killed; terminal states are final"
+sql <<'SQL'
+BEGIN;
+SELECT brandbos.set_context('alice', 'acme');
+SELECT brandbos.start_session('Loop forever?') AS sid2 \gset
+SELECT brandbos.kill_session(:'sid2', 'token budget alarm');
+SELECT status, killed_by, kill_reason, killed_at IS NOT NULL AS killed_at_set FROM brandbos.sessions WHERE id = :'sid2';
+COMMIT;
+SQL
+sql_fails 'final|terminal' <<'SQL'
+UPDATE brandbos.sessions SET status = 'active' WHERE status = 'killed';
+SQL
+expect "deliberation totals" "3|0.0305|1570" \
+	"SELECT (SELECT count(*) FROM brandbos.contributions), (SELECT sum(total_cost) FROM brandbos.sessions WHERE status = 'completed'), (SELECT sum(total_tokens) FROM brandbos.sessions WHERE status = 'completed')"
+say "every status change is in the audit log, with the actor"
+sql <<'SQL'
+SELECT action, user_id, tenant_id, details->>'from' AS "from", details->>'to' AS "to"
+  FROM brandbos.audit_log WHERE action = 'session_status' ORDER BY id;
+SQL
 
 banner "done"
 if grep -qE 'terminated by signal|PANIC' "$(bb_logfile "$DEMO")"; then

@@ -38,7 +38,7 @@ BULK_RUNS=3				# bulk INSERT repetitions per side; median counts
 READ_RUNS=5				# read repetitions per side; median counts
 RESULTS_DIR=$BENCH_DIR/results
 
-BENCH_GROUPS=(tce_insert tce_bulk tce_read audit_insert audit_scaling audit_seal tenant_seq tenant_index)
+BENCH_GROUPS=(tce_insert tce_bulk tce_read audit_insert audit_scaling audit_seal tenant_seq tenant_index deliberation)
 
 for knob in BENCH_SECONDS BENCH_ROWS BENCH_PORT; do
 	if ! [[ ${!knob} =~ ^[1-9][0-9]*$ ]]; then
@@ -651,6 +651,78 @@ group_tenant_index() {
 	else
 		report_row "$what" "literal tenant: $us_p µs/count" "$us_r µs/count" "$rat" "<=" 1.1
 	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Row groups: deliberation bookkeeping (SPEC section 5)
+# ---------------------------------------------------------------------------------------------
+
+# A. add_contribution against a plain INSERT of the same values into an equivalent table,
+# pgbench with 2 clients, 50 sessions; both sides as the non-superuser bench_delib_app.
+# The brandbos side's transaction also runs set_context (as an application's would); the
+# plain side's is the INSERT alone.
+group_deliberation() {
+	require_setup deliberation
+	local conninfo
+	conninfo="$(bb_conninfo "$BENCH_CLUSTER") user=bench_delib_app"
+	# delib_tps SCRIPT SECONDS: one pgbench run as bench_delib_app; prints tps
+	delib_tps() {
+		local out tps
+		if ! out=$(bb_run_as_pg "$PGBIN/pgbench" -n -c "$BENCH_CLIENTS" -j "$BENCH_CLIENTS" -T "$2" \
+				-f "$BENCH_DIR/$1" -D tbl=bench_contrib_plain "$conninfo" 2>&1); then
+			printf '%s\n' "$out" >&2
+			echo "bench: pgbench failed on $1" >&2
+			return 1
+		fi
+		tps=$(printf '%s\n' "$out" | awk '/^tps = / { print $3; exit }')
+		if [[ -z $tps ]] || printf '%s\n' "$out" | grep -Eq '^number of failed transactions: [1-9]'; then
+			printf '%s\n' "$out" >&2
+			echo "bench: pgbench reported no tps or failed transactions on $1" >&2
+			return 1
+		fi
+		printf '%s\n' "$tps"
+	}
+	# empty both tables (DELETE on brandbos's side, so that the triggers zero the totals)
+	delib_reset() {
+		sql_exec "DELETE FROM brandbos.contributions; TRUNCATE bench_contrib_plain RESTART IDENTITY;"
+		sql_exec "VACUUM brandbos.contributions, brandbos.sessions, bench_contrib_plain"
+		sql_exec "CHECKPOINT"
+	}
+	local warm=$(( BENCH_SECONDS < 5 ? BENCH_SECONDS : 5 )) run side tps plain=() delib=()
+	delib_reset
+	tps=$(delib_tps deliberation_plain.sql "$warm")
+	tps=$(delib_tps deliberation_add.sql "$warm")
+	say "  warm-up done (${warm}s plain, ${warm}s add_contribution)"
+	for (( run = 1; run <= INSERT_RUNS; run++ )); do
+		for side in plain add; do
+			delib_reset
+			tps=$(delib_tps "deliberation_$side.sql" "$BENCH_SECONDS")
+			say "  deliberation, $side, run $run/$INSERT_RUNS: $(fmt_num "$tps") tps"
+			case $side in
+				plain) plain+=("$tps") ;;
+				add) delib+=("$tps") ;;
+			esac
+		done
+	done
+	# the measured writes kept the totals exact
+	local check
+	check=$(bb_psql_value "$BENCH_CLUSTER" "SELECT count(*) FILTER (WHERE s.total_cost IS DISTINCT FROM c.cost
+	                                                      OR s.total_tokens IS DISTINCT FROM c.tokens)
+	                                         || '/' || sum(c.n)
+	                                    FROM brandbos.sessions s
+	                                    JOIN (SELECT session_id, sum(cost) AS cost, sum(tokens) AS tokens, count(*) AS n
+	                                            FROM brandbos.contributions GROUP BY session_id) c
+	                                      ON c.session_id = s.id")
+	if [[ ! $check =~ ^0/[1-9][0-9]*$ ]]; then
+		echo "bench: session totals differ from the sums of their contributions ($check: sessions off/rows)" >&2
+		return 1
+	fi
+	say "  totals exact over ${check#0/} contributions of the last run"
+	local p d
+	p=$(best "${plain[@]}"); d=$(best "${delib[@]}")
+	report_row "add_contribution incl. set_context, 50 sessions (pgbench -c $BENCH_CLIENTS, ${BENCH_SECONDS}s, best of $INSERT_RUNS)" \
+		"plain INSERT into an equivalent table: $(fmt_num "$p") tps" "$(fmt_num "$d") tps" \
+		"$(ratio "$d" "$p")" ">=" 0.70
 }
 
 # ---------------------------------------------------------------------------------------------

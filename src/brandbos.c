@@ -155,7 +155,8 @@ brandbos_random_bytes(unsigned char *out, size_t len)
 
 /*
  * Internal SQL runs with search_path pinned to pg_catalog, pg_temp, so no
- * object a caller put on their path can stand in for ours, and optionally as
+ * object a caller put on their path can stand in for ours, with row_security
+ * on (the bookkeeping triggers treat "off" as a restore), and optionally as
  * another role (the extension owner for brandbos's own tables, the table
  * owner for maintenance of a user table), as a restricted operation.
  */
@@ -169,6 +170,10 @@ brandbos_internal_begin(BrandbosInternalState *state, Oid run_as)
 						   SECURITY_RESTRICTED_OPERATION);
 	state->guc_nest_level = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	/* the caller's row_security = off must not reach brandbos's own statements */
+	(void) set_config_option("row_security", "on",
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 }

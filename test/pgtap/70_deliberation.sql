@@ -8,7 +8,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(162);
+SELECT plan(164);
 
 CREATE ROLE bb70_app NOLOGIN;          -- the application's backend role
 CREATE ROLE bb70_nobody NOLOGIN;       -- no group role at all
@@ -361,6 +361,17 @@ SELECT is((SELECT details ->> 'audit_rows_redacted' FROM brandbos.audit_entries
 SELECT is((SELECT count(*)::int FROM brandbos.verify_audit()), 0, 'the audit log still verifies');
 SELECT brandbos.set_context('boss', 't1', 'admin');
 SELECT results_eq($$SELECT user_id FROM brandbos.sessions$$, ARRAY['u2'], 'other users keep their sessions');
+
+-- row_security = off means "rows being restored" to the triggers; a caller cannot use it to
+-- slip past the bookkeeping of brandbos's own functions
+SELECT brandbos.set_context('rs-user', 't1');
+SELECT brandbos.start_session('row security probe', NULL, 3, 0.01) AS rs_sid \gset
+SET LOCAL row_security = off;
+SELECT throws_ok(format($$SELECT brandbos.add_contribution(%L, 'cfo', 'x', 'initial_round', 0.5, 1, 'm')$$, :'rs_sid'),
+                 '23514', NULL, 'with row_security off, add_contribution still enforces the budget');
+SET LOCAL row_security = on;
+SELECT is((SELECT total_cost FROM brandbos.sessions WHERE id = :'rs_sid'), 0.0000::numeric(10,4),
+          'and the totals are untouched');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,5 +1,5 @@
--- one add_contribution per transaction, in a request context (set_context is part of the
--- measured cost); the session is one of 50, picked at random
+-- one add_contribution per transaction, in a request context (set on both sides of the
+-- comparison); the session is one of 50, picked at random
 \set s random(1, 50)
 \set tok random(1, 100)
 BEGIN;

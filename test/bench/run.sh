@@ -720,7 +720,7 @@ group_deliberation() {
 	say "  totals exact over ${check#0/} contributions of the last run"
 	local p d
 	p=$(best "${plain[@]}"); d=$(best "${delib[@]}")
-	report_row "add_contribution incl. set_context, 50 sessions (pgbench -c $BENCH_CLIENTS, ${BENCH_SECONDS}s, best of $INSERT_RUNS)" \
+	report_row "add_contribution, 50 sessions, both sides in a request context (pgbench -c $BENCH_CLIENTS, ${BENCH_SECONDS}s, best of $INSERT_RUNS)" \
 		"plain INSERT into an equivalent table: $(fmt_num "$p") tps" "$(fmt_num "$d") tps" \
 		"$(ratio "$d" "$p")" ">=" 0.70
 }

@@ -19,6 +19,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 
 PG_MODULE_MAGIC;
@@ -173,9 +174,10 @@ brandbos_internal_begin(BrandbosInternalState *state, Oid run_as)
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	/* the caller's row_security = off must not reach brandbos's own statements */
-	(void) set_config_option("row_security", "on",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	if (!row_security)
+		(void) set_config_option("row_security", "on",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 }
 
 void

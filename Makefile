@@ -52,7 +52,7 @@ ifneq ($(PGXS),)
 include $(PGXS)
 endif
 
-.PHONY: deps test demo bench unit
+.PHONY: deps test demo bench unit fuzz
 
 deps:
 	@./test/deps.sh
@@ -67,6 +67,10 @@ demo: deps
 
 unit:
 	@$(MAKE) --no-print-directory -C test/unit check
+
+# libFuzzer targets of the pure parsers (envelope, printable envelope, JWT); FUZZ_SECONDS each
+fuzz: deps
+	@$(MAKE) --no-print-directory -C test/fuzz run SECONDS=$(or $(FUZZ_SECONDS),60)
 
 bench: deps
 	@$(MAKE) --no-print-directory all install >/dev/null

@@ -52,7 +52,7 @@ ifneq ($(PGXS),)
 include $(PGXS)
 endif
 
-.PHONY: deps test demo bench unit fuzz
+.PHONY: deps test demo bench unit fuzz lint
 
 deps:
 	@./test/deps.sh
@@ -67,6 +67,13 @@ demo: deps
 
 unit:
 	@$(MAKE) --no-print-directory -C test/unit check
+
+# static analysis of the C sources (cppcheck from Debian); non-zero exit on any finding
+lint:
+	@command -v cppcheck >/dev/null || { echo "lint: apt-get install cppcheck" >&2; exit 1; }
+	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c99 \
+		--suppress=missingIncludeSystem -I src -I $(shell $(PG_CONFIG) --includedir-server) \
+		-D__GNUC__ src/*.c && echo "lint: cppcheck found nothing in src/"
 
 # libFuzzer targets of the pure parsers (envelope, printable envelope, JWT); FUZZ_SECONDS each
 fuzz: deps

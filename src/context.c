@@ -337,6 +337,9 @@ token_secret(size_t *len)
 	return secret;
 }
 
+static void token_malformed(const char *detail) pg_attribute_noreturn();
+static void token_refused(const char *why) pg_attribute_noreturn();
+
 static void
 token_malformed(const char *detail)
 {

@@ -207,9 +207,7 @@ brandbos_seal_pending(int64 *rows)
 	brandbos_audit_signing_keypair(pk, sk);
 	memset(&header, 0, sizeof(header));
 
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	run_sql("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, NULL,
 			SPI_OK_UTILITY);
 
@@ -253,8 +251,7 @@ brandbos_seal_pending(int64 *rows)
 	}
 	if (horizon <= last_sealed)
 	{
-		SPI_finish();
-		brandbos_internal_end(&state);
+		brandbos_spi_end(&state);
 		sodium_memzero(sk, sizeof(sk));
 		return 0;
 	}
@@ -273,8 +270,7 @@ brandbos_seal_pending(int64 *rows)
 	if (n == 0)
 	{
 		/* only rolled-back ids: nothing to seal; the next block will cover them */
-		SPI_finish();
-		brandbos_internal_end(&state);
+		brandbos_spi_end(&state);
 		sodium_memzero(sk, sizeof(sk));
 		return 0;
 	}
@@ -337,8 +333,7 @@ brandbos_seal_pending(int64 *rows)
 				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 				11, types, values, NULL, SPI_OK_INSERT);
 	}
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	*rows = (int64) n;
 	return header.block_id;
 }

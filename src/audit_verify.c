@@ -405,9 +405,7 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 	r.count = 0;
 	have_pk = expected_public_key(derived_pk);
 
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	redacted = sanctioned_redactions();
 	pruned = sanctioned_prunes();
 
@@ -473,8 +471,7 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 	}
 
 	/* rows beyond the last block's range that claim nothing are fine (unsealed) */
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	return (Datum) 0;
 }
 
@@ -517,9 +514,7 @@ brandbos_audit_digest(PG_FUNCTION_ARGS)
 	Jsonb	   *result;
 
 	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "read the brandbos audit digest");
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	chain = chain_id();
 	run_sql("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks ORDER BY block_id DESC LIMIT 1",
 			0, NULL, NULL, SPI_OK_SELECT);
@@ -544,8 +539,7 @@ brandbos_audit_digest(PG_FUNCTION_ARGS)
 					 hex(b.public_key, crypto_sign_PUBLICKEYBYTES));
 	escape_json(&json, timestamptz_to_str(b.h.sealed_at));
 	appendStringInfoChar(&json, '}');
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 
 	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
 	PG_RETURN_JSONB_P(result);
@@ -637,9 +631,7 @@ brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
 		malformed_digest("\"block_id\" must be a positive number.");
 	have_pk = expected_public_key(derived_pk);
 
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	chain = chain_id();
 	if (chain == NULL || strcmp(chain, digest_chain) != 0)
 		ereport(ERROR,
@@ -670,8 +662,7 @@ brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
 			intact = false;
 		prev = b;
 	}
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	PG_RETURN_BOOL(intact);
 }
 
@@ -703,9 +694,7 @@ brandbos_redact_audit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a redaction needs a reason")));
 
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	values[0] = Int64GetDatum(id);
 	run_sql("SELECT 1 FROM brandbos.audit_entries WHERE id = $1 FOR SHARE", 1, types, values, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -728,8 +717,7 @@ brandbos_redact_audit(PG_FUNCTION_ARGS)
 		brandbos_audit_maintenance = false;
 	}
 	PG_END_TRY();
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 
 	initStringInfo(&details);
 	appendStringInfoString(&details, "{\"reason\": ");
@@ -761,9 +749,7 @@ brandbos_prune_audit(PG_FUNCTION_ARGS)
 				 errmsg("before must not be null")));
 	values[0] = PG_GETARG_DATUM(0);
 
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	run_sql("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
 	/* whole blocks sealed before the cut that are not pruned yet */
 	run_sql("SELECT min(block_id), max(block_id), max(last_id) FROM brandbos.audit_blocks b "
@@ -792,8 +778,7 @@ brandbos_prune_audit(PG_FUNCTION_ARGS)
 		}
 		PG_END_TRY();
 	}
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 
 	if (!isnull)
 		brandbos_audit_append("audit_pruned", "audit_log", NULL,

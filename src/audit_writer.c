@@ -383,14 +383,11 @@ brandbos_audit_trigger(PG_FUNCTION_ARGS)
 		bool		isnull;
 
 		/* count what is about to go, as the table owner sees it */
-		brandbos_internal_begin(&state, GetUserId());
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		brandbos_spi_begin(&state, GetUserId());
 		if (SPI_execute(psprintf("SELECT count(*) FROM %s", qualified_name(rel)), true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not count rows before TRUNCATE");
 		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		SPI_finish();
-		brandbos_internal_end(&state);
+		brandbos_spi_end(&state);
 		appendStringInfo(&buf, "{\"row_count\": " INT64_FORMAT "}", count);
 		brandbos_audit_append("truncate", qualified_name(rel), NULL, json_text_to_jsonb(&buf));
 		return PointerGetDatum(NULL);
@@ -524,9 +521,7 @@ brandbos_enable_audit(PG_FUNCTION_ARGS)
 	Oid			relid;
 	char	   *name = audit_target(fcinfo, &relid);
 
-	brandbos_internal_begin(&state, GetUserId());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, GetUserId());
 	if (has_trigger(relid, AUDIT_TRIGGER_NAME))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -542,8 +537,7 @@ brandbos_enable_audit(PG_FUNCTION_ARGS)
 				 quote_identifier(AUDIT_TRIGGER_NAME)));
 	run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name,
 				 quote_identifier(AUDIT_TRUNCATE_NAME)));
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 
 	brandbos_audit_append("audit_enabled", "table", name, NULL);
 	PG_RETURN_VOID();
@@ -558,9 +552,7 @@ brandbos_disable_audit(PG_FUNCTION_ARGS)
 	Oid			relid;
 	char	   *name = audit_target(fcinfo, &relid);
 
-	brandbos_internal_begin(&state, GetUserId());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, GetUserId());
 	if (!has_trigger(relid, AUDIT_TRIGGER_NAME))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -577,8 +569,7 @@ brandbos_disable_audit(PG_FUNCTION_ARGS)
 		brandbos_guard_bypass = false;
 	}
 	PG_END_TRY();
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 
 	brandbos_audit_append("audit_disabled", "table", name, NULL);
 	PG_RETURN_VOID();

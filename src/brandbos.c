@@ -14,6 +14,7 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -185,4 +186,20 @@ brandbos_internal_end(BrandbosInternalState *state)
 {
 	AtEOXact_GUC(false, state->guc_nest_level);
 	SetUserIdAndSecContext(state->save_userid, state->save_sec_context);
+}
+
+/* the usual pairing: internal context, then an SPI connection inside it */
+void
+brandbos_spi_begin(BrandbosInternalState *state, Oid run_as)
+{
+	brandbos_internal_begin(state, run_as);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+void
+brandbos_spi_end(BrandbosInternalState *state)
+{
+	SPI_finish();
+	brandbos_internal_end(state);
 }

@@ -65,6 +65,10 @@ typedef struct BrandbosInternalState
 extern void brandbos_internal_begin(BrandbosInternalState *state, Oid run_as);
 extern void brandbos_internal_end(BrandbosInternalState *state);
 
+/* brandbos_internal_begin plus SPI_connect; brandbos_spi_end undoes both */
+extern void brandbos_spi_begin(BrandbosInternalState *state, Oid run_as);
+extern void brandbos_spi_end(BrandbosInternalState *state);
+
 /* Random bytes from a per-backend pool refilled from the OS (nonces). */
 extern void brandbos_random_bytes(unsigned char *out, size_t len);
 

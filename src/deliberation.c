@@ -26,7 +26,7 @@
  *                       owner and tenant from the session.
  *
  * Internal statements run through SPI as the extension owner with a pinned
- * search_path (brandbos_internal_begin).  The owner is exempt from the
+ * search_path (brandbos_spi_begin).  The owner is exempt from the
  * tables' RLS, so every SQL-callable function checks visibility itself:
  * a session is visible when its user_id is the context's user, or its
  * tenant_id the context's tenant and the context is an admin.  A caller
@@ -76,21 +76,6 @@ is_terminal(const char *status)
 /* ---------------------------------------------------------------------
  * SPI helpers
  * --------------------------------------------------------------------- */
-
-static void
-spi_begin(BrandbosInternalState *state)
-{
-	brandbos_internal_begin(state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-}
-
-static void
-spi_end(BrandbosInternalState *state)
-{
-	SPI_finish();
-	brandbos_internal_end(state);
-}
 
 /* run a statement with parameters (nulls: NULL or ' '/'n' per argument) */
 static int
@@ -474,7 +459,7 @@ brandbos_contribution_guard(PG_FUNCTION_ARGS)
 	cost = heap_getattr(newtup, attnum_of(tupdesc, "cost"), tupdesc, &cost_null);
 	(void) heap_getattr(newtup, attnum_of(tupdesc, "round_number"), tupdesc, &round_null);
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	arg = CStringGetTextDatum(session_id);
 	spi_exec_cached(lock_session_sql, 1, &type, &arg, NULL, false);
 	if (SPI_processed == 0)
@@ -519,7 +504,7 @@ brandbos_contribution_guard(PG_FUNCTION_ARGS)
 							   DatumGetCString(DirectFunctionCall1(numeric_out, after)),
 							   DatumGetCString(DirectFunctionCall1(numeric_out, budget)))));
 	}
-	spi_end(&state);
+	brandbos_spi_end(&state);
 
 	newtup = heap_modify_tuple_by_cols(newtup, tupdesc, round_null ? 3 : 2, cols, values, nulls);
 	return PointerGetDatum(newtup);
@@ -561,7 +546,7 @@ brandbos_contribution_totals(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("brandbos.contribution_totals() must be an AFTER row trigger")));
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 		apply_totals(td->tg_trigtuple, tupdesc, 1);
 	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
@@ -572,7 +557,7 @@ brandbos_contribution_totals(PG_FUNCTION_ARGS)
 		apply_totals(td->tg_trigtuple, tupdesc, -1);
 		apply_totals(td->tg_newtuple, tupdesc, 1);
 	}
-	spi_end(&state);
+	brandbos_spi_end(&state);
 	return PointerGetDatum(NULL);
 }
 
@@ -606,7 +591,7 @@ brandbos_vote_guard(PG_FUNCTION_ARGS)
 	if (session_id == NULL)
 		return PointerGetDatum(newtup);
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	arg = CStringGetTextDatum(session_id);
 	spi_exec_cached(share_session_sql, 1, &type, &arg, NULL, false);
 	if (SPI_processed == 0)
@@ -622,7 +607,7 @@ brandbos_vote_guard(PG_FUNCTION_ARGS)
 	cols[1] = attnum_of(tupdesc, "tenant_id");
 	values[1] = spi_datum(0, 3, &nulls[1]);
 	values[1] = nulls[1] ? (Datum) 0 : SPI_datumTransfer(values[1], false, -1);
-	spi_end(&state);
+	brandbos_spi_end(&state);
 
 	newtup = heap_modify_tuple_by_cols(newtup, tupdesc, 2, cols, values, nulls);
 	return PointerGetDatum(newtup);
@@ -656,13 +641,13 @@ brandbos_upsert_persona(PG_FUNCTION_ARGS)
 	nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
 	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	spi_exec("INSERT INTO brandbos.personas (code, name, expertise, system_prompt) "
 			 "VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, "
 			 "expertise = EXCLUDED.expertise, system_prompt = EXCLUDED.system_prompt RETURNING id",
 			 4, types, values, nulls, false);
 	id = DatumGetInt32(spi_datum(0, 1, &isnull));
-	spi_end(&state);
+	brandbos_spi_end(&state);
 	PG_RETURN_INT32(id);
 }
 
@@ -685,7 +670,7 @@ brandbos_seed_personas(PG_FUNCTION_ARGS)
 				 errmsg("personas must not be null")));
 	arg = PG_GETARG_DATUM(0);
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	spi_exec("SELECT CASE WHEN jsonb_typeof($1) <> 'array' THEN false ELSE NOT EXISTS ("
 			 " SELECT 1 FROM jsonb_array_elements($1) e(p)"
 			 " WHERE jsonb_typeof(p) <> 'object'"
@@ -708,7 +693,7 @@ brandbos_seed_personas(PG_FUNCTION_ARGS)
 			 "expertise = EXCLUDED.expertise, system_prompt = EXCLUDED.system_prompt",
 			 1, &type, &arg, NULL, false);
 	count = (int) SPI_processed;
-	spi_end(&state);
+	brandbos_spi_end(&state);
 	PG_RETURN_INT32(count);
 }
 
@@ -762,12 +747,12 @@ brandbos_start_session(PG_FUNCTION_ARGS)
 	values[5] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
 	nulls[5] = PG_ARGISNULL(3) ? 'n' : ' ';
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	spi_exec("INSERT INTO brandbos.sessions (user_id, tenant_id, problem_statement, problem_context, "
 			 "max_rounds, budget) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
 			 6, types, values, nulls, false);
 	id = MemoryContextStrdup(caller, spi_text(0, 1));
-	spi_end(&state);
+	brandbos_spi_end(&state);
 
 	brandbos_audit_append("session_started", "session", id, NULL);
 	PG_RETURN_TEXT_P(cstring_to_text(id));
@@ -819,7 +804,7 @@ brandbos_add_contribution(PG_FUNCTION_ARGS)
 	values[6] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
 	nulls[6] = PG_ARGISNULL(6) ? 'n' : ' ';
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	find_session(session_id, privileged, true, &status);
 	if (strcmp(status, "active") != 0)
 		refuse_inactive(session_id, status, "contributions");
@@ -827,7 +812,7 @@ brandbos_add_contribution(PG_FUNCTION_ARGS)
 	/* the trigger fills owner, tenant and round, and checks the budget */
 	spi_exec_cached(insert_sql, 7, types, values, nulls, false);
 	id = DatumGetInt64(spi_datum(0, 1, &isnull));
-	spi_end(&state);
+	brandbos_spi_end(&state);
 	PG_RETURN_INT64(id);
 }
 
@@ -846,7 +831,7 @@ brandbos_next_round(PG_FUNCTION_ARGS)
 	Oid			type = TEXTOID;
 	Datum		arg = CStringGetTextDatum(session_id);
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	find_session(session_id, privileged, true, &status);
 	round = DatumGetInt32(spi_datum(0, 2, &isnull));
 	max_rounds = DatumGetInt32(spi_datum(0, 3, &isnull));
@@ -859,7 +844,7 @@ brandbos_next_round(PG_FUNCTION_ARGS)
 	spi_exec("UPDATE brandbos.sessions SET round_number = round_number + 1 WHERE id = $1 "
 			 "RETURNING round_number", 1, &type, &arg, NULL, false);
 	round = DatumGetInt32(spi_datum(0, 1, &isnull));
-	spi_end(&state);
+	brandbos_spi_end(&state);
 	PG_RETURN_INT32(round);
 }
 
@@ -879,12 +864,12 @@ brandbos_set_phase(PG_FUNCTION_ARGS)
 	check_phase(phase);
 	values[0] = CStringGetTextDatum(session_id);
 	values[1] = CStringGetTextDatum(phase);
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	find_session(session_id, privileged, true, &status);
 	if (strcmp(status, "active") != 0)
 		refuse_inactive(session_id, status, "a change of phase");
 	spi_exec("UPDATE brandbos.sessions SET phase = $2 WHERE id = $1", 2, types, values, NULL, false);
-	spi_end(&state);
+	brandbos_spi_end(&state);
 	PG_RETURN_VOID();
 }
 
@@ -933,14 +918,14 @@ brandbos_cast_vote(PG_FUNCTION_ARGS)
 	values[4] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
 	nulls[4] = PG_ARGISNULL(4) ? 'n' : ' ';
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	find_session(session_id, privileged, false, &status);
 	if (strcmp(status, "active") != 0)
 		refuse_inactive(session_id, status, "votes");
 	require_persona(persona);
 	spi_exec_cached(insert_sql, 5, types, values, nulls, false);
 	id = DatumGetInt64(spi_datum(0, 1, &isnull));
-	spi_end(&state);
+	brandbos_spi_end(&state);
 	PG_RETURN_INT64(id);
 }
 
@@ -966,7 +951,7 @@ change_status(FunctionCallInfo fcinfo, const char *to, const char *const *allowe
 	values[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
 	nulls[2] = reason ? ' ' : 'n';
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	find_session(session_id, privileged, true, &status);
 	if (!in_list(status, allowed_from))
 		ereport(ERROR,
@@ -979,7 +964,7 @@ change_status(FunctionCallInfo fcinfo, const char *to, const char *const *allowe
 	else
 		spi_exec("UPDATE brandbos.sessions SET status = $2 WHERE id = $1",
 				 2, types, values, nulls, false);
-	spi_end(&state);
+	brandbos_spi_end(&state);
 }
 
 static const char *const from_active[] = {"active", NULL};
@@ -1052,7 +1037,7 @@ brandbos_session_summary(PG_FUNCTION_ARGS)
 	Datum		result;
 	bool		isnull;
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	find_session(session_id, privileged, false, &status);
 	spi_exec("WITH c AS (SELECT * FROM brandbos.contributions WHERE session_id = $1), "
 			 "v AS (SELECT * FROM brandbos.votes WHERE session_id = $1), "
@@ -1079,7 +1064,7 @@ brandbos_session_summary(PG_FUNCTION_ARGS)
 			 1, &type, &arg, NULL, true);
 	result = spi_datum(0, 1, &isnull);
 	result = SPI_datumTransfer(result, false, -1);
-	spi_end(&state);
+	brandbos_spi_end(&state);
 	PG_RETURN_DATUM(result);
 }
 
@@ -1130,7 +1115,7 @@ brandbos_gdpr_export(PG_FUNCTION_ARGS)
 	Datum		result;
 	bool		isnull;
 
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	spi_exec("SELECT jsonb_build_object("
 			 " 'user_id', $1::text, 'exported_at', now(),"
 			 " 'user', (SELECT to_jsonb(u) FROM brandbos.users u WHERE u.id = $1),"
@@ -1147,7 +1132,7 @@ brandbos_gdpr_export(PG_FUNCTION_ARGS)
 			 "     e.resource_id IN (SELECT s.id FROM brandbos.sessions s WHERE s.user_id = $1))), '[]'))",
 			 1, &type, &arg, NULL, true);
 	result = SPI_datumTransfer(spi_datum(0, 1, &isnull), false, -1);
-	spi_end(&state);
+	brandbos_spi_end(&state);
 	PG_RETURN_DATUM(result);
 }
 
@@ -1179,7 +1164,7 @@ brandbos_gdpr_erase(PG_FUNCTION_ARGS)
 	const char *who = GetUserNameFromId(GetUserId(), false);
 
 	values[0] = CStringGetTextDatum(user_id);
-	spi_begin(&state);
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 
 	/* audit rows to redact, found before the sessions go */
 	spi_exec("SELECT e.id FROM brandbos.audit_entries e "
@@ -1225,7 +1210,7 @@ brandbos_gdpr_erase(PG_FUNCTION_ARGS)
 							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 																 CStringGetDatum("{\"reason\": \"gdpr erasure\"}"))));
 	}
-	spi_end(&state);
+	brandbos_spi_end(&state);
 
 	initStringInfo(&details);
 	appendStringInfo(&details, "{\"sessions\": " INT64_FORMAT ", \"contributions\": " INT64_FORMAT

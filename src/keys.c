@@ -417,16 +417,13 @@ static void
 keys_sql_begin(BrandbosInternalState *state)
 {
 	data_keys_relid = brandbos_relid("data_keys");
-	brandbos_internal_begin(state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(state, brandbos_extension_owner());
 }
 
 static void
 keys_sql_end(BrandbosInternalState *state)
 {
-	SPI_finish();
-	brandbos_internal_end(state);
+	brandbos_spi_end(state);
 }
 
 /* tell every backend (and ourselves, at the next command) to re-read keys */

@@ -103,9 +103,7 @@ enable_isolation(FunctionCallInfo fcinfo, const IsolationKind *kind)
 				 errdetail("Isolation columns must be text, varchar or uuid.")));
 	col = quote_identifier(colname);
 
-	brandbos_internal_begin(&state, GetUserId());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, GetUserId());
 	run(psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", table));
 	run(psprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY", table));
 	for (i = 0; i < 4; i++)
@@ -152,8 +150,7 @@ enable_isolation(FunctionCallInfo fcinfo, const IsolationKind *kind)
 		if (SPI_processed == 0)
 			run(psprintf("CREATE INDEX ON %s (%s)", table, col));
 	}
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 }
 
 PG_FUNCTION_INFO_V1(brandbos_enable_tenant_isolation);
@@ -190,9 +187,7 @@ brandbos_disable_isolation(PG_FUNCTION_ARGS)
 	uint64		i;
 	MemoryContext caller = CurrentMemoryContext;
 
-	brandbos_internal_begin(&state, GetUserId());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, GetUserId());
 	if (SPI_execute_with_args("SELECT polname::text FROM pg_catalog.pg_policy WHERE polrelid = $1 "
 							  "AND polname::text LIKE 'brandbos\\_%'", 1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_policy");
@@ -216,8 +211,7 @@ brandbos_disable_isolation(PG_FUNCTION_ARGS)
 		run(psprintf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", table, quote_identifier(lfirst(lc))));
 	run(psprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", table));
 	run(psprintf("ALTER TABLE %s DISABLE ROW LEVEL SECURITY", table));
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	PG_RETURN_VOID();
 }
 
@@ -243,9 +237,7 @@ brandbos_rls_report(PG_FUNCTION_ARGS)
 	arg = PG_GETARG_DATUM(0);
 	InitMaterializedSRF(fcinfo, 0);
 
-	brandbos_internal_begin(&state, GetUserId());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, GetUserId());
 	if (SPI_execute_with_args(
 							  "SELECT c.oid::pg_catalog.regclass, "
 							  "  CASE WHEN c.relkind = 'v' THEN NULL ELSE c.relrowsecurity END, "
@@ -275,7 +267,6 @@ brandbos_rls_report(PG_FUNCTION_ARGS)
 			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	return (Datum) 0;
 }

@@ -158,9 +158,7 @@ load_config(TableConfig *cfg, Relation rel)
 	arg = PointerGetDatum(construct_array(owner_datums, nowners, OIDOID,
 										  sizeof(Oid), true, TYPALIGN_INT));
 
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	if (SPI_execute_with_args("SELECT column_id, column_name FROM brandbos.column_registry "
 							  "WHERE table_oid::pg_catalog.oid = ANY ($1) ORDER BY column_name",
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
@@ -206,8 +204,7 @@ load_config(TableConfig *cfg, Relation rel)
 					 errhint("Rename the column back, or call brandbos.unprotect_column() for it.")));
 	}
 	MemoryContextSwitchTo(old);
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 
 	pk = primary_key_index(rel);
 	if (!OidIsValid(pk))
@@ -879,24 +876,19 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	(void) brandbos_active_key_version();
 
 	/* register the column (as the extension owner) */
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	values[0] = ObjectIdGetDatum(t.relid);
 	values[1] = PG_GETARG_DATUM(1);
 	spi_run_args("INSERT INTO brandbos.column_registry (table_oid, column_name) "
 				 "VALUES ($1, $2) ON CONFLICT (table_oid, column_name) DO NOTHING",
 				 2, types, values, SPI_OK_INSERT);
 	columns = registered_columns(t.relid, caller_cxt);
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	CacheInvalidateRelcacheByRelid(t.relid);
 	CommandCounterIncrement();
 
 	/* trigger, views and sealing of existing rows (as the caller, the owner) */
-	brandbos_internal_begin(&state, GetUserId());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, GetUserId());
 	if (!trigger_exists(t.relid))
 		spi_run(psprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s "
 						 "FOR EACH ROW EXECUTE FUNCTION brandbos.protect_trigger()",
@@ -905,13 +897,10 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	rebuild_views(&t, columns);
 	spi_run(psprintf("UPDATE %s SET %s = %s WHERE %s", t.qualified, col, col,
 					 plaintext_predicate(&t, col)), SPI_OK_UPDATE);
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 
 	/* rows hidden from the owner by FORCE ROW LEVEL SECURITY would stay plain */
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	spi_run(psprintf("SELECT count(*) FROM %s WHERE %s", t.qualified,
 					 plaintext_predicate(&t, col)), SPI_OK_SELECT);
 	{
@@ -920,8 +909,7 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 		left_plain = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												 SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	if (left_plain > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -954,9 +942,7 @@ brandbos_unprotect_column(PG_FUNCTION_ARGS)
 	brandbos_require_role(BRANDBOS_ROLE_DECRYPTOR, "unprotect a column");
 	col = quote_identifier(t.colname);
 
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	columns = registered_columns(t.relid, caller_cxt);
 	reg = find_registered(columns, t.colname);
 	if (reg == NULL)
@@ -969,14 +955,11 @@ brandbos_unprotect_column(PG_FUNCTION_ARGS)
 	spi_run_args("DELETE FROM brandbos.column_registry WHERE table_oid = $1 AND column_name = $2",
 				 2, types, values, SPI_OK_DELETE);
 	columns = registered_columns(t.relid, caller_cxt);
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	CacheInvalidateRelcacheByRelid(t.relid);
 	CommandCounterIncrement();
 
-	brandbos_internal_begin(&state, GetUserId());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, GetUserId());
 	if (columns == NIL && trigger_exists(t.relid))
 		spi_run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(PROTECT_TRIGGER_NAME),
 						 t.qualified), SPI_OK_UTILITY);
@@ -989,8 +972,7 @@ brandbos_unprotect_column(PG_FUNCTION_ARGS)
 		appendStringInfo(&sql, ", %s", t.key_names[k]);
 	appendStringInfo(&sql, ") WHERE %s IS NOT NULL", col);
 	spi_run(sql.data, SPI_OK_UPDATE);
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	PG_RETURN_VOID();
 }
 
@@ -1031,12 +1013,9 @@ brandbos_reencrypt(PG_FUNCTION_ARGS)
 										   get_rel_name(relid));
 	active = brandbos_active_key_version();
 
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	columns = registered_columns(relid, caller_cxt);
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	if (columns == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -1053,9 +1032,7 @@ brandbos_reencrypt(PG_FUNCTION_ARGS)
 	reencrypting_relid = relid;
 	PG_TRY();
 	{
-		brandbos_internal_begin(&state, owner);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
+		brandbos_spi_begin(&state, owner);
 		foreach(lc, columns)
 		{
 			RegisteredColumn *reg = lfirst(lc);
@@ -1074,8 +1051,7 @@ brandbos_reencrypt(PG_FUNCTION_ARGS)
 				CHECK_FOR_INTERRUPTS();
 			}
 		}
-		SPI_finish();
-		brandbos_internal_end(&state);
+		brandbos_spi_end(&state);
 	}
 	PG_FINALLY();
 	{
@@ -1115,17 +1091,14 @@ brandbos_column_key_versions(PG_FUNCTION_ARGS)
 	qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										   get_rel_name(relid));
 	col = quote_identifier(colname);
-	brandbos_internal_begin(&state, GetUserId());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, GetUserId());
 	spi_run(psprintf("SELECT array_agg(v ORDER BY v) FROM (SELECT DISTINCT "
 					 "brandbos.envelope_key_version(%s) AS v FROM %s WHERE %s IS NOT NULL) s",
 					 col, qualified, col), SPI_OK_SELECT);
 	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		result = SPI_datumTransfer(result, false, -1);
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
@@ -1167,14 +1140,11 @@ brandbos_registry_ddl(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(stmt->newname);
 	values[1] = ObjectIdGetDatum(relid);
 	values[2] = CStringGetTextDatum(stmt->subname);
-	brandbos_internal_begin(&state, brandbos_extension_owner());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	spi_run_args("UPDATE brandbos.column_registry SET column_name = $1::name "
 				 "WHERE table_oid = $2 AND column_name = $3::name", 3, types, values, SPI_OK_UPDATE);
 	renamed = SPI_processed;
-	SPI_finish();
-	brandbos_internal_end(&state);
+	brandbos_spi_end(&state);
 	if (renamed > 0)
 		CacheInvalidateRelcacheByRelid(relid);
 	PG_RETURN_VOID();

@@ -18,6 +18,8 @@
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 
+#include "audit_canonical.h"
+
 #define BRANDBOS_SCHEMA				"brandbos"
 #define BRANDBOS_DATA_KEY_BYTES		32
 
@@ -168,20 +170,8 @@ extern uint32 brandbos_envelope_version_of(Datum value, bool as_text);
 
 /* ---- audit_leaf.c: canonical audit rows ------------------------------ */
 
-/* the columns of an audit row that its leaf hash commits to */
-typedef struct BrandbosAuditRow
-{
-	int64		id;
-	int64		occurred_at;	/* TimestampTz */
-	uint64		txid;
-	const char *tenant_id;
-	const char *user_id;
-	const char *db_user;
-	const char *action;
-	const char *resource_type;
-	const char *resource_id;
-	unsigned char payload_hash[32];
-} BrandbosAuditRow;
+/* the columns of an audit row that its leaf hash commits to (audit_canonical.h) */
+typedef bb_audit_fields BrandbosAuditRow;
 
 /* hash of the redactable payload (any argument may be NULL) */
 extern void brandbos_audit_payload_hash(Jsonb *details, inet *ip,

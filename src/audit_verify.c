@@ -14,6 +14,7 @@
  * accepts a cleared payload or a block without rows only when both exist.
  */
 #include "brandbos.h"
+#include "audit_digest.h"
 #include "merkle.h"
 
 #include <sodium.h>
@@ -479,7 +480,6 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
  * Digests
  * --------------------------------------------------------------------- */
 
-#define DIGEST_FORMAT "brandbos-audit-digest-1"
 
 static char *
 hex(const unsigned char *data, size_t len)
@@ -528,7 +528,7 @@ brandbos_audit_digest(PG_FUNCTION_ARGS)
 	initStringInfo(&json);
 	appendStringInfo(&json,
 					 "{\"format\": \"%s\", \"chain_id\": \"%s\", \"database\": ",
-					 DIGEST_FORMAT, chain);
+					 BB_DIGEST_FORMAT, chain);
 	escape_json(&json, get_database_name(MyDatabaseId));
 	appendStringInfo(&json,
 					 ", \"system_identifier\": \"" UINT64_FORMAT "\", \"block_id\": " INT64_FORMAT
@@ -543,38 +543,6 @@ brandbos_audit_digest(PG_FUNCTION_ARGS)
 
 	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
 	PG_RETURN_JSONB_P(result);
-}
-
-/* a string member of a jsonb object, or NULL */
-static char *
-digest_string(Jsonb *digest, const char *key)
-{
-	JsonbValue	k;
-	JsonbValue *v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&digest->root, JB_FOBJECT, &k);
-	if (v == NULL || v->type != jbvString)
-		return NULL;
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-static bool
-digest_int8(Jsonb *digest, const char *key, int64 *out)
-{
-	JsonbValue	k;
-	JsonbValue *v;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&digest->root, JB_FOBJECT, &k);
-	if (v == NULL || v->type != jbvNumeric)
-		return false;
-	*out = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
-	return true;
 }
 
 static void
@@ -593,13 +561,11 @@ Datum
 brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *digest;
-	char	   *format,
-			   *digest_chain,
-			   *digest_hash,
+	char	   *digest_text,
 			   *chain;
+	bb_digest	parsed;
+	bb_digest_status status;
 	int64		block_id;
-	unsigned char want[BB_HASH_BYTES];
-	size_t		bin_len;
 	BrandbosInternalState state;
 	Oid			argtype = INT8OID;
 	Datum		arg;
@@ -615,25 +581,17 @@ brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("digest must not be null")));
 	digest = PG_GETARG_JSONB_P(0);
-	if (!JB_ROOT_IS_OBJECT(digest))
-		malformed_digest("The digest is not a JSON object.");
-	format = digest_string(digest, "format");
-	if (format == NULL || strcmp(format, DIGEST_FORMAT) != 0)
-		malformed_digest("\"format\" is missing or not \"" DIGEST_FORMAT "\".");
-	digest_chain = digest_string(digest, "chain_id");
-	digest_hash = digest_string(digest, "block_hash");
-	if (digest_chain == NULL || strlen(digest_chain) != 64)
-		malformed_digest("\"chain_id\" must be 64 hexadecimal characters.");
-	if (digest_hash == NULL || sodium_hex2bin(want, sizeof(want), digest_hash, strlen(digest_hash),
-											  NULL, &bin_len, NULL) != 0 || bin_len != sizeof(want))
-		malformed_digest("\"block_hash\" must be 64 hexadecimal characters.");
-	if (!digest_int8(digest, "block_id", &block_id) || block_id < 1)
-		malformed_digest("\"block_id\" must be a positive number.");
+	/* the digest is untrusted: read through the bounded parser of audit_digest.c */
+	digest_text = JsonbToCString(NULL, &digest->root, VARSIZE(digest));
+	status = bb_digest_parse(digest_text, strlen(digest_text), &parsed);
+	if (status != BB_DIGEST_OK)
+		malformed_digest(bb_digest_status_text(status));
+	block_id = parsed.block_id;
 	have_pk = expected_public_key(derived_pk);
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	chain = chain_id();
-	if (chain == NULL || strcmp(chain, digest_chain) != 0)
+	if (chain == NULL || strcmp(chain, hex(parsed.chain_id, BB_HASH_BYTES)) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the digest belongs to another audit chain"),
@@ -651,15 +609,17 @@ brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
 
 		read_block(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &b);
 		bb_block_hash(recomputed, &b.h);
-		if (!b.well_formed || memcmp(recomputed, b.stored_hash, BB_HASH_BYTES) != 0 ||
+		/* the block itself is sound ... */
+		intact = b.well_formed && memcmp(recomputed, b.stored_hash, BB_HASH_BYTES) == 0 &&
 			crypto_sign_verify_detached(b.signature, recomputed, BB_HASH_BYTES,
-										have_pk ? derived_pk : b.public_key) != 0)
-			intact = false;
-		else if (i == 0 && (b.h.block_id != block_id || memcmp(b.stored_hash, want, BB_HASH_BYTES) != 0))
-			intact = false;
-		else if (i > 0 && (b.h.block_id != prev.h.block_id + 1 ||
-						   memcmp(b.h.prev_hash, prev.stored_hash, BB_HASH_BYTES) != 0))
-			intact = false;
+										have_pk ? derived_pk : b.public_key) == 0;
+		/* ... and is the digest's block, or chains to the one before it */
+		if (intact && i == 0)
+			intact = b.h.block_id == block_id &&
+				memcmp(b.stored_hash, parsed.block_hash, BB_HASH_BYTES) == 0;
+		else if (intact)
+			intact = b.h.block_id == prev.h.block_id + 1 &&
+				memcmp(b.h.prev_hash, prev.stored_hash, BB_HASH_BYTES) == 0;
 		prev = b;
 	}
 	brandbos_spi_end(&state);

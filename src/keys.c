@@ -88,7 +88,7 @@ parse_hex_key(const char *buf, size_t len, unsigned char *out)
 		start++;
 	while (end > start && isspace((unsigned char) buf[end - 1]))
 		end--;
-	if (end - start != ROOT_KEY_BYTES * 2)
+	if (end - start != 2 * (size_t) ROOT_KEY_BYTES)
 		return false;
 	if (sodium_hex2bin(out, ROOT_KEY_BYTES, buf + start, end - start,
 					   NULL, &bin_len, NULL) != 0)

@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(84);
+SELECT plan(90);
 
 -- shape
 SELECT has_view('brandbos', 'audit_log', 'brandbos.audit_log exists');
@@ -127,6 +127,19 @@ SELECT throws_ok($$SELECT brandbos.verify_audit_digest((SELECT d || '{"block_has
 SELECT throws_ok($$SELECT brandbos.verify_audit_digest((SELECT d || jsonb_build_object('chain_id', repeat('ab', 32)) FROM digest_1))$$,
                  '42704', NULL, 'a digest from another database: 42704');
 SELECT throws_ok($$SELECT brandbos.verify_audit_digest('{not json')$$, '22P02', NULL, 'text that is not JSON: 22P02');
+-- the digest is read by a strict parser (src/audit_digest.c)
+SELECT ok(brandbos.verify_audit_digest((SELECT d - 'signature' - 'public_key' - 'sealed_at' FROM digest_1)),
+          'signature, public key and other extra members are optional');
+SELECT throws_ok($$SELECT brandbos.verify_audit_digest((SELECT d || '{"block_id": 2.5}' FROM digest_1))$$, '22023',
+                 'malformed audit digest', 'a fractional block_id: 22023');
+SELECT throws_ok($$SELECT brandbos.verify_audit_digest((SELECT d || '{"block_id": "2"}' FROM digest_1))$$, '22023',
+                 'malformed audit digest', 'a block_id given as a string: 22023');
+SELECT throws_ok($$SELECT brandbos.verify_audit_digest((SELECT d || '{"signature": "abc"}' FROM digest_1))$$, '22023',
+                 'malformed audit digest', 'a malformed signature member: 22023');
+SELECT throws_ok($$SELECT brandbos.verify_audit_digest((SELECT d || jsonb_build_object('note', (repeat('[', 40) || repeat(']', 40))::jsonb) FROM digest_1))$$,
+                 '22023', 'malformed audit digest', 'nesting deeper than 32 levels: 22023');
+SELECT ok(brandbos.verify_audit_digest((SELECT d || jsonb_build_object('note', (repeat('[', 20) || repeat(']', 20))::jsonb) FROM digest_1)),
+          'an extra member nested 20 levels deep is skipped');
 
 -- redaction (GDPR)
 SELECT lives_ok($$SELECT brandbos.redact_audit(1, 'erasure request 42')$$, 'redact_audit');

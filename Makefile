@@ -2,8 +2,11 @@
 #
 #   make / make install   build and install the extension (needs pg_config)
 #   make test             install missing build deps, build, install, run every test
+#                         (regress, pgTAP, unit, fuzz 60s/target, lint, scenarios, ASan run)
 #   make demo             same set-up, then a walkthrough of every pillar
 #   make bench            same set-up, then the benchmarks of SPEC section 7
+#   make stress           the fuzzers and scenarios with long settings, for a person
+#   make fuzz | lint | test-asan | unit   one part of make test on its own
 #
 # On a bare Debian machine pg_config does not exist yet, so PGXS is only
 # included when it is found; test/demo/bench install it first and re-enter make.
@@ -21,6 +24,8 @@ OBJS        = src/brandbos.o \
               src/passwords.o \
               src/api_keys.o \
               src/merkle.o \
+              src/audit_canonical.o \
+              src/audit_digest.o \
               src/audit_leaf.o \
               src/audit_writer.o \
               src/audit_sealer.o \
@@ -52,7 +57,7 @@ ifneq ($(PGXS),)
 include $(PGXS)
 endif
 
-.PHONY: deps test demo bench unit fuzz lint
+.PHONY: deps test demo bench unit fuzz lint test-asan stress
 
 deps:
 	@./test/deps.sh
@@ -68,16 +73,25 @@ demo: deps
 unit:
 	@$(MAKE) --no-print-directory -C test/unit check
 
-# static analysis of the C sources (cppcheck from Debian); non-zero exit on any finding
-lint:
-	@command -v cppcheck >/dev/null || { echo "lint: apt-get install cppcheck" >&2; exit 1; }
-	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c99 \
-		--suppress=missingIncludeSystem -I src -I $(shell $(PG_CONFIG) --includedir-server) \
-		-D__GNUC__ src/*.c && echo "lint: cppcheck found nothing in src/"
+# static analysis: cppcheck and clang-tidy (.clang-tidy) over src/; fails on any finding
+lint: deps
+	@./test/lint.sh
 
-# libFuzzer targets of the pure parsers (envelope, printable envelope, JWT); FUZZ_SECONDS each
+# libFuzzer + ASan + UBSan targets of every parser of untrusted bytes; FUZZ_SECONDS each
 fuzz: deps
-	@$(MAKE) --no-print-directory -C test/fuzz run SECONDS=$(or $(FUZZ_SECONDS),60)
+	@./test/fuzz/run.sh $(or $(FUZZ_SECONDS),120)
+
+# the extension built with ASan + UBSan in a private copy of PostgreSQL; pg_regress + pgTAP
+test-asan: deps
+	@./test/asan/run.sh
+
+# long settings: fuzzers FUZZ_SECONDS (600) each, CRASH_ROUNDS (10) crash rounds, a
+# SOAK_SECONDS (600) soak, POOLER_SECONDS (120) through PgBouncer, plus every other scenario
+stress: deps
+	@$(MAKE) --no-print-directory all install >/dev/null
+	@BB_ONLY=fuzz,scenarios BB_FUZZ_SECONDS=$(or $(FUZZ_SECONDS),600) \
+		BB_CRASH_ROUNDS=$(or $(CRASH_ROUNDS),10) BB_SOAK_SECONDS=$(or $(SOAK_SECONDS),600) \
+		BB_POOLER_SECONDS=$(or $(POOLER_SECONDS),120) BB_SCENARIO_TIMEOUT=3600 ./test/run.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all install >/dev/null

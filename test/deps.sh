@@ -15,6 +15,9 @@ PACKAGES=(
 	procps                                   # ps, pgrep for the scenario scripts
 	binutils                                 # strings, for the on-disk plaintext scans
 	python3-minimal                          # hash recomputation in the audit tamper scenarios
+	clang-14 libclang-rt-14-dev              # libFuzzer + ASan/UBSan runtimes (make fuzz, test-asan)
+	clang-tidy-14 cppcheck                   # make lint
+	pgbouncer                                # the transaction-pooling scenario
 )
 
 missing=()

@@ -7,20 +7,27 @@
 #   regress    pg_regress (REGRESS in the Makefile, via `make installcheck`) on both clusters
 #   pgtap      pg_prove on every test/pgtap/*.sql, in database `tap`, on both clusters
 #   unit       `make -C test/unit check` (TAP output), when test/unit/Makefile exists
+#   fuzz       test/fuzz/run.sh: every libFuzzer target for $BB_FUZZ_SECONDS (60) each
+#   lint       test/lint.sh: cppcheck and clang-tidy over src/, zero findings
 #   scenarios  every executable test/scenarios/*.sh, each in its own throwaway clusters,
 #              with a time limit; output in $BB_WORK/logs/<name>.log
+#   asan       test/asan/run.sh: the extension built with ASan+UBSan, pg_regress and the
+#              pgTAP suite against servers that load it; any sanitizer report fails
 # regress and pgtap run against two clusters made here: regress_preload (with
 # shared_preload_libraries = 'brandbos') and regress_plain (without).
 #
 # Environment:
-#   BB_ONLY=regress|pgtap|unit|scenarios  run only these steps (comma or space separated)
+#   BB_ONLY=regress|pgtap|unit|fuzz|lint|scenarios|asan
+#                                         run only these steps (comma or space separated)
+#   BB_FUZZ_SECONDS                       seconds per fuzz target (60)
 #   BB_PORT_PRELOAD / BB_PORT_PLAIN       ports of the two clusters (55432 / 55433)
 #   BB_SCENARIO_TIMEOUT                   seconds per scenario (600)
 #   BB_KEEP=1                             keep the two clusters running afterwards
 #   BB_WORK                               scratch tree (default tmp_check/, see test/lib/cluster.sh)
 #
 # The last line of output is always "N passed, M failed", counting pg_regress tests (per
-# cluster), pgTAP assertions (per cluster), unit-test assertions and scenarios (one each).
+# cluster), pgTAP assertions (per cluster), unit-test assertions, fuzz targets and lint tools
+# (one each), scenarios (one each) and the sanitized run's own tests.
 # Exit status is non-zero when anything failed or when no test ran at all.
 
 set -uo pipefail        # no -e: a failing step is counted and the run goes on
@@ -106,13 +113,13 @@ stop_leftover_clusters() {
 if [[ -n ${BB_ONLY:-} ]]; then
 	for s in ${BB_ONLY//,/ }; do
 		case $s in
-			regress|pgtap|unit|scenarios) STEPS+=("$s") ;;
-			*) echo "run.sh: unknown step '$s' in BB_ONLY (regress, pgtap, unit, scenarios)" >&2
+			regress|pgtap|unit|fuzz|lint|scenarios|asan) STEPS+=("$s") ;;
+			*) echo "run.sh: unknown step '$s' in BB_ONLY (regress, pgtap, unit, fuzz, lint, scenarios, asan)" >&2
 			   echo "0 passed, 1 failed"; exit 2 ;;
 		esac
 	done
 else
-	STEPS=(regress pgtap unit scenarios)
+	STEPS=(regress pgtap unit fuzz lint scenarios asan)
 fi
 
 rm -rf "$LOGS"
@@ -267,6 +274,36 @@ if want unit && [[ -f $BB_ROOT/test/unit/Makefile ]]; then
 	pass "$T_OK"; fail "$T_FAIL"
 fi
 
+# ---- fuzzing and static analysis (TAP scripts: one test per target / tool) -----------------
+
+# run_tap_script TITLE LOG CMD...: run a TAP-printing script, show its ok/not ok lines
+run_tap_script() {
+	local title=$1 log=$2 rc
+	shift 2
+	section "$title"
+	"$@" >"$log" 2>&1 </dev/null
+	rc=$?
+	tap_count "$log"
+	grep -E '^(not )?ok [0-9]+' "$log" | sed 's/^/  /'
+	if (( rc != 0 && T_FAIL == 0 )); then
+		T_FAIL=1
+		echo "  FAIL exited $rc; end of ${log#"$BB_ROOT"/}:"
+		tail -n 20 "$log" | sed 's/^/    | /'
+	elif (( T_FAIL > 0 )); then
+		grep -E '^# ' "$log" | head -n 40 | sed 's/^/  /'
+	fi
+	pass "$T_OK"; fail "$T_FAIL"
+}
+
+if want fuzz; then
+	run_tap_script "fuzzing (test/fuzz, ${BB_FUZZ_SECONDS:-60}s per target)" "$LOGS/fuzz.log" \
+		"$BB_ROOT/test/fuzz/run.sh" "${BB_FUZZ_SECONDS:-60}"
+fi
+
+if want lint; then
+	run_tap_script "static analysis (test/lint.sh)" "$LOGS/lint.log" "$BB_ROOT/test/lint.sh"
+fi
+
 # ---- scenarios ------------------------------------------------------------------------------
 
 if want scenarios; then
@@ -299,6 +336,30 @@ if want scenarios; then
 		fi
 		stop_leftover_clusters
 	done
+fi
+
+# ---- sanitized server ----------------------------------------------------------------------
+
+if want asan; then
+	section "sanitized server (test/asan/run.sh: ASan + UBSan build, pg_regress and pgTAP)"
+	log=$LOGS/asan.log
+	t0=$SECONDS
+	"$BB_ROOT/test/asan/run.sh" >"$log" 2>&1 </dev/null
+	rc=$?
+	last=$(tail -n 1 "$log")
+	grep -E '^  (ok|FAIL|not ok)|^(not )?ok [0-9]+ - (sanitizer|the|no )|reports?' "$log" | head -n 40 | sed 's/^/  /'
+	if [[ $last =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		a_ok=${BASH_REMATCH[1]}; a_bad=${BASH_REMATCH[2]}
+	else
+		a_ok=0; a_bad=0
+	fi
+	if (( rc != 0 && a_bad == 0 )); then a_bad=1; fi
+	if (( a_ok + a_bad == 0 )); then a_bad=1; fi
+	echo "  asan: $a_ok passed, $a_bad failed ($((SECONDS - t0))s; log ${log#"$BB_ROOT"/})"
+	if (( a_bad > 0 )); then
+		tail -n 60 "$log" | sed 's/^/    | /'
+	fi
+	pass "$a_ok"; fail "$a_bad"
 fi
 
 # ---- summary --------------------------------------------------------------------------------

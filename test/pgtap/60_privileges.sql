@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(9);
+SELECT plan(12);
 
 SELECT results_eq(
     $$SELECT (p.proname::text || '(' || pg_get_function_identity_arguments(p.oid) || ')') COLLATE "default"
@@ -63,6 +63,59 @@ SELECT ok(has_function_privilege('brandbos_decryptor', 'brandbos.decrypt_text(te
 SELECT ok(has_function_privilege('brandbos_context_admin', 'brandbos.set_context(text, text, text, jsonb)', 'EXECUTE')
           AND NOT has_function_privilege('public', 'brandbos.set_context(text, text, text, jsonb)', 'EXECUTE'),
           'set_context is granted to context admins only');
+
+-- The whole access list: every function, table, view and sequence of the schema with each
+-- privilege held by anyone but its owner, compared to the README's Roles table.
+CREATE TEMP VIEW bb_acl AS
+WITH objs AS (
+  SELECT 'function' AS kind, p.oid::regprocedure::text AS name, p.proacl AS acl, p.proowner AS owner,
+         'f'::"char" AS objtype
+    FROM pg_proc p WHERE p.pronamespace = 'brandbos'::regnamespace
+  UNION ALL
+  SELECT CASE c.relkind WHEN 'v' THEN 'view' WHEN 'S' THEN 'sequence' ELSE 'table' END,
+         c.oid::regclass::text, c.relacl, c.relowner, CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char"
+    FROM pg_class c WHERE c.relnamespace = 'brandbos'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'S')
+)
+SELECT o.kind, o.name, CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END AS grantee,
+       a.privilege_type
+  FROM objs o, aclexplode(coalesce(o.acl, acldefault(o.objtype, o.owner))) a
+ WHERE a.grantee <> o.owner;
+
+SELECT results_eq(
+    $$SELECT grantee || ' ' || privilege_type || ' ' || name COLLATE "default" FROM bb_acl
+       WHERE grantee <> 'PUBLIC' ORDER BY 1$$,
+    $$VALUES ('brandbos_auditor EXECUTE brandbos.audit_digest()'),
+             ('brandbos_auditor EXECUTE brandbos.prune_audit(timestamp with time zone)'),
+             ('brandbos_auditor EXECUTE brandbos.redact_audit(bigint,text)'),
+             ('brandbos_auditor EXECUTE brandbos.seal_audit()'),
+             ('brandbos_auditor EXECUTE brandbos.verify_audit(bigint)'),
+             ('brandbos_auditor EXECUTE brandbos.verify_audit_digest(jsonb)'),
+             ('brandbos_auditor SELECT brandbos.audit_blocks'),
+             ('brandbos_auditor SELECT brandbos.audit_entries'),
+             ('brandbos_auditor SELECT brandbos.audit_log'),
+             ('brandbos_auditor SELECT brandbos.audit_prunes'),
+             ('brandbos_auditor SELECT brandbos.audit_redactions'),
+             ('brandbos_context_admin EXECUTE brandbos.seed_personas(jsonb)'),
+             ('brandbos_context_admin EXECUTE brandbos.set_context(text,text,text,jsonb)'),
+             ('brandbos_context_admin EXECUTE brandbos.sign_token(jsonb,interval)'),
+             ('brandbos_context_admin EXECUTE brandbos.upsert_persona(text,text,text,text)'),
+             ('brandbos_decryptor EXECUTE brandbos.decrypt(bytea,bytea)'),
+             ('brandbos_decryptor EXECUTE brandbos.decrypt_column(uuid,bytea,"any")'),
+             ('brandbos_decryptor EXECUTE brandbos.decrypt_column(uuid,text,"any")'),
+             ('brandbos_decryptor EXECUTE brandbos.decrypt_text(text,text)'),
+             ('brandbos_keymaster EXECUTE brandbos.destroy_key(integer,boolean)'),
+             ('brandbos_keymaster EXECUTE brandbos.key_status()'),
+             ('brandbos_keymaster EXECUTE brandbos.reencrypt(regclass,integer)'),
+             ('brandbos_keymaster EXECUTE brandbos.retire_key(integer)'),
+             ('brandbos_keymaster EXECUTE brandbos.rewrap_keys()'),
+             ('brandbos_keymaster EXECUTE brandbos.rotate_key()')$$,
+    'every privilege held by a group role is one the README documents, and no other role holds any');
+SELECT is((SELECT array_agg(DISTINCT kind || ':' || privilege_type ORDER BY kind || ':' || privilege_type)
+             FROM bb_acl WHERE grantee = 'PUBLIC'),
+          ARRAY['function:EXECUTE', 'table:SELECT', 'view:SELECT'],
+          'PUBLIC holds nothing but EXECUTE on the listed functions and SELECT on the listed relations');
+SELECT is((SELECT count(*)::int FROM bb_acl WHERE kind = 'sequence'), 0,
+          'no sequence of the extension is usable by anyone but its owner');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -34,6 +34,8 @@ set -uo pipefail        # no -e: a failing step is counted and the run goes on
 
 # shellcheck source-path=SCRIPTDIR source=lib/cluster.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/cluster.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/results.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/results.sh"
 cd "$BB_ROOT" || exit 1
 export LC_ALL=C          # stable sort order and untranslated tool output to parse
 
@@ -50,28 +52,7 @@ READY=()                 # ... of which these started
 
 # ---- helpers --------------------------------------------------------------------------------
 
-section() { printf '\n==== %s ====\n' "$*"; }
-pass() { PASSED=$((PASSED + $1)); }
-fail() { FAILED=$((FAILED + $1)); }
 want() { [[ " ${STEPS[*]} " == *" $1 "* ]]; }
-count() { local n; n=$(grep -cE "$1" "$2" 2>/dev/null) || true; echo "${n:-0}"; }
-
-# Count TAP results of a log: sets T_OK, T_FAIL (not-ok without TODO, plus planned tests
-# that never ran) and T_RUN.  Only unindented "ok N"/"not ok N" lines count (subtests are
-# indented; prove's own trailing "ok" has no number).
-tap_count() {
-	local log=$1 ok notok todo planned
-	ok=$(count '^ok [0-9]+' "$log")
-	notok=$(count '^not ok [0-9]+' "$log")
-	todo=$(grep -E '^not ok [0-9]+' "$log" 2>/dev/null | grep -ciE '#[[:space:]]*todo') || true
-	planned=$(grep -oE '^1\.\.[0-9]+' "$log" 2>/dev/null | cut -c4- | awk '{s += $1} END {print s + 0}')
-	T_RUN=$((ok + notok))
-	T_OK=$((ok + ${todo:-0}))
-	T_FAIL=$((notok - ${todo:-0}))
-	if (( planned > T_RUN )); then
-		T_FAIL=$((T_FAIL + planned - T_RUN))
-	fi
-}
 
 # Our clusters' server logs are kept in $LOGS; the clusters themselves are removed.
 cleanup_clusters() {
@@ -159,18 +140,8 @@ run_regress() {
 		make -C "$BB_ROOT" --no-print-directory installcheck \
 		PGHOST="$sock" PGPORT="$port" PGUSER=postgres >"$log" 2>&1 </dev/null
 	rc=$?
-	# PG15 prints "test name ... ok|FAILED"; newer versions print TAP "ok N - name".
-	ok=$(count '\.\.\. +ok|^ok [0-9]+ ' "$log")
-	bad=$(count '\.\.\. +FAILED|^not ok [0-9]+ ' "$log")
-	grep -E '\.\.\. |^(not )?ok [0-9]+ ' "$log" | sed 's/^/  /'
-	if (( rc != 0 && bad == 0 )); then
-		bad=1
-		echo "  FAIL make installcheck exited $rc without a failed test; its output:"
-		tail -n 40 "$log" | sed 's/^/    /'
-	elif (( rc == 0 && ok == 0 )); then
-		bad=1
-		echo "  FAIL no pg_regress result found in $log"
-	fi
+	regress_result "$log" "$rc"
+	ok=$R_OK; bad=$R_BAD
 	if (( bad > 0 )) && [[ -f $BB_ROOT/regression.diffs ]]; then
 		cp "$BB_ROOT/regression.diffs" "$LOGS/regress_$c.diffs"
 		echo "  ---- regression.diffs (first 200 lines; all in ${LOGS#"$BB_ROOT"/}/regress_$c.diffs) ----"
@@ -212,14 +183,7 @@ run_pgtap() {
 		pg_prove --verbose --ext .sql --psql-bin "$PGBIN/psql" \
 			-h "$sock" -p "$port" -U postgres -d tap "$f" >"$log" 2>&1 </dev/null
 		rc=$?
-		tap_count "$log"
-		if (( rc != 0 && T_FAIL == 0 )); then
-			T_FAIL=1          # died without a counted failure (bad plan, SQL error, ...)
-		fi
-		if (( T_FAIL == 0 && T_RUN == 0 )); then
-			T_FAIL=1
-			echo "  FAIL $base: no TAP output"
-		fi
+		pg_prove_result "$log" "$rc" "$base"
 		if (( T_FAIL == 0 )); then
 			echo "  ok   $base ($T_OK tests)"
 		else

@@ -108,12 +108,11 @@ FAILED=0
 CLUSTERS=()              # clusters made here (removed on exit unless BB_KEEP=1)
 SCANNED=0                # bytes of the current cluster's server log already scanned
 
-section() { printf '\n==== %s ====\n' "$*"; }
-pass() { PASSED=$((PASSED + $1)); }
-fail() { FAILED=$((FAILED + $1)); }
+# section, pass, fail, count, pg_prove_result, regress_result
+# shellcheck source-path=SCRIPTDIR source=../lib/results.sh
+. "$ROOT/test/lib/results.sh"
 ok() { echo "  ok   $*"; pass 1; }
 notok() { echo "  FAIL $*"; fail 1; }
-count() { local n; n=$(grep -cE "$1" "$2" 2>/dev/null) || true; echo "${n:-0}"; }
 rel() { echo "${1#"$ROOT"/}"; }
 
 finish() {
@@ -126,20 +125,6 @@ finish() {
 
 # Set-up failed: stop here, still with the summary line.
 abort() { notok "$*"; finish; }
-
-# TAP counting, as in test/run.sh: sets T_OK, T_FAIL (not-ok without TODO, plus planned
-# tests that never ran) and T_RUN.
-tap_count() {
-	local log=$1 ok notok todo planned
-	ok=$(count '^ok [0-9]+' "$log")
-	notok=$(count '^not ok [0-9]+' "$log")
-	todo=$(grep -E '^not ok [0-9]+' "$log" 2>/dev/null | grep -ciE '#[[:space:]]*todo') || true
-	planned=$(grep -oE '^1\.\.[0-9]+' "$log" 2>/dev/null | cut -c4- | awk '{s += $1} END {print s + 0}')
-	T_RUN=$((ok + notok))
-	T_OK=$((ok + ${todo:-0}))
-	T_FAIL=$((notok - ${todo:-0}))
-	if (( planned > T_RUN )); then T_FAIL=$((T_FAIL + planned - T_RUN)); fi
-}
 
 # ---- private PostgreSQL tree ------------------------------------------------------------
 
@@ -300,17 +285,8 @@ run_regress() {
 		--host="$(bb_sockdir "$c")" --port="$(bb_port "$c")" --user=postgres \
 		--dbname=contrib_regression $REGRESS_OPTS $REGRESS >"$log" 2>&1 </dev/null
 	rc=$?
-	ok=$(count '\.\.\. +ok|^ok [0-9]+ ' "$log")
-	bad=$(count '\.\.\. +FAILED|^not ok [0-9]+ ' "$log")
-	grep -E '\.\.\. |^(not )?ok [0-9]+ ' "$log" | sed 's/^/  /'
-	if (( rc != 0 && bad == 0 )); then
-		bad=1
-		echo "  FAIL pg_regress exited $rc without a failed test; its output:"
-		tail -n 30 "$log" | sed 's/^/    /'
-	elif (( rc == 0 && ok == 0 )); then
-		bad=1
-		echo "  FAIL no pg_regress result in $(rel "$log")"
-	fi
+	regress_result "$log" "$rc"
+	ok=$R_OK; bad=$R_BAD
 	if (( bad > 0 )) && [[ -f $out/regression.diffs ]]; then
 		echo "  ---- $(rel "$out")/regression.diffs (first 100 lines) ----"
 		head -n 100 "$out/regression.diffs"
@@ -335,9 +311,7 @@ run_pgtap() {
 		timeout -k 10 "$TIMEOUT" pg_prove --verbose --ext .sql --psql-bin "$PGBIN/psql" \
 			-h "$(bb_sockdir "$c")" -p "$(bb_port "$c")" -U postgres -d tap "$f" >"$log" 2>&1 </dev/null
 		rc=$?
-		tap_count "$log"
-		if (( rc != 0 && T_FAIL == 0 )); then T_FAIL=1; fi
-		if (( T_FAIL == 0 && T_RUN == 0 )); then T_FAIL=1; echo "  FAIL $base: no TAP output"; fi
+		pg_prove_result "$log" "$rc" "$base"
 		scan_log "$c"
 		if (( T_FAIL == 0 && FOUND == 0 )); then
 			echo "  ok   $base ($T_OK tests)"

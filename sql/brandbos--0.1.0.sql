@@ -177,15 +177,19 @@ $fn$;
 CREATE EVENT TRIGGER brandbos_registry_drop ON sql_drop
 	EXECUTE FUNCTION brandbos.registry_drop();
 
+-- Read in C (value_scan.c) as each table's owner without evaluating any of
+-- its casts, operators or functions; one broken table shows up in problem
+-- instead of failing the view.
+CREATE FUNCTION brandbos.protected_column_report()
+	RETURNS TABLE (table_name regclass, column_name name, column_id uuid,
+				   protected_at timestamptz, key_versions integer[], problem text)
+	AS 'MODULE_PATHNAME', 'brandbos_protected_column_report'
+	LANGUAGE C STABLE PARALLEL RESTRICTED;
+
 CREATE VIEW brandbos.protected_columns AS
-	SELECT r.table_oid AS table_name,
-		   r.column_name,
-		   r.column_id,
-		   r.protected_at,
-		   brandbos.column_key_versions(r.table_oid, r.column_name) AS key_versions
-	  FROM brandbos.column_registry r;
+	SELECT * FROM brandbos.protected_column_report();
 COMMENT ON VIEW brandbos.protected_columns IS
-	'protected columns; key_versions is NULL for tables the caller cannot read';
+	'protected columns; key_versions and problem are NULL for tables the caller cannot read';
 
 -- ---------------------------------------------------------------------------
 -- Passwords and API keys
@@ -470,7 +474,8 @@ GRANT EXECUTE ON FUNCTION brandbos.key_status(),
 -- protecting a column is checked against table ownership inside the function
 GRANT EXECUTE ON FUNCTION brandbos.protect_column(regclass, name),
 						  brandbos.unprotect_column(regclass, name),
-						  brandbos.column_key_versions(regclass, name) TO PUBLIC;
+						  brandbos.column_key_versions(regclass, name),
+						  brandbos.protected_column_report() TO PUBLIC;
 GRANT SELECT ON brandbos.protected_columns TO PUBLIC;
 
 -- the trigger runs as whoever writes the protected table

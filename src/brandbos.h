@@ -168,6 +168,40 @@ extern bool brandbos_looks_like_envelope(Datum value, bool as_text);
 /* key version recorded in an envelope datum; raises 22P03 if malformed */
 extern uint32 brandbos_envelope_version_of(Datum value, bool as_text);
 
+/* ---- value_scan.c: reading stored values without running user code --- */
+
+/*
+ * What the values of one protected column are sealed under, over every heap
+ * relation of the table (partitions, inheritance children), read with a
+ * fresh snapshot.  versions[] is sorted; problem is NULL or a sentence.
+ */
+typedef struct BrandbosColumnScan
+{
+	int64		values;			/* non-null values seen */
+	int64		not_envelopes;	/* values that are not envelopes at all */
+	int64		old_format;		/* envelopes of an older format */
+	int			nversions;
+	int			capacity;
+	uint32	   *versions;
+	int64	   *counts;
+	bool		unreadable;		/* some relation or column could not be read */
+	char	   *problem;
+	MemoryContext result_cxt;
+} BrandbosColumnScan;
+
+extern void brandbos_scan_protected_column(Oid relid, const char *colname,
+										   BrandbosColumnScan *scan);
+extern int64 brandbos_column_scan_count(const BrandbosColumnScan *scan, uint32 version);
+
+/* envelope header by framing only; false when the value is no envelope */
+extern bool brandbos_envelope_header(Datum value, bool as_text, uint32 *version,
+									 int *format);
+
+/* ---- protect_guard.c: is protection still in force? ------------------ */
+
+/* NULL when the guards of a protected column hold, else a sentence */
+extern char *brandbos_protection_problem(Oid relid, AttrNumber attnum);
+
 /* ---- audit_leaf.c: canonical audit rows ------------------------------ */
 
 /* the columns of an audit row that its leaf hash commits to (audit_canonical.h) */

@@ -32,10 +32,15 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #define ROOT_KEY_BYTES		32
@@ -480,6 +485,22 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 		elog(ERROR, "internal query failed (%d): %s", rc, sql);
 }
 
+/* run a read-only query with a snapshot taken now, whatever the isolation level */
+static void
+spi_exec_latest(const char *sql)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+	int			rc;
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare internal query: %s", sql);
+	rc = SPI_execute_snapshot(plan, NULL, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							  true, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "internal query failed (%d): %s", rc, sql);
+	SPI_freeplan(plan);
+}
+
 /* unwrap a stored key with the root key (or the previous one); errors if neither */
 static const unsigned char *
 unwrap_and_cache(uint32 version, bytea *wrapped, const char *stored_key_id)
@@ -535,25 +556,56 @@ create_data_key(void)
 	return version;
 }
 
-uint32
-brandbos_active_key_version(void)
+/*
+ * Locks on data-key versions.  A backend holds the lock of the version it
+ * seals under in share mode from its first seal until the end of the
+ * (sub)transaction that took it; destroy_key takes it exclusively, so it
+ * waits for every writer that may still commit values under the version
+ * and then counts them.  The lock is a database-object lock on
+ * (brandbos.data_keys, version).
+ */
+static void
+lock_key_version(uint32 version, LOCKMODE mode)
+{
+	Oid			relid = brandbos_relid("data_keys");
+
+	LockDatabaseObject(relid, (Oid) version, 0, mode);
+}
+
+static bool
+key_version_locked_by_me(uint32 version)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, MyDatabaseId, brandbos_relid("data_keys"), (Oid) version, 0);
+#if PG_VERSION_NUM >= 170000
+	return LockHeldByMe(&tag, AccessShareLock, true);
+#else
+	return LockHeldByMe(&tag, AccessShareLock);
+#endif
+}
+
+/* the (sub)transaction that last made sure it holds the active version's lock */
+static LocalTransactionId sealing_lxid = InvalidLocalTransactionId;
+static SubTransactionId sealing_subxid = InvalidSubTransactionId;
+static uint32 sealing_version = 0;
+
+/* read the active version from brandbos.data_keys, with a fresh snapshot */
+static uint32
+resolve_active_version(void)
 {
 	BrandbosInternalState state;
 	uint32		version;
 
-	require_root_key();
-	if (active_version != 0)
-		return active_version;
-
 	keys_sql_begin(&state);
-	spi_exec("SELECT version, wrapped_key, root_key_id FROM brandbos.data_keys "
-			 "WHERE status = 'active'", 0, NULL, NULL, SPI_OK_SELECT);
+	spi_exec_latest("SELECT version, wrapped_key, root_key_id FROM brandbos.data_keys "
+					"WHERE status = 'active'");
 	if (SPI_processed == 0)
 	{
 		/* first use: make version 1 (or the next), once across backends */
 		spi_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
-		spi_exec("SELECT version, wrapped_key, root_key_id FROM brandbos.data_keys "
-				 "WHERE status = 'active'", 0, NULL, NULL, SPI_OK_SELECT);
+		spi_exec_latest("SELECT version, wrapped_key, root_key_id FROM brandbos.data_keys "
+						"WHERE status = 'active'");
 	}
 	if (SPI_processed == 0)
 		version = create_data_key();
@@ -564,9 +616,47 @@ brandbos_active_key_version(void)
 			unwrap_and_cache(version, spi_bytea(0, 2), spi_text(0, 3));
 	}
 	keys_sql_end(&state);
-
-	active_version = version;
 	return version;
+}
+
+uint32
+brandbos_active_key_version(void)
+{
+	LocalTransactionId lxid;
+	SubTransactionId subxid;
+
+	require_root_key();
+#if PG_VERSION_NUM >= 170000
+	lxid = MyProc->vxid.lxid;
+#else
+	lxid = MyProc->lxid;
+#endif
+	subxid = GetCurrentSubTransactionId();
+	for (;;)
+	{
+		uint32		version;
+
+		if (active_version == 0)
+			active_version = resolve_active_version();
+		version = active_version;
+		if (sealing_lxid == lxid && sealing_subxid == subxid && sealing_version == version)
+			return version;
+		if (!key_version_locked_by_me(version))
+		{
+			/*
+			 * Taking the lock reads pending invalidations: a rotation or
+			 * destruction committed meanwhile clears active_version, and
+			 * the loop moves on to the version that is active now.
+			 */
+			lock_key_version(version, AccessShareLock);
+			if (active_version != version)
+				continue;
+		}
+		sealing_lxid = lxid;
+		sealing_subxid = subxid;
+		sealing_version = version;
+		return version;
+	}
 }
 
 const unsigned char *
@@ -609,45 +699,61 @@ brandbos_data_key(uint32 version)
  * --------------------------------------------------------------------- */
 
 /*
- * Append to "counts" (indexed by version, length max_version + 1) how many
- * values of every protected column are sealed under each version.  Runs
- * inside keys_sql_begin, i.e. as the extension owner, so row security does
- * not hide rows from the count.
+ * Add to "counts" (indexed by version, length max_version + 1) how many
+ * values of every protected column are sealed under each version.  The
+ * columns are read by value_scan.c (as each table's owner, no user code,
+ * a fresh snapshot, row security not applied).  Columns that could not be
+ * read are returned as sentences ("table.column: why"), so callers can
+ * report them and go on, or refuse.  Runs inside keys_sql_begin.
  */
-static void
+static List *
 count_values_by_version(int64 *counts, uint32 max_version)
 {
 	SPITupleTable *columns;
 	uint64		ncolumns,
 				i;
+	List	   *unreadable = NIL;
 
-	spi_exec("SELECT r.table_oid::oid::regclass::text, quote_ident(r.column_name) "
-			 "FROM brandbos.column_registry r "
-			 "JOIN pg_catalog.pg_class c ON c.oid = r.table_oid",
+	spi_exec("SELECT r.table_oid::pg_catalog.oid, r.column_name::pg_catalog.text "
+			 "FROM brandbos.column_registry r ORDER BY 1, 2",
 			 0, NULL, NULL, SPI_OK_SELECT);
 	columns = SPI_tuptable;
 	ncolumns = SPI_processed;
 	for (i = 0; i < ncolumns; i++)
 	{
-		char	   *table = SPI_getvalue(columns->vals[i], columns->tupdesc, 1);
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(columns->vals[i], columns->tupdesc, 1, &isnull));
 		char	   *column = SPI_getvalue(columns->vals[i], columns->tupdesc, 2);
-		StringInfoData sql;
-		uint64		j;
+		BrandbosColumnScan scan;
+		int			j;
 
-		initStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "SELECT brandbos.envelope_key_version(%s), count(*) FROM %s "
-						 "WHERE %s IS NOT NULL GROUP BY 1",
-						 column, table, column);
-		spi_exec(sql.data, 0, NULL, NULL, SPI_OK_SELECT);
-		for (j = 0; j < SPI_processed; j++)
+		brandbos_scan_protected_column(relid, column, &scan);
+		for (j = 0; j < scan.nversions; j++)
+			if (scan.versions[j] <= max_version)
+				counts[scan.versions[j]] += scan.counts[j];
+		if (scan.unreadable)
 		{
-			int64		v = spi_int(j, 1);
+			char	   *relname = get_rel_name(relid);
 
-			if (v > 0 && v <= (int64) max_version)
-				counts[v] += spi_int(j, 2);
+			unreadable = lappend(unreadable,
+								 psprintf("%s.%s: %s", relname ? relname : "?",
+										  column, scan.problem));
 		}
 	}
+	return unreadable;
+}
+
+/* one line listing the unreadable columns, for a detail message */
+static char *
+unreadable_detail(List *unreadable)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, unreadable)
+		appendStringInfo(&buf, "%s%s", buf.len > 0 ? "; " : "", (char *) lfirst(lc));
+	return buf.data;
 }
 
 /* ---------------------------------------------------------------------
@@ -674,6 +780,7 @@ brandbos_key_status(PG_FUNCTION_ARGS)
 				i;
 	uint32		max_version = 0;
 	int64	   *counts;
+	List	   *unreadable;
 
 	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "read brandbos key status");
 	InitMaterializedSRF(fcinfo, 0);
@@ -692,7 +799,14 @@ brandbos_key_status(PG_FUNCTION_ARGS)
 			max_version = v;
 	}
 	counts = palloc0(sizeof(int64) * (max_version + 1));
-	count_values_by_version(counts, max_version);
+	unreadable = count_values_by_version(counts, max_version);
+	if (unreadable != NIL)
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("%d protected columns could not be read; rows_using leaves them out",
+						list_length(unreadable)),
+				 errdetail("%s", unreadable_detail(unreadable)),
+				 errhint("See the problem column of brandbos.protected_columns.")));
 
 	for (i = 0; i < nkeys; i++)
 	{
@@ -858,8 +972,23 @@ brandbos_destroy_key(PG_FUNCTION_ARGS)
 	}
 	if (!force)
 	{
+		List	   *unreadable;
+
+		/*
+		 * Writers hold this version's lock in share mode from their first
+		 * seal until they end (brandbos_active_key_version): waiting for it
+		 * means every value sealed under the version is committed (or gone)
+		 * before the count below, which reads with a fresh snapshot.
+		 */
+		lock_key_version((uint32) version, AccessExclusiveLock);
 		counts = palloc0(sizeof(int64) * (version + 1));
-		count_values_by_version(counts, (uint32) version);
+		unreadable = count_values_by_version(counts, (uint32) version);
+		if (unreadable != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("cannot tell whether data key version %d still seals values", version),
+					 errdetail("%s", unreadable_detail(unreadable)),
+					 errhint("Repair those columns (see brandbos.protected_columns), or pass force => true to shred on purpose.")));
 		if (counts[version] > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_IN_USE),

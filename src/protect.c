@@ -1061,49 +1061,6 @@ brandbos_reencrypt(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(moved);
 }
 
-PG_FUNCTION_INFO_V1(brandbos_column_key_versions);
-/* SQL: brandbos.column_key_versions(tbl regclass, col name) returns int[] */
-Datum
-brandbos_column_key_versions(PG_FUNCTION_ARGS)
-{
-	Oid			relid;
-	const char *colname;
-	AttrNumber	attnum;
-	BrandbosInternalState state;
-	Datum		result;
-	bool		isnull;
-	char	   *qualified;
-	const char *col;
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_NULL();
-	relid = PG_GETARG_OID(0);
-	colname = NameStr(*PG_GETARG_NAME(1));
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		PG_RETURN_NULL();
-	attnum = get_attnum(relid, colname);
-	if (attnum == InvalidAttrNumber)
-		PG_RETURN_NULL();
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
-		pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		PG_RETURN_NULL();
-
-	qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-										   get_rel_name(relid));
-	col = quote_identifier(colname);
-	brandbos_spi_begin(&state, GetUserId());
-	spi_run(psprintf("SELECT array_agg(v ORDER BY v) FROM (SELECT DISTINCT "
-					 "brandbos.envelope_key_version(%s) AS v FROM %s WHERE %s IS NOT NULL) s",
-					 col, qualified, col), SPI_OK_SELECT);
-	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		result = SPI_datumTransfer(result, false, -1);
-	brandbos_spi_end(&state);
-	if (isnull)
-		PG_RETURN_NULL();
-	PG_RETURN_DATUM(result);
-}
-
 PG_FUNCTION_INFO_V1(brandbos_registry_ddl);
 /*
  * SQL: brandbos.registry_ddl() returns event_trigger
@@ -1148,4 +1105,11 @@ brandbos_registry_ddl(PG_FUNCTION_ARGS)
 	if (renamed > 0)
 		CacheInvalidateRelcacheByRelid(relid);
 	PG_RETURN_VOID();
+}
+
+/* TEMPORARY until protect_guard.c lands */
+char *
+brandbos_protection_problem(Oid relid, AttrNumber attnum)
+{
+	return NULL;
 }

@@ -29,7 +29,7 @@ SELECT results_eq(
              ('next_round(session_id text)'),
              ('password_needs_rehash(hash text)'), ('pause_session(session_id text)'),
              ('protect_column(tbl regclass, col name)'),
-             ('protect_trigger()'), ('resume_session(session_id text)'),
+             ('protect_trigger()'), ('protected_column_report()'), ('resume_session(session_id text)'),
              ('rls_report(schemas name[])'), ('root_key_loaded()'),
              ('session_summary(session_id text)'), ('set_phase(session_id text, phase text)'),
              ('set_request(ip inet, user_agent text)'),

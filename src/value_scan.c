@@ -340,7 +340,7 @@ brandbos_protected_column_report(PG_FUNCTION_ARGS)
 
 			brandbos_scan_protected_column(relid, colname, &scan);
 			values[4] = versions_array(&scan);
-			nulls[4] = false;
+			nulls[4] = scan.unreadable;
 			if (guard != NULL)
 				add_problem(&scan, guard);
 			if (scan.problem != NULL)

@@ -22,6 +22,7 @@ OBJS        = src/brandbos.o \
               src/cipher_sql.o \
               src/protect.o \
               src/value_scan.o \
+              src/reencrypt.o \
               src/passwords.o \
               src/api_keys.o \
               src/merkle.o \

@@ -149,6 +149,27 @@ CREATE FUNCTION brandbos.reencrypt(tbl regclass, batch_size integer DEFAULT 1000
 	AS 'MODULE_PATHNAME', 'brandbos_reencrypt'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- reencrypt_table commits per batch and records where it is, so that an
+-- interrupted run resumes there (same table, same target key)
+CREATE TABLE brandbos.reencrypt_progress (
+	table_name		regclass PRIMARY KEY,
+	target_version	integer NOT NULL,
+	leaf			oid,			-- heap relation being walked; NULL when finished
+	next_block		bigint,
+	rows_done		bigint NOT NULL,
+	blocks_total	bigint NOT NULL,
+	started_at		timestamptz NOT NULL,
+	updated_at		timestamptz NOT NULL,
+	finished_at		timestamptz
+);
+COMMENT ON TABLE brandbos.reencrypt_progress IS
+	'progress of brandbos.reencrypt_table, one row per table, written per committed batch';
+REVOKE ALL ON brandbos.reencrypt_progress FROM PUBLIC;
+
+CREATE PROCEDURE brandbos.reencrypt_table(tbl regclass, batch_size integer DEFAULT 1000)
+	AS 'MODULE_PATHNAME', 'brandbos_reencrypt_table'
+	LANGUAGE C;
+
 CREATE FUNCTION brandbos.column_key_versions(tbl regclass, col name) RETURNS integer[]
 	AS 'MODULE_PATHNAME', 'brandbos_column_key_versions'
 	LANGUAGE C STABLE PARALLEL UNSAFE;
@@ -444,7 +465,7 @@ CREATE FUNCTION brandbos.rls_report(schemas name[] DEFAULT ARRAY['public']::name
 -- ---------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC unless granted here, on purpose.
 -- ---------------------------------------------------------------------------
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA brandbos FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA brandbos FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA brandbos FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA brandbos FROM PUBLIC;
 
@@ -470,6 +491,8 @@ GRANT EXECUTE ON FUNCTION brandbos.key_status(),
 						  brandbos.rewrap_keys(),
 						  brandbos.reencrypt(regclass, integer)
 	TO brandbos_keymaster;
+GRANT EXECUTE ON PROCEDURE brandbos.reencrypt_table(regclass, integer) TO brandbos_keymaster;
+GRANT SELECT ON brandbos.reencrypt_progress TO brandbos_keymaster;
 
 -- protecting a column is checked against table ownership inside the function
 GRANT EXECUTE ON FUNCTION brandbos.protect_column(regclass, name),

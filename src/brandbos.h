@@ -12,6 +12,7 @@
 #include "fmgr.h"
 #include "access/htup.h"
 #include "access/tupdesc.h"
+#include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "nodes/bitmapset.h"
 #include "utils/inet.h"
@@ -257,6 +258,26 @@ extern void brandbos_guard_init(void);
  */
 extern void brandbos_table_shape(Relation rel, int *nkeys, AttrNumber **key_attnums,
 								 Bitmapset **protected_attnums);
+
+/* ---- protect.c / reencrypt.c: rewriting protected rows in place ------ */
+
+/*
+ * While reencrypt.c rewrites the rows of a heap relation, its OID; with
+ * brandbos_reseal_existing the protect trigger treats stored values as
+ * plaintext unless they authenticate (protect_column), without it moves
+ * stored envelopes to the active key and format (reencrypt).
+ */
+extern Oid	brandbos_reseal_relid;
+extern bool brandbos_reseal_existing;
+
+/* does this stored row need the rewrite (either kind)? */
+extern bool brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, bool existing);
+
+/* does the table have registered protected columns? */
+extern bool brandbos_table_is_protected(Oid relid);
+
+/* seal every value a table holds that is not an envelope for its row */
+extern void brandbos_seal_existing_values(Oid relid);
 
 /* ---- context.c: the request context ---------------------------------- */
 

@@ -22,6 +22,8 @@
 
 #include <sodium.h>
 
+#include "envelope.h"
+
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -30,11 +32,13 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/partition.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/lmgr.h"
@@ -78,9 +82,6 @@ typedef struct TableConfig
 
 static HTAB *table_configs = NULL;
 static uint64 config_generation = 0;
-
-/* set while brandbos.reencrypt() updates this table */
-static Oid	reencrypting_relid = InvalidOid;
 
 static void
 protect_relcache_callback(Datum arg, Oid relid)
@@ -285,7 +286,6 @@ brandbos_table_shape(Relation rel, int *nkeys, AttrNumber **key_attnums,
  * --------------------------------------------------------------------- */
 
 #define RECENT_SEALS 16
-#define RECENT_AD_MAX 256
 
 typedef struct RecentSeal
 {
@@ -293,7 +293,8 @@ typedef struct RecentSeal
 	CommandId	cid;
 	unsigned char nonce[24];
 	int			ad_len;
-	char		ad[RECENT_AD_MAX];
+	int			ad_cap;
+	char	   *ad;				/* TopMemoryContext, grown as needed */
 } RecentSeal;
 
 static RecentSeal recent_seals[RECENT_SEALS];
@@ -314,9 +315,16 @@ remember_seal(const unsigned char *nonce, const char *ad, int ad_len)
 {
 	RecentSeal *r;
 
-	if (ad_len > RECENT_AD_MAX)
-		return;
 	r = &recent_seals[recent_next];
+	if (r->ad_cap < ad_len)
+	{
+		int			cap = Max(ad_len, 256);
+
+		if (r->ad != NULL)
+			pfree(r->ad);
+		r->ad = MemoryContextAlloc(TopMemoryContext, cap);
+		r->ad_cap = cap;
+	}
 	recent_next = (recent_next + 1) % RECENT_SEALS;
 	r->lxid = current_lxid();
 	r->cid = GetCurrentCommandId(false);
@@ -415,6 +423,18 @@ reseal(Datum envelope, bool as_text, const char *from_ad, int from_len,
 	return sealed;
 }
 
+/* is a stored envelope under another key than the active one, or an older format? */
+static bool
+envelope_is_outdated(Datum value, bool as_text)
+{
+	uint32		version;
+	int			format;
+
+	if (!brandbos_envelope_header(value, as_text, &version, &format))
+		return true;
+	return version != brandbos_active_key_version() || format != BB_ENV_FORMAT;
+}
+
 /* associated-data buffers reused from row to row (TopMemoryContext) */
 static StringInfoData ad_buffer;
 static StringInfoData old_ad_buffer;
@@ -458,7 +478,12 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 
 	cfg = get_table_config(rel);
 	if (cfg->ncolumns == 0)
-		return PointerGetDatum(newtup);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" has the brandbos protect trigger but no protected column is registered for it",
+						RelationGetRelationName(rel)),
+				 errdetail("The row is refused rather than stored unsealed."),
+				 errhint("Register the column with brandbos.protect_column(), or drop the trigger if the table is not meant to be protected.")));
 	if (is_update)
 		pk_changed = key_changed(cfg, oldtup, newtup, tupdesc);
 
@@ -481,7 +506,8 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 		ProtectedColumn *pc = &cfg->columns[c];
 		bool		isnull,
 					oldnull = true,
-					unchanged = false;
+					unchanged = false,
+					rewriting;
 		Datum		value = heap_getattr(newtup, pc->attnum, tupdesc, &isnull);
 		Datum		result;
 		char	   *plain;
@@ -498,14 +524,31 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 		}
 		build_ad(ad, cfg, pc, newtup, tupdesc);
 
+		rewriting = (brandbos_reseal_relid == RelationGetRelid(rel));
 		if (!brandbos_looks_like_envelope(value, pc->as_text))
 		{
 			/* plaintext: seal it */
 			result = seal_plain_datum(value, pc->as_text, ad, !is_update);
 		}
+		else if (unchanged && rewriting && brandbos_reseal_existing)
+		{
+			/*
+			 * protect_column sealing what the table held before: a value is
+			 * plaintext unless it is already an envelope for this row and
+			 * column (a second protect_column call), even if it happens to
+			 * look like one.
+			 */
+			if (brandbos_try_open_datum(value, pc->as_text, ad->data, ad->len,
+										&plain, &plain_len, nonce))
+			{
+				sodium_memzero(plain, plain_len);
+				pfree(plain);
+				continue;
+			}
+			result = seal_plain_datum(value, pc->as_text, ad, false);
+		}
 		else if (unchanged && !pk_changed &&
-				 !(reencrypting_relid == RelationGetRelid(rel) &&
-				   brandbos_envelope_version_of(value, pc->as_text) != brandbos_active_key_version()))
+				 !(rewriting && envelope_is_outdated(value, pc->as_text)))
 		{
 			continue;			/* the stored envelope, untouched */
 		}
@@ -549,6 +592,77 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 }
 
 /* ---------------------------------------------------------------------
+ * Facts for the row rewriter (reencrypt.c)
+ * --------------------------------------------------------------------- */
+
+bool
+brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, bool existing)
+{
+	TableConfig *cfg = get_table_config(rel);
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	bool		should_free;
+	HeapTuple	tuple;
+	bool		needs = false;
+	int			c;
+
+	if (cfg->ncolumns == 0)
+		return false;
+	tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
+	for (c = 0; c < cfg->ncolumns && !needs; c++)
+	{
+		ProtectedColumn *pc = &cfg->columns[c];
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, pc->attnum, tupdesc, &isnull);
+
+		if (isnull)
+			continue;
+		if (!existing)
+			needs = envelope_is_outdated(value, pc->as_text);
+		else if (!brandbos_looks_like_envelope(value, pc->as_text))
+			needs = true;
+		else
+		{
+			StringInfoData ad;
+			char	   *plain;
+			size_t		plain_len;
+
+			initStringInfo(&ad);
+			build_ad(&ad, cfg, pc, tuple, tupdesc);
+			if (brandbos_try_open_datum(value, pc->as_text, ad.data, ad.len,
+										&plain, &plain_len, NULL))
+			{
+				sodium_memzero(plain, plain_len);
+				pfree(plain);
+			}
+			else
+				needs = true;
+			pfree(ad.data);
+		}
+	}
+	if (should_free)
+		heap_freetuple(tuple);
+	return needs;
+}
+
+bool
+brandbos_table_is_protected(Oid relid)
+{
+	BrandbosInternalState state;
+	Oid			argtype = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
+	bool		found;
+
+	brandbos_spi_begin(&state, brandbos_extension_owner());
+	if (SPI_execute_with_args("SELECT 1 FROM brandbos.column_registry "
+							  "WHERE table_oid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read brandbos.column_registry");
+	found = SPI_processed > 0;
+	brandbos_spi_end(&state);
+	return found;
+}
+
+/* ---------------------------------------------------------------------
  * Helpers of the SQL functions
  * --------------------------------------------------------------------- */
 
@@ -589,6 +703,14 @@ describe_target(Oid relid, const char *colname, TargetColumn *t, bool check_type
 	(void) brandbos_require_owned_table(relid);
 
 	rel = table_open(relid, ShareRowExclusiveLock);
+	if (check_type && !rel->rd_rel->relispartition &&
+		(has_superclass(relid) ||
+		 (rel->rd_rel->relkind == RELKIND_RELATION && has_subclass(relid))))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" takes part in table inheritance", RelationGetRelationName(rel)),
+				 errdetail("Rows of an inheritance child are not written through the parent's trigger and would stay unsealed."),
+				 errhint("Use declarative partitioning, or protect each table on its own.")));
 	t->relid = relid;
 	t->relname = pstrdup(RelationGetRelationName(rel));
 	t->nspname = get_namespace_name(RelationGetNamespace(rel));
@@ -839,17 +961,6 @@ trigger_exists(Oid relid)
 	return SPI_processed > 0;
 }
 
-/* SQL predicate: "this column holds plaintext, not an envelope" */
-static char *
-plaintext_predicate(TargetColumn *t, const char *col)
-{
-	if (t->as_text)
-		return psprintf("%s IS NOT NULL AND pg_catalog.left(%s, 5) OPERATOR(pg_catalog.<>) 'bbx1:'",
-						col, col);
-	return psprintf("%s IS NOT NULL AND pg_catalog.substring(%s, 1, 2) OPERATOR(pg_catalog.<>) '\\xbb78'::pg_catalog.bytea",
-					col, col);
-}
-
 /* ---------------------------------------------------------------------
  * SQL functions
  * --------------------------------------------------------------------- */
@@ -864,13 +975,10 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	List	   *columns;
 	Oid			types[2] = {REGCLASSOID, NAMEOID};
 	Datum		values[2];
-	const char *col;
-	int64		left_plain;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
 	require_args(fcinfo, 2);
 	describe_target(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(1)), &t, true);
-	col = quote_identifier(t.colname);
 
 	/* sealing needs a key: fail now, before any DDL, if there is none */
 	(void) brandbos_active_key_version();
@@ -895,28 +1003,15 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 						 quote_identifier(PROTECT_TRIGGER_NAME), t.qualified),
 				SPI_OK_UTILITY);
 	rebuild_views(&t, columns);
-	spi_run(psprintf("UPDATE %s SET %s = %s WHERE %s", t.qualified, col, col,
-					 plaintext_predicate(&t, col)), SPI_OK_UPDATE);
 	brandbos_spi_end(&state);
 
-	/* rows hidden from the owner by FORCE ROW LEVEL SECURITY would stay plain */
-	brandbos_spi_begin(&state, brandbos_extension_owner());
-	spi_run(psprintf("SELECT count(*) FROM %s WHERE %s", t.qualified,
-					 plaintext_predicate(&t, col)), SPI_OK_SELECT);
-	{
-		bool		isnull;
-
-		left_plain = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	brandbos_spi_end(&state);
-	if (left_plain > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg(INT64_FORMAT " rows of \"%s\" could not be sealed", left_plain, t.relname),
-				 errdetail("Row level security hides them from the table owner."),
-				 errhint("Run brandbos.protect_column as a role that sees every row, or disable FORCE ROW LEVEL SECURITY for the call.")));
-
+	/*
+	 * Seal what the table already holds, in C and without row level
+	 * security, so rows hidden from the owner are sealed too and values
+	 * that merely look like envelopes are not trusted.
+	 */
+	CommandCounterIncrement();
+	brandbos_seal_existing_values(t.relid);
 	PG_RETURN_VOID();
 }
 
@@ -974,91 +1069,6 @@ brandbos_unprotect_column(PG_FUNCTION_ARGS)
 	spi_run(sql.data, SPI_OK_UPDATE);
 	brandbos_spi_end(&state);
 	PG_RETURN_VOID();
-}
-
-PG_FUNCTION_INFO_V1(brandbos_reencrypt);
-/*
- * SQL: brandbos.reencrypt(tbl regclass, batch_size int default 1000) returns bigint
- *
- * Returns the number of rows updated: the trigger re-seals every protected
- * column of a row it touches, so a row counts once however many it has.
- */
-Datum
-brandbos_reencrypt(PG_FUNCTION_ARGS)
-{
-	Oid			relid;
-	int32		batch_size;
-	BrandbosInternalState state;
-	List	   *columns;
-	ListCell   *lc;
-	int64		moved = 0;
-	uint32		active;
-	char	   *qualified;
-	Oid			owner;
-	MemoryContext caller_cxt = CurrentMemoryContext;
-
-	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "re-encrypt protected columns");
-	require_args(fcinfo, 2);
-	relid = PG_GETARG_OID(0);
-	batch_size = PG_GETARG_INT32(1);
-	if (batch_size <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("batch_size must be positive, not %d", batch_size)));
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-	qualified = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-										   get_rel_name(relid));
-	active = brandbos_active_key_version();
-
-	brandbos_spi_begin(&state, brandbos_extension_owner());
-	columns = registered_columns(relid, caller_cxt);
-	brandbos_spi_end(&state);
-	if (columns == NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("table \"%s\" has no protected columns", get_rel_name(relid))));
-
-	/* the keymaster need not own the table: maintenance runs as its owner */
-	{
-		HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-
-		owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-		ReleaseSysCache(tup);
-	}
-
-	reencrypting_relid = relid;
-	PG_TRY();
-	{
-		brandbos_spi_begin(&state, owner);
-		foreach(lc, columns)
-		{
-			RegisteredColumn *reg = lfirst(lc);
-			const char *col = quote_identifier(reg->name);
-			char	   *sql = psprintf("UPDATE %s SET %s = %s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-									   "SELECT ctid FROM %s WHERE %s IS NOT NULL AND "
-									   "brandbos.envelope_key_version(%s) OPERATOR(pg_catalog.<>) %u LIMIT %d))",
-									   qualified, col, col, qualified, col, col, active, batch_size);
-
-			for (;;)
-			{
-				spi_run(sql, SPI_OK_UPDATE);
-				if (SPI_processed == 0)
-					break;
-				moved += SPI_processed;
-				CHECK_FOR_INTERRUPTS();
-			}
-		}
-		brandbos_spi_end(&state);
-	}
-	PG_FINALLY();
-	{
-		reencrypting_relid = InvalidOid;
-	}
-	PG_END_TRY();
-	PG_RETURN_INT64(moved);
 }
 
 PG_FUNCTION_INFO_V1(brandbos_registry_ddl);

@@ -106,9 +106,11 @@ SELECT results_eq(
              ('brandbos_keymaster EXECUTE brandbos.destroy_key(integer,boolean)'),
              ('brandbos_keymaster EXECUTE brandbos.key_status()'),
              ('brandbos_keymaster EXECUTE brandbos.reencrypt(regclass,integer)'),
+             ('brandbos_keymaster EXECUTE brandbos.reencrypt_table(regclass,integer)'),
              ('brandbos_keymaster EXECUTE brandbos.retire_key(integer)'),
              ('brandbos_keymaster EXECUTE brandbos.rewrap_keys()'),
-             ('brandbos_keymaster EXECUTE brandbos.rotate_key()')$$,
+             ('brandbos_keymaster EXECUTE brandbos.rotate_key()'),
+             ('brandbos_keymaster SELECT brandbos.reencrypt_progress')$$,
     'every privilege held by a group role is one the README documents, and no other role holds any');
 SELECT is((SELECT array_agg(DISTINCT kind || ':' || privilege_type ORDER BY kind || ':' || privilege_type)
              FROM bb_acl WHERE grantee = 'PUBLIC'),

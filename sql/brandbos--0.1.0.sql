@@ -175,24 +175,42 @@ CREATE FUNCTION brandbos.column_key_versions(tbl regclass, col name) RETURNS int
 	LANGUAGE C STABLE PARALLEL UNSAFE;
 
 -- Keep the registry in step with the tables: a renamed column keeps its id,
--- a dropped table or column leaves the registry.
+-- a dropped table or column leaves the registry (and the last protected
+-- column dropped takes the protect trigger with it); a partition attached to
+-- a protected table has its rows sealed; inheritance is refused.
 CREATE FUNCTION brandbos.registry_ddl() RETURNS event_trigger
 	AS 'MODULE_PATHNAME', 'brandbos_registry_ddl'
 	LANGUAGE C;
 CREATE EVENT TRIGGER brandbos_registry_rename ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE')
+	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
 	EXECUTE FUNCTION brandbos.registry_ddl();
 
 CREATE FUNCTION brandbos.registry_drop() RETURNS event_trigger
 	LANGUAGE plpgsql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 	AS $fn$
+DECLARE
+	t pg_catalog.oid;
 BEGIN
-	DELETE FROM brandbos.column_registry r
-	 USING pg_catalog.pg_event_trigger_dropped_objects() d
-	 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-	   AND r.table_oid::pg_catalog.oid = d.objid
-	   AND (d.objsubid = 0 OR r.column_name = d.address_names[3]);
+	FOR t IN
+		WITH gone AS (
+			DELETE FROM brandbos.column_registry r
+			 USING pg_catalog.pg_event_trigger_dropped_objects() d
+			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+			   AND r.table_oid::pg_catalog.oid = d.objid
+			   AND (d.objsubid = 0 OR r.column_name = d.address_names[3])
+			RETURNING r.table_oid::pg_catalog.oid AS relid)
+		SELECT DISTINCT g.relid FROM gone g
+		 WHERE NOT EXISTS (SELECT 1 FROM brandbos.column_registry r
+							WHERE r.table_oid::pg_catalog.oid OPERATOR(pg_catalog.=) g.relid)
+		   AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
+						WHERE tg.tgrelid OPERATOR(pg_catalog.=) g.relid
+						  AND tg.tgname OPERATOR(pg_catalog.=) 'zz_brandbos_protect'
+						  AND tg.tgparentid OPERATOR(pg_catalog.=) 0)
+	LOOP
+		-- its last protected column is gone: without it the trigger refuses every write
+		EXECUTE pg_catalog.format('DROP TRIGGER zz_brandbos_protect ON %s', t::pg_catalog.regclass);
+	END LOOP;
 END
 $fn$;
 CREATE EVENT TRIGGER brandbos_registry_drop ON sql_drop

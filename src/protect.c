@@ -1071,6 +1071,89 @@ brandbos_unprotect_column(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* is the table, or a partitioned table it is a partition of, protected? */
+static bool
+protected_here_or_above(Oid relid)
+{
+	ListCell   *lc;
+
+	if (brandbos_table_is_protected(relid))
+		return true;
+	if (!get_rel_relispartition(relid))
+		return false;
+	foreach(lc, get_partition_ancestors(relid))
+		if (brandbos_table_is_protected(lfirst_oid(lc)))
+			return true;
+	return false;
+}
+
+static void
+refuse_inheritance(Oid relid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("table \"%s\" has protected columns and cannot take part in table inheritance",
+					get_rel_name(relid)),
+			 errdetail("Rows of an inheritance child are not written through the parent's trigger and would stay unsealed."),
+			 errhint("Use declarative partitioning instead.")));
+}
+
+/*
+ * ALTER TABLE ... ATTACH PARTITION brings rows that never passed the
+ * protect trigger: seal them now (as each partition's owner, without RLS).
+ * INHERIT of or from a protected table is refused.
+ */
+static void
+protect_alter_table(AlterTableStmt *stmt)
+{
+	Oid			relid;
+	ListCell   *lc;
+
+	if (stmt->relation == NULL)
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (cmd->subtype == AT_AttachPartition && IsA(cmd->def, PartitionCmd))
+		{
+			Oid			part = RangeVarGetRelid(((PartitionCmd *) cmd->def)->name, NoLock, true);
+
+			if (OidIsValid(part) && protected_here_or_above(relid))
+				brandbos_seal_existing_values(part);
+		}
+		else if (cmd->subtype == AT_AddInherit && IsA(cmd->def, RangeVar))
+		{
+			Oid			parent = RangeVarGetRelid((RangeVar *) cmd->def, NoLock, true);
+
+			if (brandbos_table_is_protected(relid))
+				refuse_inheritance(relid);
+			if (OidIsValid(parent) && brandbos_table_is_protected(parent))
+				refuse_inheritance(parent);
+		}
+	}
+}
+
+/* CREATE TABLE ... INHERITS (a protected table) is refused */
+static void
+protect_create_table(CreateStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (stmt->partbound != NULL)
+		return;					/* a partition: the trigger is cloned onto it */
+	foreach(lc, stmt->inhRelations)
+	{
+		Oid			parent = RangeVarGetRelid(lfirst_node(RangeVar, lc), NoLock, true);
+
+		if (OidIsValid(parent) && brandbos_table_is_protected(parent))
+			refuse_inheritance(parent);
+	}
+}
+
 PG_FUNCTION_INFO_V1(brandbos_registry_ddl);
 /*
  * SQL: brandbos.registry_ddl() returns event_trigger
@@ -1095,6 +1178,16 @@ brandbos_registry_ddl(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("brandbos.registry_ddl() must be called as an event trigger")));
 	trigdata = (EventTriggerData *) fcinfo->context;
+	if (IsA(trigdata->parsetree, AlterTableStmt))
+	{
+		protect_alter_table((AlterTableStmt *) trigdata->parsetree);
+		PG_RETURN_VOID();
+	}
+	if (IsA(trigdata->parsetree, CreateStmt))
+	{
+		protect_create_table((CreateStmt *) trigdata->parsetree);
+		PG_RETURN_VOID();
+	}
 	if (!IsA(trigdata->parsetree, RenameStmt))
 		PG_RETURN_VOID();
 	stmt = (RenameStmt *) trigdata->parsetree;

@@ -190,17 +190,19 @@ CREATE FUNCTION brandbos.registry_drop() RETURNS event_trigger
 	SET search_path = pg_catalog, pg_temp
 	AS $fn$
 DECLARE
+	gone pg_catalog.oid[];
 	t pg_catalog.oid;
 BEGIN
+	WITH d AS (
+		DELETE FROM brandbos.column_registry r
+		 USING pg_catalog.pg_event_trigger_dropped_objects() d
+		 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+		   AND r.table_oid::pg_catalog.oid = d.objid
+		   AND (d.objsubid = 0 OR r.column_name = d.address_names[3])
+		RETURNING r.table_oid::pg_catalog.oid AS relid)
+	SELECT pg_catalog.array_agg(DISTINCT d.relid) INTO gone FROM d;
 	FOR t IN
-		WITH gone AS (
-			DELETE FROM brandbos.column_registry r
-			 USING pg_catalog.pg_event_trigger_dropped_objects() d
-			 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-			   AND r.table_oid::pg_catalog.oid = d.objid
-			   AND (d.objsubid = 0 OR r.column_name = d.address_names[3])
-			RETURNING r.table_oid::pg_catalog.oid AS relid)
-		SELECT DISTINCT g.relid FROM gone g
+		SELECT g.relid FROM pg_catalog.unnest(gone) AS g(relid)
 		 WHERE NOT EXISTS (SELECT 1 FROM brandbos.column_registry r
 							WHERE r.table_oid::pg_catalog.oid OPERATOR(pg_catalog.=) g.relid)
 		   AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg

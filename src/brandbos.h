@@ -198,6 +198,9 @@ extern int64 brandbos_column_scan_count(const BrandbosColumnScan *scan, uint32 v
 extern bool brandbos_envelope_header(Datum value, bool as_text, uint32 *version,
 									 int *format);
 
+/* is the value a well-formed envelope by its whole framing?  never raises */
+extern bool brandbos_envelope_well_formed(Datum value, bool as_text);
+
 /* ---- protect_guard.c: is protection still in force? ------------------ */
 
 /* NULL when the guards of a protected column hold, else a sentence */

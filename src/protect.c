@@ -538,7 +538,8 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 			 * column (a second protect_column call), even if it happens to
 			 * look like one.
 			 */
-			if (brandbos_try_open_datum(value, pc->as_text, ad->data, ad->len,
+			if (brandbos_envelope_well_formed(value, pc->as_text) &&
+				brandbos_try_open_datum(value, pc->as_text, ad->data, ad->len,
 										&plain, &plain_len, nonce))
 			{
 				sodium_memzero(plain, plain_len);
@@ -618,7 +619,7 @@ brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, bool existing)
 			continue;
 		if (!existing)
 			needs = envelope_is_outdated(value, pc->as_text);
-		else if (!brandbos_looks_like_envelope(value, pc->as_text))
+		else if (!brandbos_envelope_well_formed(value, pc->as_text))
 			needs = true;
 		else
 		{

@@ -381,3 +381,29 @@ brandbos_column_key_versions(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(versions_array(&scan));
 }
+
+/* is the value a well-formed envelope, by its whole framing?  Never raises. */
+bool
+brandbos_envelope_well_formed(Datum value, bool as_text)
+{
+	struct varlena *v = PG_DETOAST_DATUM_PACKED(value);
+	const unsigned char *p = (const unsigned char *) VARDATA_ANY(v);
+	size_t		len = VARSIZE_ANY_EXHDR(v);
+	bb_envelope env;
+	bool		ok;
+
+	if (!as_text)
+		return bb_env_parse(p, len, &env) == BB_ENV_OK;
+	if (!bb_env_text_has_prefix((const char *) p, len))
+		return false;
+	{
+		size_t		cap = bb_env_binary_cap(len);
+		unsigned char *bin = palloc(cap);
+		size_t		bin_len;
+
+		ok = bb_env_from_text(bin, cap, &bin_len, (const char *) p, len) == BB_ENV_OK &&
+			bb_env_parse(bin, bin_len, &env) == BB_ENV_OK;
+		pfree(bin);
+	}
+	return ok;
+}

@@ -224,6 +224,19 @@ extern void brandbos_guard_init(void);
 extern void brandbos_table_shape(Relation rel, int *nkeys, AttrNumber **key_attnums,
 								 Bitmapset **protected_attnums);
 
+/* ---- protect_guard.c: protection the table owner cannot switch off ---- */
+
+/*
+ * NULL when the protection of column attnum of relid is intact (trigger on
+ * the table and its partitions, nothing seeing the row before it, type text
+ * or bytea, brandbos's companion views), else a short palloc'd sentence.
+ * Reads only the catalogs.
+ */
+extern char *brandbos_protection_problem(Oid relid, AttrNumber attnum);
+
+/* set by protect.c around its own trigger and view DDL only */
+extern bool brandbos_protect_guard_bypass;
+
 /* ---- context.c: the request context ---------------------------------- */
 
 extern void brandbos_context_init(void);

@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(58);
+SELECT plan(60);
 
 CREATE ROLE bb22_mallory NOLOGIN;       -- the migration role: owns the table, not a superuser
 CREATE ROLE bb22_reader NOLOGIN;        -- a decryptor
@@ -38,6 +38,7 @@ SELECT ok((SELECT 'security_invoker=true' = ANY (reloptions) FROM pg_class WHERE
           '_decrypted is still security_invoker');
 SELECT results_eq('SELECT id, note FROM bb22.t_safe', $$VALUES (1, 'n1'::text)$$, 'the owner reads _safe');
 SELECT throws_ok('SELECT * FROM bb22.t_decrypted', '42501', NULL, 'the owner does not read _decrypted');
+SELECT lives_ok('GRANT SELECT ON bb22.t_safe TO bb22_reader', 'the owner may grant _safe on');
 SELECT is(brandbos.protection_problem('bb22.t', 'secret'), NULL, 'the checker finds nothing wrong');
 
 -- switching the trigger off, every spelling
@@ -142,8 +143,14 @@ SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'bb22.t'::regcla
 SELECT lives_ok($$SELECT brandbos.protect_column('bb22.t', 'token')$$, 'protect_column again works');
 SELECT is((SELECT token FROM bb22.t_decrypted WHERE id = 2), 'written-by-the-app', 'the values decrypt again');
 
--- a superuser can still break it behind the guard's back; the checker says so
+-- session_replication_role = replica (superuser-only) does not skip the trigger
 RESET ROLE;
+SET LOCAL session_replication_role = replica;
+INSERT INTO bb22.t (id, token) VALUES (4, 'written-as-replica');
+RESET session_replication_role;
+SELECT ok((SELECT token LIKE 'bbx1:%' FROM bb22.t WHERE id = 4), 'a write under session_replication_role = replica is sealed');
+
+-- a superuser can still break it behind the guard's back; the checker says so
 ALTER EVENT TRIGGER brandbos_zz_protect_guard_end DISABLE;
 ALTER TABLE bb22.t DISABLE TRIGGER zz_brandbos_protect;
 SELECT is(brandbos.protection_problem('bb22.t', 'token'), 'trigger zz_brandbos_protect is disabled, not enabled always',

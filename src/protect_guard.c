@@ -57,6 +57,7 @@
 #include "commands/extension.h"
 #include "commands/trigger.h"
 #include "miscadmin.h"
+#include "executor/spi.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/parse_func.h"
@@ -424,35 +425,111 @@ unguarded_tables(void)
  *
  * Each DDL command pushes a frame at ddl_command_start (its parse tree and
  * the tables already unguarded) and looks it up at ddl_command_end by parse
- * tree, from the top: frames of nested commands that failed in a
- * subtransaction are skipped.  Frames live in TopTransactionContext and are
- * forgotten at the end of the transaction.
+ * tree, from the top: frames of nested commands that failed are skipped.
+ * Frames outlive a commit, since CREATE INDEX CONCURRENTLY and DETACH
+ * PARTITION CONCURRENTLY commit between their start and their end; they are
+ * dropped when their (sub)transaction aborts, and their memory is freed
+ * whenever no frame is left.
  * --------------------------------------------------------------------- */
 
 typedef struct GuardFrame
 {
 	Node	   *parsetree;
+	int			nest_level;
 	List	   *unguarded;		/* OIDs */
+	Oid			renamed;		/* ALTER TABLE ... RENAME TO: the table */
+	NameData	renamed_from;	/* ... and its name before */
 } GuardFrame;
 
+static MemoryContext guard_cxt = NULL;
 static List *guard_frames = NIL;
-static bool xact_callback_registered = false;
+
+static void
+forget_frames_from(int nest_level)
+{
+	while (guard_frames != NIL &&
+		   ((GuardFrame *) llast(guard_frames))->nest_level >= nest_level)
+		guard_frames = list_delete_last(guard_frames);
+	if (guard_frames == NIL)
+		MemoryContextReset(guard_cxt);
+}
 
 static void
 guard_xact_callback(XactEvent event, void *arg)
 {
-	switch (event)
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		forget_frames_from(0);
+}
+
+static void
+guard_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		forget_frames_from(GetCurrentTransactionNestLevel());
+}
+
+/*
+ * ALTER TABLE t RENAME TO u: the companion views follow the table by OID,
+ * but they are found by name, so rename t_decrypted and t_safe to
+ * u_decrypted and u_safe (as the extension owner, past the guard).  A view
+ * that is not brandbos's, or a name already taken, leaves the check that
+ * follows to refuse the rename.
+ */
+static void
+follow_table_rename(Oid relid, const char *oldname)
+{
+	static const char *const suffixes[] = {"_decrypted", "_safe"};
+	char	   *relname = get_rel_name(relid);
+	Oid			nspid = get_rel_namespace(relid);
+	Oid			ext_owner = brandbos_extension_owner();
+	bool		is_protected = false;
+	ListCell   *lc;
+	int			i;
+
+	if (relname == NULL || strcmp(relname, oldname) == 0)
+		return;
+	foreach(lc, registry_rows())
+		if (((GuardedColumn *) lfirst(lc))->relid == relid)
+			is_protected = true;
+	if (!is_protected)
+		return;
+	for (i = 0; i < lengthof(suffixes); i++)
 	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			guard_frames = NIL;
-			break;
-		default:
-			break;
+		char	   *from = psprintf("%s%s", oldname, suffixes[i]);
+		char	   *to = psprintf("%s%s", relname, suffixes[i]);
+		Oid			viewid = get_relname_relid(from, nspid);
+		BrandbosInternalState state;
+		HeapTuple	tup;
+		bool		ours;
+
+		if (!OidIsValid(viewid) || strlen(to) >= NAMEDATALEN)
+			continue;
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(viewid));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		ours = ((Form_pg_class) GETSTRUCT(tup))->relkind == RELKIND_VIEW &&
+			((Form_pg_class) GETSTRUCT(tup))->relowner == ext_owner;
+		ReleaseSysCache(tup);
+		if (!ours)
+			continue;
+		brandbos_spi_begin(&state, ext_owner);
+		PG_TRY();
+		{
+			brandbos_protect_guard_bypass = true;
+			if (SPI_execute(psprintf("ALTER VIEW %s RENAME TO %s",
+									 quote_qualified_identifier(get_namespace_name(nspid), from),
+									 quote_identifier(to)), false, 0) != SPI_OK_UTILITY)
+				elog(ERROR, "could not rename view \"%s\"", from);
+		}
+		PG_FINALLY();
+		{
+			brandbos_protect_guard_bypass = false;
+		}
+		PG_END_TRY();
+		brandbos_spi_end(&state);
 	}
+	CommandCounterIncrement();
 }
 
 static bool
@@ -462,8 +539,10 @@ guard_active(FunctionCallInfo fcinfo, const char *fn)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("%s must be called as an event trigger", fn)));
-	return !brandbos_protect_guard_bypass && !creating_extension &&
-		OidIsValid(brandbos_relid("column_registry"));
+	/* brandbos's own install script, not another extension's, passes */
+	if (creating_extension && CurrentExtensionObject == get_extension_oid("brandbos", true))
+		return false;
+	return !brandbos_protect_guard_bypass && OidIsValid(brandbos_relid("column_registry"));
 }
 
 PG_FUNCTION_INFO_V1(brandbos_protect_guard_start);
@@ -479,16 +558,29 @@ brandbos_protect_guard_start(PG_FUNCTION_ARGS)
 	if (!guard_active(fcinfo, "brandbos.protect_guard_start()"))
 		PG_RETURN_VOID();
 	trigdata = (EventTriggerData *) fcinfo->context;
-	if (!xact_callback_registered)
+	if (guard_cxt == NULL)
 	{
+		guard_cxt = AllocSetContextCreate(TopMemoryContext, "brandbos protect guard",
+										  ALLOCSET_SMALL_SIZES);
 		RegisterXactCallback(guard_xact_callback, NULL);
-		xact_callback_registered = true;
+		RegisterSubXactCallback(guard_subxact_callback, NULL);
 	}
 	unguarded = unguarded_tables();
-	old = MemoryContextSwitchTo(TopTransactionContext);
+	old = MemoryContextSwitchTo(guard_cxt);
 	frame = palloc(sizeof(GuardFrame));
 	frame->parsetree = trigdata->parsetree;
+	frame->nest_level = GetCurrentTransactionNestLevel();
 	frame->unguarded = list_copy(unguarded);
+	frame->renamed = InvalidOid;
+	if (IsA(trigdata->parsetree, RenameStmt) &&
+		((RenameStmt *) trigdata->parsetree)->renameType == OBJECT_TABLE &&
+		((RenameStmt *) trigdata->parsetree)->relation != NULL)
+	{
+		frame->renamed = RangeVarGetRelid(((RenameStmt *) trigdata->parsetree)->relation,
+										  NoLock, true);
+		if (OidIsValid(frame->renamed))
+			namestrcpy(&frame->renamed_from, get_rel_name(frame->renamed));
+	}
 	guard_frames = lappend(guard_frames, frame);
 	MemoryContextSwitchTo(old);
 	PG_RETURN_VOID();
@@ -501,6 +593,8 @@ brandbos_protect_guard_end(PG_FUNCTION_ARGS)
 {
 	EventTriggerData *trigdata;
 	List	   *unguarded_before = NIL;
+	Oid			renamed = InvalidOid;
+	NameData	renamed_from;
 	ListCell   *lc;
 	int			i;
 
@@ -515,11 +609,18 @@ brandbos_protect_guard_end(PG_FUNCTION_ARGS)
 
 		if (frame->parsetree == trigdata->parsetree)
 		{
-			unguarded_before = frame->unguarded;
+			unguarded_before = list_copy(frame->unguarded);
+			renamed = frame->renamed;
+			renamed_from = frame->renamed_from;
 			guard_frames = list_truncate(guard_frames, i);
+			if (guard_frames == NIL)
+				MemoryContextReset(guard_cxt);
 			break;
 		}
 	}
+
+	if (OidIsValid(renamed))
+		follow_table_rename(renamed, NameStr(renamed_from));
 
 	foreach(lc, registry_rows())
 	{

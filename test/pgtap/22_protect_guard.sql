@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(60);
+SELECT plan(65);
 
 CREATE ROLE bb22_mallory NOLOGIN;       -- the migration role: owns the table, not a superuser
 CREATE ROLE bb22_reader NOLOGIN;        -- a decryptor
@@ -122,6 +122,14 @@ SET LOCAL ROLE bb22_reader;
 SELECT is((SELECT secret FROM bb22.t_decrypted WHERE id = 3), 'after-rename', 'and still decrypts through the view');
 SET LOCAL ROLE bb22_mallory;
 SELECT is(brandbos.protection_problem('bb22.t', 'token'), NULL, 'the renamed column is guarded');
+SELECT lives_ok('ALTER TABLE bb22.t RENAME TO t_moved', 'renaming the protected table works');
+SELECT is((SELECT string_agg(relname::text, ',' ORDER BY relname) FROM pg_class
+            WHERE relnamespace = 'bb22'::regnamespace AND relkind = 'v' AND relname LIKE 't%'),
+          't_moved_decrypted,t_moved_safe', 'the companion views follow the table''s name');
+SELECT is(brandbos.protection_problem('bb22.t_moved', 'token'), NULL, 'the renamed table is guarded');
+SELECT throws_ok('ALTER TABLE bb22.t_moved SET SCHEMA public', '42501', NULL,
+                 'moving the protected table to another schema is refused (its views stay behind)');
+SELECT lives_ok('ALTER TABLE bb22.t_moved RENAME TO t', 'renaming it back works');
 
 -- protect_column refuses a table with something planted before it
 CREATE TABLE bb22.u (id int PRIMARY KEY, secret text);

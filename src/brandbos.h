@@ -237,6 +237,9 @@ extern char *brandbos_protection_problem(Oid relid, AttrNumber attnum);
 /* set by protect.c around its own trigger and view DDL only */
 extern bool brandbos_protect_guard_bypass;
 
+/* with preload: the utility hook that keeps brandbos's event triggers enabled */
+extern void brandbos_protect_guard_init(void);
+
 /* ---- context.c: the request context ---------------------------------- */
 
 extern void brandbos_context_init(void);

@@ -33,6 +33,12 @@
  * restore that has not yet created the trigger, a superuser's catalog edit)
  * does not block DDL; brandbos.protection_problem() keeps reporting it.
  *
+ * With shared_preload_libraries, a utility hook also refuses, for every role
+ * including superusers, disabling (or enabling for origin or replica only),
+ * renaming, re-owning and dropping brandbos's own event triggers.  What no
+ * hook sees — a superuser editing pg_event_trigger or pg_trigger, or
+ * single-user mode, where event triggers never fire — the checker reports.
+ *
  * brandbos's own DDL (protect_column, unprotect_column) sets
  * brandbos_protect_guard_bypass around exactly the statements that build or
  * drop the trigger and views, never around a statement that could run a
@@ -48,6 +54,7 @@
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_event_trigger.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_partitioned_table.h"
 #include "catalog/pg_rewrite.h"
@@ -61,6 +68,7 @@
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
 #include "parser/parse_func.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -642,4 +650,111 @@ brandbos_protect_guard_end(PG_FUNCTION_ARGS)
 							 "unprotect the column first to change what it depends on.")));
 	}
 	PG_RETURN_VOID();
+}
+
+/* ---------------------------------------------------------------------
+ * With preload: brandbos's event triggers stay on
+ * --------------------------------------------------------------------- */
+
+static ProcessUtility_hook_type prev_utility_hook = NULL;
+
+/* is this an event trigger whose function lives in schema brandbos? */
+static bool
+is_brandbos_event_trigger(const char *name)
+{
+	Oid			evtoid = get_event_trigger_oid(name, true);
+	Oid			nspid = get_namespace_oid(BRANDBOS_SCHEMA, true);
+	HeapTuple	tup;
+	Oid			fnoid;
+
+	if (!OidIsValid(evtoid) || !OidIsValid(nspid))
+		return false;
+	tup = SearchSysCache1(EVENTTRIGGEROID, ObjectIdGetDatum(evtoid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	fnoid = ((Form_pg_event_trigger) GETSTRUCT(tup))->evtfoid;
+	ReleaseSysCache(tup);
+	return get_func_namespace(fnoid) == nspid;
+}
+
+static void
+refuse_event_trigger_change(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("changing event trigger \"%s\" is refused: it guards brandbos's protected columns",
+					name),
+			 errdetail("With brandbos in shared_preload_libraries, its event triggers stay enabled for every role."),
+			 errhint("DROP EXTENSION brandbos removes them together with the extension.")));
+}
+
+static void
+protect_guard_utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						   ProcessUtilityContext context, ParamListInfo params,
+						   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsTransactionState() &&
+		!(creating_extension && CurrentExtensionObject == get_extension_oid("brandbos", true)))
+	{
+		switch (nodeTag(parsetree))
+		{
+			case T_AlterEventTrigStmt:
+				{
+					AlterEventTrigStmt *stmt = (AlterEventTrigStmt *) parsetree;
+
+					if (stmt->tgenabled != TRIGGER_FIRES_ALWAYS &&
+						is_brandbos_event_trigger(stmt->trigname))
+						refuse_event_trigger_change(stmt->trigname);
+					break;
+				}
+			case T_RenameStmt:
+				{
+					RenameStmt *stmt = (RenameStmt *) parsetree;
+
+					if (stmt->renameType == OBJECT_EVENT_TRIGGER &&
+						is_brandbos_event_trigger(strVal(stmt->object)))
+						refuse_event_trigger_change(strVal(stmt->object));
+					break;
+				}
+			case T_AlterOwnerStmt:
+				{
+					AlterOwnerStmt *stmt = (AlterOwnerStmt *) parsetree;
+
+					if (stmt->objectType == OBJECT_EVENT_TRIGGER &&
+						is_brandbos_event_trigger(strVal(stmt->object)))
+						refuse_event_trigger_change(strVal(stmt->object));
+					break;
+				}
+			case T_DropStmt:
+				{
+					DropStmt   *stmt = (DropStmt *) parsetree;
+					ListCell   *lc;
+
+					if (stmt->removeType != OBJECT_EVENT_TRIGGER)
+						break;
+					foreach(lc, stmt->objects)
+						if (is_brandbos_event_trigger(strVal(lfirst(lc))))
+							refuse_event_trigger_change(strVal(lfirst(lc)));
+					break;
+				}
+			default:
+				break;
+		}
+	}
+
+	if (prev_utility_hook)
+		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+void
+brandbos_protect_guard_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	prev_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = protect_guard_utility_hook;
 }

@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(65);
+SELECT plan(69);
 
 CREATE ROLE bb22_mallory NOLOGIN;       -- the migration role: owns the table, not a superuser
 CREATE ROLE bb22_reader NOLOGIN;        -- a decryptor
@@ -158,8 +158,28 @@ INSERT INTO bb22.t (id, token) VALUES (4, 'written-as-replica');
 RESET session_replication_role;
 SELECT ok((SELECT token LIKE 'bbx1:%' FROM bb22.t WHERE id = 4), 'a write under session_replication_role = replica is sealed');
 
--- a superuser can still break it behind the guard's back; the checker says so
-ALTER EVENT TRIGGER brandbos_zz_protect_guard_end DISABLE;
+-- the guard's event triggers: the owner cannot touch them; with preload, nor can a superuser
+SET LOCAL ROLE bb22_mallory;
+SELECT throws_ok('ALTER EVENT TRIGGER brandbos_zz_protect_guard_end DISABLE', '42501', NULL,
+                 'the table owner cannot disable the guard''s event trigger');
+RESET ROLE;
+SELECT CASE WHEN current_setting('shared_preload_libraries') ~ 'brandbos'
+       THEN throws_ok('ALTER EVENT TRIGGER brandbos_zz_protect_guard_end DISABLE', '42501', NULL,
+                      'with preload, a superuser cannot disable the guard''s event trigger')
+       ELSE lives_ok('ALTER EVENT TRIGGER brandbos_zz_protect_guard_end DISABLE; ALTER EVENT TRIGGER brandbos_zz_protect_guard_end ENABLE ALWAYS',
+                     'without preload, a superuser can disable the guard''s event trigger (README)') END;
+SELECT CASE WHEN current_setting('shared_preload_libraries') ~ 'brandbos'
+       THEN throws_ok('DROP EVENT TRIGGER brandbos_zz_protect_guard_start', '42501', NULL,
+                      'with preload, a superuser cannot drop it')
+       ELSE pass('without preload, a superuser can drop it (README)') END;
+SELECT CASE WHEN current_setting('shared_preload_libraries') ~ 'brandbos'
+       THEN throws_ok('ALTER EVENT TRIGGER brandbos_registry_rename RENAME TO x', '42501', NULL,
+                      'with preload, a superuser cannot rename brandbos''s event triggers')
+       ELSE pass('without preload, a superuser can rename them (README)') END;
+
+-- a superuser can still break it behind the guard's back (a catalog edit no hook sees);
+-- the checker says so
+UPDATE pg_event_trigger SET evtenabled = 'D' WHERE evtname = 'brandbos_zz_protect_guard_end';
 ALTER TABLE bb22.t DISABLE TRIGGER zz_brandbos_protect;
 SELECT is(brandbos.protection_problem('bb22.t', 'token'), 'trigger zz_brandbos_protect is disabled, not enabled always',
           'the checker reports the disabled trigger');
@@ -171,7 +191,7 @@ SELECT is(brandbos.protection_problem('bb22.t', 'token'), 'column type is charac
 ALTER TABLE bb22.t ALTER COLUMN token TYPE text;
 SELECT is(brandbos.protection_problem('bb22.t', 'token'), 'view t_decrypted is missing',
           'the checker reports the missing view');
-ALTER EVENT TRIGGER brandbos_zz_protect_guard_end ENABLE ALWAYS;
+UPDATE pg_event_trigger SET evtenabled = 'A' WHERE evtname = 'brandbos_zz_protect_guard_end';
 SET LOCAL ROLE bb22_mallory;
 SELECT lives_ok('ALTER TABLE bb22.t ADD COLUMN extra2 int', 'an already broken table does not block DDL');
 SELECT lives_ok($$SELECT brandbos.protect_column('bb22.t', 'token')$$, 'protect_column repairs it');

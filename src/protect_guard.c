@@ -236,9 +236,12 @@ companion_view_problem(Oid nspid, const char *relname, const char *suffix, Oid e
 	if (form->relkind != RELKIND_VIEW)
 		problem = psprintf("%s is not a view", viewname);
 	else if (form->relowner != ext_owner)
+	{
+		char	   *owner = GetUserNameFromId(form->relowner, true);
+
 		problem = psprintf("view %s is owned by %s, not by the extension owner", viewname,
-						   GetUserNameFromId(form->relowner, true) ?
-						   GetUserNameFromId(form->relowner, true) : "an unknown role");
+						   owner ? owner : "an unknown role");
+	}
 	else
 	{
 		ViewOptions *vo = isnull ? NULL : (ViewOptions *) view_reloptions(options, false);

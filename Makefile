@@ -23,6 +23,7 @@ OBJS        = src/brandbos.o \
               src/protect.o \
               src/value_scan.o \
               src/reencrypt.o \
+              src/protect_guard.o \
               src/passwords.o \
               src/api_keys.o \
               src/merkle.o \

@@ -217,6 +217,32 @@ END
 $fn$;
 CREATE EVENT TRIGGER brandbos_registry_drop ON sql_drop
 	EXECUTE FUNCTION brandbos.registry_drop();
+ALTER EVENT TRIGGER brandbos_registry_rename ENABLE ALWAYS;
+ALTER EVENT TRIGGER brandbos_registry_drop ENABLE ALWAYS;
+
+-- The guard of protected columns (src/protect_guard.c): no DDL command may
+-- leave a protected column unguarded (its trigger disabled, dropped, renamed
+-- or preceded, its type changed, its companion views replaced); such a
+-- command fails with 42501.  The end trigger's name sorts after
+-- brandbos_registry_rename, so it sees the registry after a column rename.
+CREATE FUNCTION brandbos.protect_guard_start() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'brandbos_protect_guard_start'
+	LANGUAGE C;
+CREATE FUNCTION brandbos.protect_guard_end() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'brandbos_protect_guard_end'
+	LANGUAGE C;
+CREATE EVENT TRIGGER brandbos_zz_protect_guard_start ON ddl_command_start
+	EXECUTE FUNCTION brandbos.protect_guard_start();
+CREATE EVENT TRIGGER brandbos_zz_protect_guard_end ON ddl_command_end
+	EXECUTE FUNCTION brandbos.protect_guard_end();
+ALTER EVENT TRIGGER brandbos_zz_protect_guard_start ENABLE ALWAYS;
+ALTER EVENT TRIGGER brandbos_zz_protect_guard_end ENABLE ALWAYS;
+
+-- NULL when the protection of a column is intact, else what is wrong
+-- (read from the catalogs only).
+CREATE FUNCTION brandbos.protection_problem(tbl regclass, col name) RETURNS text
+	AS 'MODULE_PATHNAME', 'brandbos_protection_problem_sql'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 -- Read in C (value_scan.c) as each table's owner without evaluating any of
 -- its casts, operators or functions; one broken table shows up in problem
@@ -518,7 +544,9 @@ GRANT SELECT ON brandbos.reencrypt_progress TO brandbos_keymaster;
 GRANT EXECUTE ON FUNCTION brandbos.protect_column(regclass, name),
 						  brandbos.unprotect_column(regclass, name),
 						  brandbos.column_key_versions(regclass, name),
-						  brandbos.protected_column_report() TO PUBLIC;
+						  brandbos.protected_column_report(),
+
+						  brandbos.protection_problem(regclass, name) TO PUBLIC;
 GRANT SELECT ON brandbos.protected_columns TO PUBLIC;
 
 -- the trigger runs as whoever writes the protected table

@@ -39,6 +39,7 @@ _PG_init(void)
 	brandbos_passwords_init();
 	brandbos_sealer_init();
 	brandbos_guard_init();
+	brandbos_protect_guard_init();
 	brandbos_context_init();
 
 #if PG_VERSION_NUM >= 150000

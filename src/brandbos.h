@@ -282,6 +282,22 @@ extern bool brandbos_table_is_protected(Oid relid);
 /* seal every value a table holds that is not an envelope for its row */
 extern void brandbos_seal_existing_values(Oid relid);
 
+/* ---- protect_guard.c: protection the table owner cannot switch off ---- */
+
+/*
+ * NULL when the protection of column attnum of relid is intact (trigger on
+ * the table and its partitions, nothing seeing the row before it, type text
+ * or bytea, brandbos's companion views), else a short palloc'd sentence.
+ * Reads only the catalogs.
+ */
+extern char *brandbos_protection_problem(Oid relid, AttrNumber attnum);
+
+/* set by protect.c around its own trigger and view DDL only */
+extern bool brandbos_protect_guard_bypass;
+
+/* with preload: the utility hook that keeps brandbos's event triggers enabled */
+extern void brandbos_protect_guard_init(void);
+
 /* ---- context.c: the request context ---------------------------------- */
 
 extern void brandbos_context_init(void);

@@ -773,6 +773,25 @@ spi_run(const char *sql, int expect)
 		elog(ERROR, "internal statement failed (%d): %s", rc, sql);
 }
 
+/*
+ * Run one of brandbos's own trigger or view statements past the guard of
+ * protect_guard.c.  Only statements that run no user code go through here.
+ */
+static void
+spi_run_ddl(const char *sql)
+{
+	PG_TRY();
+	{
+		brandbos_protect_guard_bypass = true;
+		spi_run(sql, SPI_OK_UTILITY);
+	}
+	PG_FINALLY();
+	{
+		brandbos_protect_guard_bypass = false;
+	}
+	PG_END_TRY();
+}
+
 static void
 spi_run_args(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 {
@@ -859,13 +878,15 @@ drop_companion_view(TargetColumn *t, const char *viewname)
 				(errcode(ERRCODE_DUPLICATE_TABLE),
 				 errmsg("relation \"%s\" already exists and is not a view", viewname),
 				 errhint("brandbos needs that name for a companion view; rename the relation.")));
-	spi_run(psprintf("DROP VIEW %s", quote_qualified_identifier(t->nspname, viewname)),
-			SPI_OK_UTILITY);
+	spi_run_ddl(psprintf("DROP VIEW %s", quote_qualified_identifier(t->nspname, viewname)));
 }
 
 /*
  * (Re)create <table>_decrypted and <table>_safe for the registered columns;
- * with none left, only drop them.  Runs as the table owner.
+ * with none left, only drop them.  The views belong to the extension owner,
+ * so the table owner can neither replace nor alter the definition a
+ * decryptor reads through (protect_guard.c refuses the rest); the table
+ * owner may read <table>_safe and grant it on.
  */
 static void
 rebuild_views(TargetColumn *t, List *columns)
@@ -876,15 +897,22 @@ rebuild_views(TargetColumn *t, List *columns)
 				ssql;
 	Relation	rel;
 	TupleDesc	tupdesc;
+	Oid			table_owner;
+	char	   *owner_name;
+	BrandbosInternalState state;
 	bool		dfirst = true,
 				sfirst = true;
 	int			a,
 				k;
 
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	drop_companion_view(t, decrypted);
 	drop_companion_view(t, safe);
 	if (columns == NIL)
+	{
+		brandbos_spi_end(&state);
 		return;
+	}
 
 	initStringInfo(&dsql);
 	initStringInfo(&ssql);
@@ -895,6 +923,7 @@ rebuild_views(TargetColumn *t, List *columns)
 
 	rel = table_open(t->relid, AccessShareLock);
 	tupdesc = RelationGetDescr(rel);
+	table_owner = rel->rd_rel->relowner;
 	for (a = 0; a < tupdesc->natts; a++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
@@ -927,26 +956,30 @@ rebuild_views(TargetColumn *t, List *columns)
 	appendStringInfo(&dsql, " FROM %s t", t->qualified);
 	appendStringInfo(&ssql, " FROM %s t", t->qualified);
 
-	spi_run(dsql.data, SPI_OK_UTILITY);
-	spi_run(psprintf("REVOKE ALL ON %s FROM PUBLIC",
-					 quote_qualified_identifier(t->nspname, decrypted)), SPI_OK_UTILITY);
-	spi_run(psprintf("GRANT SELECT ON %s TO %s",
-					 quote_qualified_identifier(t->nspname, decrypted),
-					 quote_identifier(BRANDBOS_ROLE_DECRYPTOR)), SPI_OK_UTILITY);
-	spi_run(psprintf("COMMENT ON VIEW %s IS %s",
-					 quote_qualified_identifier(t->nspname, decrypted),
-					 quote_literal_cstr(psprintf("plaintext of %s for brandbos_decryptor; made by brandbos.protect_column", t->relname))),
-			SPI_OK_UTILITY);
+	owner_name = GetUserNameFromId(table_owner, false);
+
+	spi_run_ddl(dsql.data);
+	spi_run_ddl(psprintf("REVOKE ALL ON %s FROM PUBLIC",
+						 quote_qualified_identifier(t->nspname, decrypted)));
+	spi_run_ddl(psprintf("GRANT SELECT ON %s TO %s",
+						 quote_qualified_identifier(t->nspname, decrypted),
+						 quote_identifier(BRANDBOS_ROLE_DECRYPTOR)));
+	spi_run_ddl(psprintf("COMMENT ON VIEW %s IS %s",
+						 quote_qualified_identifier(t->nspname, decrypted),
+						 quote_literal_cstr(psprintf("plaintext of %s for brandbos_decryptor; made by brandbos.protect_column", t->relname))));
 	if (!sfirst)
 	{
-		spi_run(ssql.data, SPI_OK_UTILITY);
-		spi_run(psprintf("REVOKE ALL ON %s FROM PUBLIC",
-						 quote_qualified_identifier(t->nspname, safe)), SPI_OK_UTILITY);
-		spi_run(psprintf("COMMENT ON VIEW %s IS %s",
-						 quote_qualified_identifier(t->nspname, safe),
-						 quote_literal_cstr(psprintf("%s without its protected columns; made by brandbos.protect_column", t->relname))),
-				SPI_OK_UTILITY);
+		spi_run_ddl(ssql.data);
+		spi_run_ddl(psprintf("REVOKE ALL ON %s FROM PUBLIC",
+							 quote_qualified_identifier(t->nspname, safe)));
+		spi_run_ddl(psprintf("GRANT SELECT ON %s TO %s WITH GRANT OPTION",
+							 quote_qualified_identifier(t->nspname, safe),
+							 quote_identifier(owner_name)));
+		spi_run_ddl(psprintf("COMMENT ON VIEW %s IS %s",
+							 quote_qualified_identifier(t->nspname, safe),
+							 quote_literal_cstr(psprintf("%s without its protected columns; made by brandbos.protect_column", t->relname))));
 	}
+	brandbos_spi_end(&state);
 }
 
 static bool
@@ -999,11 +1032,25 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	/* trigger, views and sealing of existing rows (as the caller, the owner) */
 	brandbos_spi_begin(&state, GetUserId());
 	if (!trigger_exists(t.relid))
-		spi_run(psprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s "
-						 "FOR EACH ROW EXECUTE FUNCTION brandbos.protect_trigger()",
-						 quote_identifier(PROTECT_TRIGGER_NAME), t.qualified),
-				SPI_OK_UTILITY);
+		spi_run_ddl(psprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s "
+							 "FOR EACH ROW EXECUTE FUNCTION brandbos.protect_trigger()",
+							 quote_identifier(PROTECT_TRIGGER_NAME), t.qualified));
+	/* session_replication_role = replica must not skip it (partitions follow) */
+	spi_run_ddl(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", t.qualified,
+						 quote_identifier(PROTECT_TRIGGER_NAME)));
 	rebuild_views(&t, columns);
+	CommandCounterIncrement();
+	/* nothing the owner planted earlier may see the plaintext (protect_guard.c) */
+	{
+		char	   *problem = brandbos_protection_problem(t.relid, t.attnum);
+
+		if (problem != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("column \"%s\" of table \"%s\" cannot be protected", t.colname, t.relname),
+					 errdetail("After protect_column, %s.", problem),
+					 errhint("Drop or rename what the detail names, then call brandbos.protect_column() again.")));
+	}
 	brandbos_spi_end(&state);
 
 	/*
@@ -1057,8 +1104,8 @@ brandbos_unprotect_column(PG_FUNCTION_ARGS)
 
 	brandbos_spi_begin(&state, GetUserId());
 	if (columns == NIL && trigger_exists(t.relid))
-		spi_run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(PROTECT_TRIGGER_NAME),
-						 t.qualified), SPI_OK_UTILITY);
+		spi_run_ddl(psprintf("DROP TRIGGER %s ON %s", quote_identifier(PROTECT_TRIGGER_NAME),
+							 t.qualified));
 	rebuild_views(&t, columns);
 
 	initStringInfo(&sql);
@@ -1209,11 +1256,4 @@ brandbos_registry_ddl(PG_FUNCTION_ARGS)
 	if (renamed > 0)
 		CacheInvalidateRelcacheByRelid(relid);
 	PG_RETURN_VOID();
-}
-
-/* TEMPORARY until protect_guard.c lands */
-char *
-brandbos_protection_problem(Oid relid, AttrNumber attnum)
-{
-	return NULL;
 }

@@ -128,6 +128,9 @@ fi
 assert_eq "dst: every plaintext equals src (decrypted views)" "$SRC_PLAIN" "$(plain_fp dst)"
 assert_eq "dst: stored envelopes are byte-identical to src (no double encryption)" "$SRC_RAW" "$(raw_fp dst)"
 assert_eq "dst: key_status, data_keys and column ids equal src" "$SRC_KEYS" "$(keys_fp dst)"
+GUARDED="SELECT count(*) FILTER (WHERE brandbos.protection_problem(table_oid, column_name) IS NULL) || '/' || count(*) FROM brandbos.column_registry"
+assert_eq "dst: every protected column is guarded after the restore (trigger ALWAYS, views of the extension owner)" \
+	"4/4" "$(in_db dst bb_psql_value "$C" "$GUARDED")"
 got=$(in_db dst sc_try "$C" "SELECT count(*) FROM creds_decrypted WHERE refresh_token LIKE 'bbx1:%'")
 assert_eq "dst: no value decrypts to another envelope" "0" "$got"
 
@@ -157,6 +160,7 @@ fi
 assert_eq "plain: every plaintext equals src" "$SRC_PLAIN" "$(plain_fp plain)"
 assert_eq "plain: stored envelopes are byte-identical to src" "$SRC_RAW" "$(raw_fp plain)"
 assert_eq "plain: key_status, data_keys and column ids equal src" "$SRC_KEYS" "$(keys_fp plain)"
+assert_eq "plain: every protected column is guarded after the load" "4/4" "$(in_db plain bb_psql_value "$C" "$GUARDED")"
 
 # ---- schema first, then a data-only INSERT dump through the live trigger --------------------
 pgtool pg_dump --data-only --inserts -f "$DIR/src_data.sql" src

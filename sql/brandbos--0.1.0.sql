@@ -196,7 +196,7 @@ CREATE FUNCTION brandbos.hash_password(password text) RETURNS text
 
 CREATE FUNCTION brandbos.verify_password(password text, hash text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'brandbos_verify_password'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 CREATE FUNCTION brandbos.password_needs_rehash(hash text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'brandbos_password_needs_rehash'

@@ -19,6 +19,7 @@ OBJS        = src/brandbos.o \
               src/jwt.o \
               src/keys.o \
               src/key_command.o \
+              src/drop_guard.o \
               src/associated_data.o \
               src/cipher_sql.o \
               src/protect.o \

@@ -177,6 +177,19 @@ $fn$;
 CREATE EVENT TRIGGER brandbos_registry_drop ON sql_drop
 	EXECUTE FUNCTION brandbos.registry_drop();
 
+-- No DROP silently destroys the data keys (drop_guard.c): before DROP
+-- EXTENSION brandbos, DROP SCHEMA brandbos or DROP OWNED BY its owner runs,
+-- refuse it (2BP01) while a key is not destroyed or a column is protected,
+-- unless brandbos.allow_drop_with_keys is on.  ENABLE ALWAYS: replica mode
+-- does not skip it.
+CREATE FUNCTION brandbos.drop_guard() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'brandbos_drop_guard'
+	LANGUAGE C;
+CREATE EVENT TRIGGER brandbos_drop_guard ON ddl_command_start
+	WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
+	EXECUTE FUNCTION brandbos.drop_guard();
+ALTER EVENT TRIGGER brandbos_drop_guard ENABLE ALWAYS;
+
 CREATE VIEW brandbos.protected_columns AS
 	SELECT r.table_oid AS table_name,
 		   r.column_name,

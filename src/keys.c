@@ -642,8 +642,9 @@ brandbos_data_key(uint32 version)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("data key version %u does not exist", version),
-				 errdetail("The value was sealed by a database whose brandbos.data_keys rows are not here."),
-				 errhint("Restore brandbos.data_keys together with the data, as pg_dump does.")));
+				 errdetail("The value was sealed under data key version %u, which brandbos.data_keys does not hold: the extension was dropped and created again, or the data was restored without brandbos.data_keys. No one can decrypt it without that key.",
+						   version),
+				 errhint("Restore brandbos.data_keys from the same backup as the data (pg_dump includes it).")));
 	status = spi_text(0, 1);
 	if (strcmp(status, "destroyed") == 0)
 		ereport(ERROR,

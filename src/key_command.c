@@ -82,6 +82,8 @@ child_exec(const char *command, int read_fd, int write_fd)
 			_exit(127);
 		(void) close(write_fd);
 	}
+	else
+		(void) fcntl(STDOUT_FILENO, F_SETFD, 0);	/* keep it across exec */
 	devnull = open("/dev/null", O_RDONLY);
 	if (devnull > STDIN_FILENO)
 	{

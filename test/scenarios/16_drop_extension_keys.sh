@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 15_drop_extension_keys — no DROP silently destroys the data keys (issue 10 point 11).
+# 16_drop_extension_keys — no DROP silently destroys the data keys (issue 10 point 11).
 #
 # brandbos.data_keys belongs to the extension: DROP EXTENSION brandbos [CASCADE], DROP SCHEMA
 # brandbos CASCADE and DROP OWNED BY the extension's owner would take every data key along
@@ -50,7 +50,7 @@ SQL
 
 run_suite() {
 	local mode=$1 C got expected out
-	C=s15_$([[ $mode == yes ]] && echo preload || echo plain)
+	C=s16_$([[ $mode == yes ]] && echo preload || echo plain)
 	local P="[preload=$mode]"
 	sc_cluster "$C" 55515 "$mode"
 	bb_psql "$C" >/dev/null <<'SQL'

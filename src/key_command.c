@@ -140,6 +140,7 @@ bb_run_command(const char *command, int timeout_ms, bool (*should_stop) (void),
 	long long	deadline;
 	bool		eof = false;
 	bool		exited = false;
+	bool		reaped = true;
 	int			status = 0;
 
 	memset(result, 0, sizeof(*result));
@@ -214,15 +215,25 @@ bb_run_command(const char *command, int timeout_ms, bool (*should_stop) (void),
 
 	/* the command's whole process group: what hangs, and whatever it left behind */
 	(void) kill(-pid, SIGKILL);
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	for (;;)
+	{
+		if (waitpid(pid, &status, 0) == pid)
+			break;
+		if (errno != EINTR)
+		{
+			/* cannot learn how it ended (SIGCHLD ignored?): not a success */
+			reaped = false;
+			result->error = errno;
+			break;
+		}
+	}
 	close(fds[0]);
 	wipe(sink, 0, sizeof(sink));
 
 	if (result->status == BB_CMD_OK)
 	{
 		result->wait_status = status;
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		if (!reaped || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			result->status = BB_CMD_FAILED;
 	}
 }

@@ -23,7 +23,7 @@ typedef struct bb_cmd_result
 {
 	bb_cmd_status status;
 	int			wait_status;	/* from waitpid(), for BB_CMD_OK / BB_CMD_FAILED */
-	int			error;			/* errno, for BB_CMD_START_FAILED */
+	int			error;			/* errno: BB_CMD_START_FAILED, or BB_CMD_FAILED when waitpid failed */
 	size_t		len;			/* bytes of stdout kept in the buffer */
 	bool		truncated;		/* it printed more than the buffer holds */
 } bb_cmd_result;

@@ -195,7 +195,11 @@ read_key_command(const char *command, unsigned char *out, char *problem, size_t 
 					 "brandbos.root_key_command was interrupted by a cancel request and killed");
 			break;
 		case BB_CMD_FAILED:
-			if (WIFSIGNALED(res.wait_status))
+			if (res.error != 0)
+				snprintf(problem, problem_len,
+						 "could not learn how brandbos.root_key_command ended: %s",
+						 strerror(res.error));
+			else if (WIFSIGNALED(res.wait_status))
 				snprintf(problem, problem_len,
 						 "brandbos.root_key_command was terminated by signal %d",
 						 WTERMSIG(res.wait_status));

@@ -18,6 +18,8 @@ OBJS        = src/brandbos.o \
               src/base64url.o \
               src/jwt.o \
               src/keys.o \
+              src/key_command.o \
+              src/drop_guard.o \
               src/associated_data.o \
               src/cipher_sql.o \
               src/protect.o \

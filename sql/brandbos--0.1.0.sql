@@ -253,6 +253,19 @@ CREATE FUNCTION brandbos.protected_column_report()
 	AS 'MODULE_PATHNAME', 'brandbos_protected_column_report'
 	LANGUAGE C STABLE PARALLEL RESTRICTED;
 
+-- No DROP silently destroys the data keys (drop_guard.c): before DROP
+-- EXTENSION brandbos, DROP SCHEMA brandbos or DROP OWNED BY its owner runs,
+-- refuse it (2BP01) while a key is not destroyed or a column is protected,
+-- unless brandbos.allow_drop_with_keys is on.  ENABLE ALWAYS: replica mode
+-- does not skip it.
+CREATE FUNCTION brandbos.drop_guard() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'brandbos_drop_guard'
+	LANGUAGE C;
+CREATE EVENT TRIGGER brandbos_drop_guard ON ddl_command_start
+	WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
+	EXECUTE FUNCTION brandbos.drop_guard();
+ALTER EVENT TRIGGER brandbos_drop_guard ENABLE ALWAYS;
+
 CREATE VIEW brandbos.protected_columns AS
 	SELECT * FROM brandbos.protected_column_report();
 COMMENT ON VIEW brandbos.protected_columns IS
@@ -267,7 +280,7 @@ CREATE FUNCTION brandbos.hash_password(password text) RETURNS text
 
 CREATE FUNCTION brandbos.verify_password(password text, hash text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'brandbos_verify_password'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
 CREATE FUNCTION brandbos.password_needs_rehash(hash text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'brandbos_password_needs_rehash'

@@ -104,6 +104,11 @@ extern void brandbos_audit_signing_keypair(unsigned char *pk, unsigned char *sk)
 /* a 32-byte secret for a purpose (label), derived from the root key; 55000 without one */
 extern void brandbos_derive_secret(const char *label, unsigned char *out);
 
+/* ---- drop_guard.c: no DROP silently destroys the data keys ------------ */
+
+/* defines brandbos.allow_drop_with_keys */
+extern void brandbos_drop_guard_init(void);
+
 /* ---- associated_data.c: what binds a value to its place --------------- */
 
 /*

@@ -7,6 +7,12 @@
  * never stops the server: the reason is remembered (without key material)
  * and every call that needs a key fails with 55000 and a hint.
  *
+ * The key command runs through key_command.c with a deadline,
+ * brandbos.root_key_command_timeout: a command that hangs is killed with
+ * its whole process group, and the server starts (or the backend goes on)
+ * without a key.  In a backend a query cancel or termination also kills it.
+ * What the command prints is never logged.
+ *
  * When the library is preloaded the postmaster reads the key once and every
  * backend inherits it; otherwise each backend reads it on first use.  A
  * reload (SIGHUP) that touches the settings makes the next use read again.
@@ -19,10 +25,12 @@
  * created a key aborts.
  */
 #include "brandbos.h"
+#include "key_command.h"
 
 #include <ctype.h>
 #include <sodium.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -54,12 +62,14 @@
 static char *root_key_file = NULL;
 static char *root_key_command = NULL;
 static char *previous_root_key_file = NULL;
+static int	root_key_command_timeout_ms = 10000;
 
 /* the root key of this process, or NULL with the reason in root_key_problem */
 static unsigned char *root_key = NULL;
 static char root_key_id[ROOT_KEY_ID_BYTES * 2 + 1];
 static bool root_key_tried = false;
 static char root_key_problem[512];
+static bool root_key_timed_out = false;	/* the problem is the command's deadline */
 
 /* unwrapped data keys of this backend */
 typedef struct CachedDataKey
@@ -150,47 +160,67 @@ read_key_file(const char *path, unsigned char *out, char *problem, size_t proble
 	return ok;
 }
 
-/* run the key command and parse what it prints */
+/* polled while the key command runs in a backend: a cancel or terminate kills it */
 static bool
-read_key_command(const char *command, unsigned char *out, char *problem, size_t problem_len)
+key_command_should_stop(void)
 {
-	char		buf[KEY_FILE_MAX_BYTES + 1];
-	size_t		n;
-	FILE	   *fh;
-	int			rc;
-	bool		ok;
+	return InterruptPending && (QueryCancelPending || ProcDiePending);
+}
 
-	fflush(NULL);
-	fh = popen(command, "r");
-	if (fh == NULL)
-	{
-		snprintf(problem, problem_len, "could not run brandbos.root_key_command: %s",
-				 strerror(errno));
-		return false;
-	}
-	n = fread(buf, 1, KEY_FILE_MAX_BYTES + 1, fh);
-	/* drain anything longer so the command is not killed by SIGPIPE */
-	while (!feof(fh) && !ferror(fh))
-	{
-		char		sink[256];
+/*
+ * Run the key command (bounded by brandbos.root_key_command_timeout) and
+ * parse what it prints.  *interrupted is set when a cancel stopped it.
+ */
+static bool
+read_key_command(const char *command, unsigned char *out, char *problem, size_t problem_len,
+				 bool *interrupted)
+{
+	unsigned char buf[KEY_FILE_MAX_BYTES];
+	bb_cmd_result res;
+	bool		ok = false;
 
-		if (fread(sink, 1, sizeof(sink), fh) == 0)
+	*interrupted = false;
+	bb_run_command(command, root_key_command_timeout_ms, key_command_should_stop,
+				   buf, sizeof(buf), &res);
+	switch (res.status)
+	{
+		case BB_CMD_START_FAILED:
+			snprintf(problem, problem_len, "could not run brandbos.root_key_command: %s",
+					 strerror(res.error));
 			break;
-		n = KEY_FILE_MAX_BYTES + 1;
+		case BB_CMD_TIMED_OUT:
+			root_key_timed_out = true;
+			snprintf(problem, problem_len,
+					 "brandbos.root_key_command did not finish within %d ms (brandbos.root_key_command_timeout) and was killed",
+					 root_key_command_timeout_ms);
+			break;
+		case BB_CMD_INTERRUPTED:
+			*interrupted = true;
+			snprintf(problem, problem_len,
+					 "brandbos.root_key_command was interrupted by a cancel request and killed");
+			break;
+		case BB_CMD_FAILED:
+			if (res.error != 0)
+				snprintf(problem, problem_len,
+						 "could not learn how brandbos.root_key_command ended: %s",
+						 strerror(res.error));
+			else if (WIFSIGNALED(res.wait_status))
+				snprintf(problem, problem_len,
+						 "brandbos.root_key_command was terminated by signal %d",
+						 WTERMSIG(res.wait_status));
+			else
+				snprintf(problem, problem_len,
+						 "brandbos.root_key_command exited with status %d",
+						 WIFEXITED(res.wait_status) ? WEXITSTATUS(res.wait_status) : -1);
+			break;
+		case BB_CMD_OK:
+			ok = !res.truncated && parse_hex_key((const char *) buf, res.len, out);
+			if (!ok)
+				snprintf(problem, problem_len,
+						 "brandbos.root_key_command did not print exactly 64 hexadecimal characters");
+			break;
 	}
-	rc = pclose(fh);
-	if (rc != 0)
-	{
-		sodium_memzero(buf, sizeof(buf));
-		snprintf(problem, problem_len,
-				 "brandbos.root_key_command exited with status %d", rc);
-		return false;
-	}
-	ok = n <= KEY_FILE_MAX_BYTES && parse_hex_key(buf, n, out);
 	sodium_memzero(buf, sizeof(buf));
-	if (!ok)
-		snprintf(problem, problem_len,
-				 "brandbos.root_key_command did not print exactly 64 hexadecimal characters");
 	return ok;
 }
 
@@ -226,10 +256,12 @@ load_root_key(void)
 	bool		have_file = root_key_file != NULL && root_key_file[0] != '\0';
 	bool		have_command = root_key_command != NULL && root_key_command[0] != '\0';
 	bool		ok;
+	bool		interrupted = false;
 
 	drop_root_key();
 	flush_key_cache();
 	root_key_tried = true;
+	root_key_timed_out = false;
 	root_key_problem[0] = '\0';
 
 	if (!have_file && !have_command)
@@ -255,10 +287,17 @@ load_root_key(void)
 	if (have_file)
 		ok = read_key_file(root_key_file, key, root_key_problem, sizeof(root_key_problem));
 	else
-		ok = read_key_command(root_key_command, key, root_key_problem, sizeof(root_key_problem));
+		ok = read_key_command(root_key_command, key, root_key_problem, sizeof(root_key_problem),
+							  &interrupted);
 	if (!ok)
 	{
 		sodium_free(key);
+		if (interrupted)
+		{
+			/* not a verdict on the key: try again next time, report the cancel now */
+			root_key_tried = false;
+			CHECK_FOR_INTERRUPTS();
+		}
 		return;
 	}
 	compute_key_id(key, root_key_id);
@@ -271,6 +310,22 @@ static void
 assign_key_setting(const char *newval, void *extra)
 {
 	root_key_tried = false;
+}
+
+static void
+assign_key_timeout(int newval, void *extra)
+{
+	root_key_tried = false;
+}
+
+/* the hint of "root key is not loaded", and of the log line at start */
+static const char *
+root_key_hint(void)
+{
+	if (root_key_timed_out)
+		return psprintf("Make brandbos.root_key_command finish within brandbos.root_key_command_timeout (%d ms), or raise that timeout, then reload the configuration.",
+						root_key_command_timeout_ms);
+	return "Set brandbos.root_key_file to a file of 64 hexadecimal characters readable only by the server's user, or brandbos.root_key_command, then reload the configuration.";
 }
 
 bool
@@ -289,7 +344,7 @@ require_root_key(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("brandbos root key is not loaded"),
 				 errdetail("%s.", root_key_problem),
-				 errhint("Set brandbos.root_key_file to a file of 64 hexadecimal characters readable only by the server's user, or brandbos.root_key_command, then reload the configuration.")));
+				 errhint("%s", root_key_hint())));
 }
 
 /* ---------------------------------------------------------------------
@@ -681,8 +736,9 @@ brandbos_data_key(uint32 version)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("data key version %u does not exist", version),
-				 errdetail("The value was sealed by a database whose brandbos.data_keys rows are not here."),
-				 errhint("Restore brandbos.data_keys together with the data, as pg_dump does.")));
+				 errdetail("The value was sealed under data key version %u, which brandbos.data_keys does not hold: the extension was dropped and created again, or the data was restored without brandbos.data_keys. No one can decrypt it without that key.",
+						   version),
+				 errhint("Restore brandbos.data_keys from the same backup as the data (pg_dump includes it).")));
 	status = spi_text(0, 1);
 	if (strcmp(status, "destroyed") == 0)
 		ereport(ERROR,
@@ -1145,6 +1201,13 @@ brandbos_keys_init(void)
 							   &root_key_command, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, assign_key_setting, NULL);
+	DefineCustomIntVariable("brandbos.root_key_command_timeout",
+							"How long brandbos waits for brandbos.root_key_command.",
+							"After this the command and its process group are killed and the server goes on without a root key.",
+							&root_key_command_timeout_ms,
+							10000, 1, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, assign_key_timeout, NULL);
 	DefineCustomStringVariable("brandbos.previous_root_key_file",
 							   "File holding the previous root key, used by brandbos.rewrap_keys().",
 							   NULL,
@@ -1163,7 +1226,8 @@ brandbos_keys_init(void)
 		if (root_key == NULL)
 			ereport(WARNING,
 					(errmsg("brandbos root key is not loaded: %s", root_key_problem),
-					 errhint("Functions that need a key will fail until it is configured.")));
+					 errdetail("Functions that need a key will fail until it is configured."),
+					 errhint("%s", root_key_hint())));
 		else
 			ereport(LOG,
 					(errmsg("brandbos root key %s loaded", root_key_id)));

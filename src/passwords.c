@@ -11,8 +11,22 @@
  * parameters than the current settings, for rehashing at the next login.
  *
  * Settings (superuser only, so an application role cannot weaken them):
- *	brandbos.password_opslimit		Argon2 passes (t), default 2
- *	brandbos.password_memlimit_kb	Argon2 memory (m) in kB, default 64 MB
+ *	brandbos.password_opslimit			Argon2 passes (t), default 2
+ *	brandbos.password_memlimit_kb		Argon2 memory (m) in kB, default 64 MB
+ *	brandbos.password_max_opslimit		most passes verify_password runs, default 4
+ *	brandbos.password_max_memlimit_kb	most memory verify_password uses, default 128 MB
+ *
+ * Cost ceilings: verify_password takes the hash from its caller (PUBLIC), and
+ * the hash says how much memory and time checking it costs; Argon2 cannot be
+ * interrupted once started.  So the header is parsed first, strictly, and a
+ * hash asking for more than the ceilings is refused (53400) before any
+ * hashing.  The effective ceiling is never below the current hashing
+ * parameters, so a hash that hash_password makes always verifies.
+ * password_needs_rehash only decodes the header: it never hashes.
+ *
+ * Algorithms: Argon2id and Argon2i (libsodium's encodings, version 19) are
+ * verified; anything else (Argon2d, scrypt "$7$", bcrypt, ...) is refused
+ * as not an Argon2 hash (22023).
  *
  * Secrets: the password is handed to libsodium straight from the argument
  * datum; no C string copy is made.  When PostgreSQL had to detoast the
@@ -49,8 +63,14 @@
 #define ARGON2ID_PREFIX				"$argon2id$"
 #define ARGON2I_PREFIX				"$argon2i$"
 
+/* defaults of the verification ceilings: twice the default hashing cost */
+#define PASSWORD_MAX_OPSLIMIT_DEFAULT		4
+#define PASSWORD_MAX_MEMLIMIT_KB_DEFAULT	131072	/* 128 MB */
+
 static int	password_opslimit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
 static int	password_memlimit_kb = crypto_pwhash_MEMLIMIT_INTERACTIVE / 1024;
+static int	password_max_opslimit = PASSWORD_MAX_OPSLIMIT_DEFAULT;
+static int	password_max_memlimit_kb = PASSWORD_MAX_MEMLIMIT_KB_DEFAULT;
 
 /* what a well-formed encoded hash says about itself */
 typedef struct Argon2Params
@@ -81,6 +101,22 @@ brandbos_passwords_init(void)
 							"Each new hash uses this much memory while it is computed; verifying uses what the stored hash records.",
 							&password_memlimit_kb,
 							crypto_pwhash_MEMLIMIT_INTERACTIVE / 1024,
+							PASSWORD_MEMLIMIT_KB_MIN, PASSWORD_MEMLIMIT_KB_MAX,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("brandbos.password_max_opslimit",
+							"Most Argon2 passes brandbos.verify_password runs for a hash.",
+							"A hash asking for more is refused without hashing; hashes made with brandbos.password_opslimit are always accepted.",
+							&password_max_opslimit,
+							PASSWORD_MAX_OPSLIMIT_DEFAULT,
+							crypto_pwhash_OPSLIMIT_MIN, PASSWORD_OPSLIMIT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("brandbos.password_max_memlimit_kb",
+							"Most Argon2 memory brandbos.verify_password uses for a hash.",
+							"A hash asking for more is refused without hashing; hashes made with brandbos.password_memlimit_kb are always accepted.",
+							&password_max_memlimit_kb,
+							PASSWORD_MAX_MEMLIMIT_KB_DEFAULT,
 							PASSWORD_MEMLIMIT_KB_MIN, PASSWORD_MEMLIMIT_KB_MAX,
 							PGC_SUSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
@@ -179,15 +215,17 @@ parse_argon2_hash(const char *str, Argon2Params *params)
 }
 
 /*
- * Parse the hash argument, raising 22023 when it is not a well-formed
- * Argon2 encoded hash.  The hash itself is never quoted in the error.
+ * Parse hash argument argno, raising 22023 when it is not a well-formed
+ * Argon2 encoded hash.  An overlong argument is refused by its size, before
+ * it is detoasted.  The hash itself is never quoted in the error.
  */
 static void
-get_argon2_hash(text *hash_text, char **hash_out, Argon2Params *params)
+get_argon2_hash(FunctionCallInfo fcinfo, int argno, char **hash_out, Argon2Params *params)
 {
-	char	   *hash = text_to_cstring(hash_text);
+	char	   *hash = NULL;
 
-	if (!parse_argon2_hash(hash, params))
+	if (toast_raw_datum_size(PG_GETARG_DATUM(argno)) - VARHDRSZ >= crypto_pwhash_STRBYTES ||
+		!parse_argon2_hash(hash = text_to_cstring(PG_GETARG_TEXT_PP(argno)), params))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("hash is not an argon2 encoded password hash"),
@@ -196,6 +234,26 @@ get_argon2_hash(text *hash_text, char **hash_out, Argon2Params *params)
 						   (int) crypto_pwhash_STRBYTES),
 				 errhint("Pass a value returned by brandbos.hash_password().")));
 	*hash_out = hash;
+}
+
+/*
+ * Refuse, before any hashing, a hash that asks for more memory or passes
+ * than the ceilings allow (53400).  The ceilings never fall below what
+ * hash_password currently uses, so a fresh hash always passes.
+ */
+static void
+require_affordable(const Argon2Params *params)
+{
+	unsigned long max_m = (unsigned long) Max(password_max_memlimit_kb, password_memlimit_kb);
+	unsigned long max_t = (unsigned long) Max(password_max_opslimit, password_opslimit);
+
+	if (params->m_kb > max_m || params->t > max_t)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("argon2 hash asks for more than brandbos allows"),
+				 errdetail("The hash asks for m=%lu kB and t=%lu; at most m=%lu kB and t=%lu are accepted.",
+						   params->m_kb, params->t, max_m, max_t),
+				 errhint("A superuser can raise brandbos.password_max_memlimit_kb and brandbos.password_max_opslimit.")));
 }
 
 /*
@@ -281,20 +339,8 @@ brandbos_verify_password(PG_FUNCTION_ARGS)
 	int			rc;
 	int			saved_errno;
 
-	get_argon2_hash(PG_GETARG_TEXT_PP(1), &hash, &params);
-
-	/*
-	 * A caller-supplied hash decides how much memory and time verification
-	 * takes.  Refuse more than hash_password could ever have been set to
-	 * use, so a crafted hash cannot make the backend allocate terabytes.
-	 */
-	if (params.m_kb > PASSWORD_MEMLIMIT_KB_MAX || params.t > PASSWORD_OPSLIMIT_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("argon2 hash parameters exceed the allowed maximum"),
-				 errdetail("The hash asks for m=%lu kB and t=%lu; at most m=%d kB and t=%d are accepted.",
-						   params.m_kb, params.t,
-						   PASSWORD_MEMLIMIT_KB_MAX, PASSWORD_OPSLIMIT_MAX)));
+	get_argon2_hash(fcinfo, 1, &hash, &params);
+	require_affordable(&params);
 
 	/*
 	 * No hash made by hash_password can match an overlong password, so
@@ -336,7 +382,7 @@ brandbos_password_needs_rehash(PG_FUNCTION_ARGS)
 	Argon2Params params;
 	int			rc;
 
-	get_argon2_hash(PG_GETARG_TEXT_PP(0), &hash, &params);
+	get_argon2_hash(fcinfo, 0, &hash, &params);
 
 	/* Argon2i, or lanes hash_password never uses: always rehash */
 	if (!params.is_argon2id || params.p != 1)

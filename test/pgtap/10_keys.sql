@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(35);
+SELECT plan(39);
 
 SELECT ok(brandbos.root_key_loaded(), 'the test cluster has a root key');
 SELECT is((SELECT count(*)::int FROM brandbos.key_status()), 0,
@@ -72,7 +72,14 @@ SELECT throws_ok('SELECT * FROM brandbos.key_status()', '42501', NULL, 'key_stat
 SELECT throws_ok('SELECT brandbos.destroy_key(2)', '42501', NULL, 'destroy_key needs brandbos_keymaster');
 SELECT throws_ok('SELECT * FROM brandbos.data_keys', '42501', NULL, 'the wrapped keys are not readable');
 SELECT ok(brandbos.root_key_loaded(), 'anyone may ask whether a root key is loaded');
+SELECT throws_ok($$SET LOCAL brandbos.allow_drop_with_keys = on$$, '42501', NULL,
+                 'an ordinary role cannot allow DROP EXTENSION to destroy the keys');
+SELECT throws_ok($$SET LOCAL brandbos.root_key_command_timeout = '1h'$$, '55P02', NULL,
+                 'an ordinary role cannot change root_key_command_timeout');
 RESET ROLE;
+SELECT is(current_setting('brandbos.root_key_command_timeout'), '10s', 'root_key_command_timeout defaults to 10 s');
+SELECT throws_ok($$SET LOCAL brandbos.root_key_command_timeout = '1h'$$, '55P02', NULL,
+                 'root_key_command_timeout is set in the configuration file only, even by a superuser');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -2,7 +2,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(97);
+SELECT plan(122);
 
 -- cheap parameters so the suite is fast; one default-parameter hash below
 SET LOCAL brandbos.password_memlimit_kb = 8192;
@@ -68,11 +68,86 @@ SELECT throws_ok($$SELECT brandbos.verify_password('x', (SELECT h1 FROM pw) || r
 SELECT throws_ok($$SELECT brandbos.password_needs_rehash('not a hash')$$, '22023', NULL, 'needs_rehash: arbitrary text: 22023');
 SELECT throws_ok($$SELECT brandbos.password_needs_rehash('$argon2id$v=19$m=8192')$$, '22023', NULL, 'needs_rehash: truncated hash: 22023');
 
--- a crafted hash cannot make verification allocate or loop without bound
+SELECT throws_ok($$SELECT brandbos.verify_password('x', '$7$C6..../....SodiumChloride$kBGj9fHznVYFQMEn/qDCfrDevf9YDtcDdKvEqHJLV8D')$$,
+				 '22023', NULL, 'verify: an scrypt ($7$) hash is not accepted: 22023');
+SELECT throws_ok($$SELECT brandbos.verify_password('x', repeat('$argon2id$', 100000))$$,
+				 '22023', NULL, 'verify: a 1 MB hash is refused by its size: 22023');
+SELECT throws_ok($$SELECT brandbos.verify_password('x', '$argon2id$v=19$m=08192,t=1,p=1$70K8UMw8kMoWM0UXCyRp7g$VBfYtxKQnVBuUNkdMju4OqvPuqvk4xI2l4ryh0K1/sY')$$,
+				 '22023', NULL, 'verify: a parameter with a leading zero: 22023');
+SELECT throws_ok($$SELECT brandbos.verify_password('x', '$argon2id$v=19$m=99999999999,t=1,p=1$70K8UMw8kMoWM0UXCyRp7g$VBfYtxKQnVBuUNkdMju4OqvPuqvk4xI2l4ryh0K1/sY')$$,
+				 '22023', NULL, 'verify: a parameter too large for 32 bits: 22023');
+SELECT throws_ok($$SELECT brandbos.verify_password('x', '$argon2id$v=19$t=1,m=8192,p=1$70K8UMw8kMoWM0UXCyRp7g$VBfYtxKQnVBuUNkdMju4OqvPuqvk4xI2l4ryh0K1/sY')$$,
+				 '22023', NULL, 'verify: parameters out of order: 22023');
+
+-- ---------------------------------------------------------------------------
+-- cost ceilings: a crafted hash cannot make verification allocate or loop
+-- without bound (53400, refused before any hashing)
+-- ---------------------------------------------------------------------------
+SELECT is(current_setting('brandbos.password_max_opslimit'), '4', 'password_max_opslimit defaults to 4');
+SELECT is(current_setting('brandbos.password_max_memlimit_kb'), '128MB', 'password_max_memlimit_kb defaults to 128 MB');
+
+CREATE ROLE bb_pw_attacker LOGIN;
+CREATE TEMP TABLE costly (what text, h text);
+INSERT INTO costly VALUES
+	('4 GB, 20 passes', '$argon2id$v=19$m=4194304,t=20,p=1$70K8UMw8kMoWM0UXCyRp7g$VBfYtxKQnVBuUNkdMju4OqvPuqvk4xI2l4ryh0K1/sY'),
+	('argon2i 4 GB, 20 passes', '$argon2i$v=19$m=4194304,t=20,p=1$a2QKkZvCJcy0N7OM9JHgow$a6+GXaouFR3XphmaHaBBCSP7OcBPCYfPnru+CC9uS08'),
+	('256 MB, 5 passes', '$argon2id$v=19$m=262144,t=5,p=1$70K8UMw8kMoWM0UXCyRp7g$VBfYtxKQnVBuUNkdMju4OqvPuqvk4xI2l4ryh0K1/sY');
+GRANT SELECT ON costly TO bb_pw_attacker;
+SET LOCAL ROLE bb_pw_attacker;
+SELECT throws_ok($$SELECT brandbos.verify_password('x', h) FROM costly WHERE what = '4 GB, 20 passes'$$,
+				 '53400', NULL, 'attacker: a hash asking for m=4194304 kB, t=20 is refused: 53400');
+SELECT throws_ok($$SELECT brandbos.verify_password('x', h) FROM costly WHERE what = 'argon2i 4 GB, 20 passes'$$,
+				 '53400', NULL, 'attacker: the same for argon2i: 53400');
+SELECT throws_ok($$SELECT brandbos.verify_password('x', h) FROM costly WHERE what = '256 MB, 5 passes'$$,
+				 '53400', NULL, 'attacker: a hash asking for m=262144 kB, t=5 (above the default ceilings) is refused: 53400');
+SELECT throws_ok($$SELECT brandbos.verify_password('x', '$argon2id$v=19$m=131073,t=1,p=1$70K8UMw8kMoWM0UXCyRp7g$VBfYtxKQnVBuUNkdMju4OqvPuqvk4xI2l4ryh0K1/sY')$$,
+				 '53400', NULL, 'attacker: one kB above the memory ceiling: 53400');
+SELECT throws_ok($$SELECT brandbos.verify_password('x', '$argon2id$v=19$m=8192,t=5,p=1$70K8UMw8kMoWM0UXCyRp7g$VBfYtxKQnVBuUNkdMju4OqvPuqvk4xI2l4ryh0K1/sY')$$,
+				 '53400', NULL, 'attacker: one pass above the ceiling: 53400');
 SELECT throws_ok($$SELECT brandbos.verify_password('x', '$argon2id$v=19$m=4194305,t=1,p=1$70K8UMw8kMoWM0UXCyRp7g$VBfYtxKQnVBuUNkdMju4OqvPuqvk4xI2l4ryh0K1/sY')$$,
-				 '22023', NULL, 'verify: memory above 4 GB: 22023');
+				 '53400', NULL, 'attacker: memory above 4 GB: 53400');
 SELECT throws_ok($$SELECT brandbos.verify_password('x', '$argon2id$v=19$m=8192,t=21,p=1$70K8UMw8kMoWM0UXCyRp7g$VBfYtxKQnVBuUNkdMju4OqvPuqvk4xI2l4ryh0K1/sY')$$,
-				 '22023', NULL, 'verify: more than 20 passes: 22023');
+				 '53400', NULL, 'attacker: more than 20 passes: 53400');
+SELECT ok(brandbos.password_needs_rehash((SELECT h FROM costly WHERE what = '4 GB, 20 passes')),
+		  'attacker: password_needs_rehash of the 4 GB hash answers true, without hashing');
+SELECT ok(brandbos.verify_password('hunter2', '$argon2id$v=19$m=8192,t=1,p=1$70K8UMw8kMoWM0UXCyRp7g$VBfYtxKQnVBuUNkdMju4OqvPuqvk4xI2l4ryh0K1/sY'),
+		  'attacker: a hash within the ceilings still verifies');
+SELECT throws_ok($$SET LOCAL brandbos.password_max_memlimit_kb = '4GB'$$, '42501', NULL,
+				 'attacker: cannot SET password_max_memlimit_kb: 42501');
+SELECT throws_ok($$SET LOCAL brandbos.password_max_opslimit = 20$$, '42501', NULL,
+				 'attacker: cannot SET password_max_opslimit: 42501');
+SELECT throws_ok($$SELECT set_config('brandbos.password_max_opslimit', '20', true)$$, '42501', NULL,
+				 'attacker: cannot raise the ceiling through set_config() either: 42501');
+RESET ROLE;
+SELECT is(current_setting('brandbos.password_max_opslimit'), '4', 'the ceiling is unchanged after the attempts');
+
+SELECT throws_ok($$SET LOCAL brandbos.password_max_opslimit = 21$$, '22023', NULL, 'password_max_opslimit above 20 is refused');
+SELECT throws_ok($$SET LOCAL brandbos.password_max_memlimit_kb = 7$$, '22023', NULL, 'password_max_memlimit_kb below 8 kB is refused');
+
+-- a superuser may raise the ceilings for hashes made with stronger parameters
+SET LOCAL brandbos.password_max_opslimit = 5;
+SELECT ok(NOT brandbos.verify_password('x', '$argon2id$v=19$m=8192,t=5,p=1$70K8UMw8kMoWM0UXCyRp7g$VBfYtxKQnVBuUNkdMju4OqvPuqvk4xI2l4ryh0K1/sY'),
+		  'a raised ceiling lets a 5-pass hash be checked (wrong digest: false)');
+SET LOCAL brandbos.password_max_opslimit TO DEFAULT;
+
+-- lowering the ceilings below the hashing parameters: the effective ceiling
+-- is the larger of the two, so a hash brandbos makes now always verifies
+SET LOCAL brandbos.password_max_memlimit_kb = 8;
+SET LOCAL brandbos.password_max_opslimit = 1;
+SET LOCAL brandbos.password_memlimit_kb = 16384;
+SET LOCAL brandbos.password_opslimit = 2;
+CREATE TEMP TABLE pw_strong AS SELECT brandbos.hash_password('strong') AS h;
+SELECT ok(brandbos.verify_password('strong', (SELECT h FROM pw_strong)),
+		  'ceilings below the hashing settings: a fresh hash (m=16384, t=2) verifies');
+SELECT ok(brandbos.verify_password('correct horse battery staple', (SELECT h1 FROM pw)),
+		  'and so do older, cheaper hashes');
+SET LOCAL brandbos.password_memlimit_kb = 8192;
+SET LOCAL brandbos.password_opslimit = 1;
+SELECT throws_ok($$SELECT brandbos.verify_password('strong', (SELECT h FROM pw_strong))$$, '53400', NULL,
+				 'hashing settings lowered too: the stronger stored hash is above every limit: 53400');
+SET LOCAL brandbos.password_max_memlimit_kb TO DEFAULT;
+SET LOCAL brandbos.password_max_opslimit TO DEFAULT;
+SELECT ok(brandbos.verify_password('strong', (SELECT h FROM pw_strong)), 'default ceilings again: it verifies');
 
 -- ---------------------------------------------------------------------------
 -- password_needs_rehash and the settings

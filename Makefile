@@ -21,6 +21,7 @@ OBJS        = src/brandbos.o \
               src/associated_data.o \
               src/cipher_sql.o \
               src/protect.o \
+              src/log_scrub.o \
               src/passwords.o \
               src/api_keys.o \
               src/merkle.o \

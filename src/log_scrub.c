@@ -213,11 +213,17 @@ scrub_relcache_callback(Datum arg, Oid relid)
 		pending[pending_n++] = relid;
 }
 
-/* our function was dropped or replaced, or one appeared where we had none */
+/*
+ * Our function was dropped or replaced: look it up and reload.  Where there
+ * was none, one may have appeared: look it up again (no table uses it yet,
+ * a trigger on one will queue that table).
+ */
 static void
 scrub_proc_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
-	if (!OidIsValid(protect_fn) || hashvalue == 0 || hashvalue == protect_fn_hash)
+	if (!OidIsValid(protect_fn))
+		protect_fn_known = false;
+	else if (hashvalue == 0 || hashvalue == protect_fn_hash)
 	{
 		protect_fn_known = false;
 		prot_loaded = false;
@@ -289,6 +295,68 @@ has_protect_trigger(Relation trigrel, Oid relid)
 }
 
 /*
+ * Replace the array by one scan of pg_trigger.  The old array stays in place
+ * until the new one is complete, so an error (a cancel, say) leaves the old
+ * one and a reload due.  Relations queued before the scan are covered by it;
+ * those queued while it runs stay queued.
+ */
+static void
+load_all(Relation trigrel)
+{
+	int			queued_before = pending_n;
+	int			cap = Max(prot_cap, 16);
+	int			n = 0;
+	int			i,
+				m;
+	Oid		   *list = MemoryContextAlloc(scrub_mcxt, cap * sizeof(Oid));
+
+	prot_loaded = true;			/* an invalidation during the scan clears it again */
+	PG_TRY();
+	{
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		scan = systable_beginscan(trigrel, InvalidOid, false, NULL, 0, NULL);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
+
+			if (trig->tgfoid != protect_fn)
+				continue;
+			if (n == cap)
+			{
+				cap *= 2;
+				list = repalloc(list, cap * sizeof(Oid));
+			}
+			list[n++] = trig->tgrelid;
+		}
+		systable_endscan(scan);
+	}
+	PG_CATCH();
+	{
+		prot_loaded = false;
+		pfree(list);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	qsort(list, n, sizeof(Oid), scrub_oid_cmp);
+	for (i = 0, m = 0; i < n; i++)
+		if (m == 0 || list[m - 1] != list[i])
+			list[m++] = list[i];
+	if (prot_relids)
+		pfree(prot_relids);
+	prot_relids = list;
+	prot_n = m;
+	prot_cap = cap;
+	if (queued_before > 0)
+	{
+		memmove(pending, pending + queued_before, (pending_n - queued_before) * sizeof(Oid));
+		pending_n -= queued_before;
+	}
+}
+
+/*
  * Bring the array up to date.  Called where catalog access is allowed: the
  * start-up transaction and the beginning of each statement.  Nothing to do
  * (two tests) unless something was invalidated.
@@ -305,7 +373,11 @@ refresh_protected(void)
 
 	if (!protect_fn_known)
 	{
+		Oid			old_fn = protect_fn;
+
 		protect_fn = lookup_protect_fn();
+		if (protect_fn != old_fn)
+			prot_loaded = false;	/* tables may already use the new one */
 		protect_fn_hash = OidIsValid(protect_fn)
 			? GetSysCacheHashValue1(PROCOID, ObjectIdGetDatum(protect_fn)) : 0;
 		protect_fn_known = true;
@@ -321,34 +393,7 @@ refresh_protected(void)
 	/* (opening it may deliver invalidations: decide what to do afterwards) */
 	trigrel = table_open(TriggerRelationId, AccessShareLock);
 	if (!prot_loaded)
-	{
-		SysScanDesc scan;
-		HeapTuple	tup;
-		int			i,
-					n;
-
-		/* invalidations arriving during the scan queue their relations again */
-		pending_n = 0;
-		prot_loaded = true;
-		prot_n = 0;
-		scan = systable_beginscan(trigrel, InvalidOid, false, NULL, 0, NULL);
-		while (HeapTupleIsValid(tup = systable_getnext(scan)))
-		{
-			Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
-
-			if (trig->tgfoid != protect_fn)
-				continue;
-			if (prot_n == prot_cap)
-				prot_grow();
-			prot_relids[prot_n++] = trig->tgrelid;
-		}
-		systable_endscan(scan);
-		qsort(prot_relids, prot_n, sizeof(Oid), scrub_oid_cmp);
-		for (i = 0, n = 0; i < prot_n; i++)
-			if (n == 0 || prot_relids[n - 1] != prot_relids[i])
-				prot_relids[n++] = prot_relids[i];
-		prot_n = n;
-	}
+		load_all(trigrel);
 	else
 	{
 		/* a relation stays queued (and so counts as protected) until checked */
@@ -552,7 +597,10 @@ scrub_utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 
 	/* (on an error, the error handling resets error_context_stack) */
 	if (copy_summary_on)
+	{
 		error_context_stack = errcallback.previous;
+		copy_summary[0] = '\0';
+	}
 }
 
 static void
@@ -579,6 +627,15 @@ scrub_xact_callback(XactEvent event, void *arg)
 		default:
 			break;
 	}
+}
+
+/* an error caught by a savepoint or an exception block was not reported */
+static void
+scrub_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		copy_summary[0] = '\0';
 }
 
 /* ---- the emit hook ------------------------------------------------------ */
@@ -631,12 +688,28 @@ scrub_message(ErrorData *edata)
 	MemoryContextSwitchTo(old);
 }
 
+/* is this message raised while the transaction writes (or may write) a protected table? */
+static bool
+writing_protected(ErrorData *edata)
+{
+	if (xact_writes_protected)
+		return true;
+	/*
+	 * The array is due for a reload (after an invalidation reset or a full
+	 * queue): until this statement's analysis reloads it, a table may have
+	 * become protected unseen, so an error raised before then is scrubbed.
+	 */
+	if (!prot_loaded && startup_load_done && MyBackendType == B_BACKEND &&
+		edata->elevel >= ERROR)
+		return true;
+	return holds_write_lock_on_protected();
+}
+
 static void
 scrub_emit_log_hook(ErrorData *edata)
 {
 	if (scrub_mode == SCRUB_ALL ||
-		(scrub_mode == SCRUB_PROTECTED &&
-		 (xact_writes_protected || holds_write_lock_on_protected())))
+		(scrub_mode == SCRUB_PROTECTED && writing_protected(edata)))
 		scrub_message(edata);
 	if (prev_emit_log_hook)
 		prev_emit_log_hook(edata);
@@ -659,6 +732,7 @@ brandbos_log_scrub_init(void)
 	CacheRegisterRelcacheCallback(scrub_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, scrub_proc_callback, (Datum) 0);
 	RegisterXactCallback(scrub_xact_callback, NULL);
+	RegisterSubXactCallback(scrub_subxact_callback, NULL);
 
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = scrub_emit_log_hook;

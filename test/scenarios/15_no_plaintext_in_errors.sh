@@ -16,13 +16,14 @@
 # value in another column, a missing column, invalid UTF-8 inside the secret, a WARNING
 # from a column default; INSERT ... VALUES with a duplicate key, a bad literal in another
 # column (parse analysis: as the first statement of a session and after another one),
-# 1/0 (planner); PREPARE/EXECUTE with a duplicate key and a bad parameter; the extended
+# the same in an UPDATE, 1/0 (planner); PREPARE/EXECUTE with a duplicate key and a bad parameter; the extended
 # protocol with bound parameters (pgbench -M extended); dynamic SQL in PL/pgSQL (CONTEXT
 # and QUERY); a table protected by another session while this one is connected; the root
 # key missing (COPY and INSERT fail with 55000).  Then: the flag lasts until the end of
 # the transaction and not longer; brandbos.scrub_errors is superuser-only, "off" turns
 # scrubbing off and "all" covers even a syntax error.  Finally a cluster without preload
 # shows what is not covered there: the COPY line and the statement reach client and log.
+# shellcheck disable=SC2317   # the case_* functions are called through pair / protected_only
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -68,6 +69,7 @@ case_copy_warning() { printf '9\t%s\t5\n' "$2" | q "$C" app -c "COPY $1 (id, tok
 case_insert_dup()   { q "$C" app -c "INSERT INTO $1 VALUES (1, '$2', 3, 'n')"; }
 case_insert_parse() { q "$C" app -c "INSERT INTO $1 VALUES (4, '$2', 'abc', 'n')"; }
 case_insert_parse2() { q "$C" app -c "SELECT 1" -c "INSERT INTO $1 VALUES (4, '$2', 'abc', 'n')"; }
+case_update_parse() { q "$C" app -c "UPDATE $1 SET tok = '$2', n = 'abc' WHERE id = 1"; }
 case_insert_plan()  { q "$C" app -c "INSERT INTO $1 VALUES (4, '$2', 1/0, 'n')"; }
 case_execute_dup() {
 	q "$C" app -c "PREPARE p AS INSERT INTO $1 VALUES (\$1, \$2, \$3, 'n')" -c "EXECUTE p(1, '$2', 3)"
@@ -85,6 +87,8 @@ case_extended() {
 }
 case_plpgsql_dup()   { q "$C" app -c "SELECT ins_dyn('$1', '$2', '3')"; }
 case_plpgsql_parse() { q "$C" app -c "SELECT ins_dyn('$1', '$2', 'abc')"; }
+case_copy_new()     { printf '30\t%s\t5\tn\n' "$2" | q "$C" app -c "COPY $1 FROM STDIN"; }
+case_insert_new()   { q "$C" app -c "INSERT INTO $1 VALUES (31, '$2', 3, 'n')"; }
 
 # pair DESC STATE NEEDLE FUNC: FUNC on t and u.  NEEDLE is an extended regex of what the
 # control shows (@S@ stands for the secret); on t neither it nor the secret may appear.
@@ -188,6 +192,7 @@ pair "COPY FROM STDIN, a WARNING from a column default" 01000 '@S@' case_copy_wa
 pair "INSERT ... VALUES, duplicate key" 23505 '@S@' case_insert_dup
 pair "INSERT ... VALUES, bad literal in another column, first statement of a session" 22P02 '@S@' case_insert_parse
 pair "INSERT ... VALUES, bad literal in another column, after another statement" 22P02 '@S@' case_insert_parse2
+pair "UPDATE ... SET, bad literal in another column (parse analysis)" 22P02 '@S@' case_update_parse
 pair "INSERT ... VALUES with 1/0 (raised while planning)" 22012 '@S@' case_insert_plan
 pair "PREPARE/EXECUTE, duplicate key" 23505 '@S@' case_execute_dup
 pair "PREPARE/EXECUTE, bad parameter" 22P02 '@S@' case_execute_param
@@ -274,8 +279,6 @@ bb_cluster_stop "$C"
 sc_conf_unset "$C" brandbos.root_key_file
 bb_cluster_start "$C"
 assert_eq "no root key: root_key_loaded() is false" "f" "$(sc_try "$C" 'SELECT brandbos.root_key_loaded()')"
-case_copy_new()   { printf '30\t%s\t5\tn\n' "$2" | q "$C" app -c "COPY $1 FROM STDIN"; }
-case_insert_new() { q "$C" app -c "INSERT INTO $1 VALUES (31, '$2', 3, 'n')"; }
 protected_only "no root key: COPY FROM STDIN into t" 55000 case_copy_new
 protected_only "no root key: INSERT ... VALUES into t" 55000 case_insert_new
 bb_cluster_stop "$C"

@@ -42,6 +42,8 @@ _PG_init(void)
 	brandbos_guard_init();
 	brandbos_protect_guard_init();
 	brandbos_context_init();
+	if (process_shared_preload_libraries_in_progress)
+		brandbos_log_scrub_init();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("brandbos");

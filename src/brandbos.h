@@ -311,6 +311,10 @@ extern void brandbos_context_init(void);
 extern void brandbos_context_actor(const char **user_id, const char **tenant_id,
 								   const char **ip, const char **user_agent);
 
+/* ---- log_scrub.c: no plaintext in errors and the log (preloaded only) -- */
+
+extern void brandbos_log_scrub_init(void);
+
 /* ---- passwords.c --------------------------------------------------- */
 
 extern void brandbos_passwords_init(void);

@@ -36,6 +36,7 @@ _PG_init(void)
 				 errmsg("libsodium could not be initialised")));
 
 	brandbos_keys_init();
+	brandbos_cipher_init();
 	brandbos_passwords_init();
 	brandbos_sealer_init();
 	brandbos_guard_init();

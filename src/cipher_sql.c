@@ -39,7 +39,7 @@ brandbos_cipher_init(void)
 {
 	DefineCustomBoolVariable("brandbos.accept_format1_envelopes",
 							 "Lets protected columns accept format-1 envelopes written by clients.",
-							 "Turn it on only while restoring a dump taken before format 2: "
+							 "Turn it on only while loading a dump taken before format 2 into protected tables: "
 							 "anyone could mint a format-1 envelope that authenticates for a row.",
 							 &accept_format1, false,
 							 PGC_SUSET, 0,
@@ -169,7 +169,7 @@ open_datum(Datum value, bool as_text, bb_env_domain domain, bool incoming,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("a protected column does not accept format-1 envelopes"),
 				 errdetail("Format-1 envelopes do not tell a column's values from ones anyone could make with brandbos.encrypt(); stored ones keep working, new ones are written in format 2."),
-				 errhint("Write the plaintext instead.  To restore a dump taken before format 2, a superuser sets brandbos.accept_format1_envelopes = on for the restore.")));
+				 errhint("Write the plaintext instead.  To load a dump taken before format 2 into protected tables, a superuser sets brandbos.accept_format1_envelopes = on for that session.")));
 
 	key = brandbos_data_key(env.key_version);
 	*plain_len = bb_env_plain_size(&env);

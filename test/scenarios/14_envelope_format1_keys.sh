@@ -219,6 +219,21 @@ env=$("$MINT" "$KEYFILE" "$WRAPPED" 1 "$(hex_of 'user ad')" "$(hex_of 'old user 
 got=$(in_db src sc_try "$C" "SET ROLE s14_reader; SELECT convert_from(brandbos.decrypt('\\x$env'::bytea, 'user ad'), 'UTF8')")
 assert_eq "src: a format-1 envelope of encrypt() (user associated data) still decrypts" "old user secret" "$got"
 
+# a key type refused now (composite): a value bound the old way still reads, to be moved out
+in_db src bb_psql "$C" -q -c "CREATE TYPE pair AS (a int, b int)"
+colid=a1b2c3d4-0000-4000-8000-00000000abcd
+ad=$(in_db src sc_try "$C" "SELECT encode('\\x6262616431'::bytea || decode(replace('$colid', '-', ''), 'hex')
+                                   || int4send(length(record_send(ROW(1, 2)::pair))) || record_send(ROW(1, 2)::pair), 'hex')")
+env=$("$MINT" "$KEYFILE" "$WRAPPED" 1 "$ad" "$(hex_of 'legacy composite')")
+got=$(in_db src sc_try "$C" "SET ROLE s14_reader;
+                             SELECT convert_from(brandbos.decrypt_column('$colid', '\\x$env'::bytea, ROW(1, 2)::pair), 'UTF8')")
+assert_eq "src: a value stored under a now-refused key type (composite) still reads through decrypt_column" \
+	"legacy composite" "$got"
+in_db src bb_psql "$C" -q -c "CREATE TABLE k_pair (k pair PRIMARY KEY, s text)"
+got=$(in_db src sc_sqlstate "$C" "SELECT brandbos.protect_column('k_pair', 's'); INSERT INTO k_pair VALUES (ROW(1, 2), 'x')")
+assert_eq "src: ... but nothing new is sealed under it (0A000)" "0A000" "$got"
+in_db src bb_psql "$C" -q -c "DROP TABLE k_pair CASCADE" -c "DROP TYPE pair"
+
 in_db src bb_psql "$C" -q -c 'DROP FUNCTION public.old_binding(regclass, name, bytea[]), public.printable(text)'
 SRC_PLAIN=$(fingerprint src _decrypted)
 SRC_RAW=$(fingerprint src "")

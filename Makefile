@@ -63,6 +63,9 @@ ifneq ($(PGXS),)
 include $(PGXS)
 endif
 
+# every object is rebuilt when a header changes (struct layouts are shared)
+$(OBJS): $(wildcard $(CURDIR)/src/*.h)
+
 .PHONY: deps test demo bench unit fuzz lint test-asan stress
 
 deps:

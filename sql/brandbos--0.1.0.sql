@@ -114,6 +114,15 @@ CREATE FUNCTION brandbos.envelope_key_version(envelope text) RETURNS integer
 	AS 'MODULE_PATHNAME', 'brandbos_envelope_key_version_text'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+-- 1 or 2; re-encryption moves format-1 values to format 2
+CREATE FUNCTION brandbos.envelope_format(envelope bytea) RETURNS integer
+	AS 'MODULE_PATHNAME', 'brandbos_envelope_format_bytea'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION brandbos.envelope_format(envelope text) RETURNS integer
+	AS 'MODULE_PATHNAME', 'brandbos_envelope_format_text'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- Opening an envelope costs about a microsecond and a half, some hundred
 -- times a simple operator: the COST lets the planner spread large reads
 -- over parallel workers (the functions are PARALLEL SAFE).
@@ -535,7 +544,9 @@ GRANT EXECUTE ON FUNCTION brandbos.root_key_loaded() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION brandbos.encrypt(bytea, bytea),
 						  brandbos.encrypt_text(text, text),
 						  brandbos.envelope_key_version(bytea),
-						  brandbos.envelope_key_version(text) TO PUBLIC;
+						  brandbos.envelope_key_version(text),
+						  brandbos.envelope_format(bytea),
+						  brandbos.envelope_format(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION brandbos.decrypt(bytea, bytea),
 						  brandbos.decrypt_text(text, text),
 						  brandbos.decrypt_column(uuid, text, VARIADIC "any"),

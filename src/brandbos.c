@@ -37,6 +37,7 @@ _PG_init(void)
 
 	brandbos_keys_init();
 	brandbos_drop_guard_init();
+	brandbos_cipher_init();
 	brandbos_passwords_init();
 	brandbos_sealer_init();
 	brandbos_guard_init();

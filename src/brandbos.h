@@ -117,25 +117,52 @@ extern void brandbos_drop_guard_init(void);
  */
 typedef struct BrandbosKeyEncoder
 {
-	Oid			typid;
+	Oid			typid;			/* the key column's type */
+	Oid			base;			/* its base type (domains bind as it) */
 	char		method;			/* 'i' int, 'u' uuid, 't' text, 'o' output fn, 's' send fn */
+	bool		refuse;			/* not bindable: brandbos_ad_append raises 0A000 */
 	FmgrInfo	fn;
 } BrandbosKeyEncoder;
 
 #define BRANDBOS_COLUMN_ID_BYTES 16
 
-/* prepare an encoder for a key column type; fn lives in mcxt */
+/*
+ * Raise 0A000 unless values of this primary-key type bind stably (the same
+ * bytes in every session and after pg_dump/pg_restore into another
+ * database); colname, if not NULL, names the key column in the message.
+ * The accepted types are listed in associated_data.c and the README.
+ */
+extern void brandbos_require_bindable_key_type(Oid typid, const char *colname);
+
+/*
+ * Prepare an encoder for a key column type; fn lives in mcxt.  It never
+ * raises for an unbindable type (the audit trigger shares the table config
+ * of tables that protect nothing): it sets refuse, and brandbos_ad_append
+ * then fails closed with 0A000.
+ */
 extern void brandbos_key_encoder_init(BrandbosKeyEncoder *enc, Oid typid,
 									  MemoryContext mcxt);
 
 /* start associated data for a protected column id (16-byte uuid) */
 extern void brandbos_ad_begin(StringInfo buf, const unsigned char *column_id);
 
-/* append one key value: a 4-byte big-endian length, then its bytes */
+/* append one key value: a 4-byte big-endian length, then its bytes (0A000 if enc->refuse) */
 extern void brandbos_ad_append(StringInfo buf, BrandbosKeyEncoder *enc,
 							   Datum value);
 
 /* ---- cipher_sql.c: sealing and opening values ------------------------ */
+
+/*
+ * The functions below seal and open protected-column values: the
+ * associated data is a column binding (brandbos_ad_begin/append), in the
+ * envelope's column domain, apart from what brandbos.encrypt() makes.
+ */
+
+/* the envelope format every seal writes (envelope.h) */
+#define BRANDBOS_ENVELOPE_FORMAT	2
+
+/* defines brandbos.accept_format1_envelopes */
+extern void brandbos_cipher_init(void);
 
 /*
  * Seal plaintext under the active key with associated data.  Returns a
@@ -147,14 +174,26 @@ extern Datum brandbos_seal_datum(const char *plain, size_t plain_len,
 								 unsigned char *nonce_out);
 
 /*
- * Like brandbos_open_datum, but returns false instead of raising XX001 when
- * the envelope does not authenticate; the envelope's nonce is copied to
- * nonce_out (24 bytes) unless it is NULL.
+ * Check an envelope a client wrote into a protected column: like
+ * brandbos_open_datum, but returns false instead of raising XX001 when the
+ * envelope does not authenticate; the envelope's nonce is copied to
+ * nonce_out (24 bytes) unless it is NULL.  A format-1 envelope raises XX001
+ * unless brandbos.accept_format1_envelopes is on (anyone could mint one);
+ * values already stored are opened with brandbos_open_datum instead.
  */
 extern bool brandbos_try_open_datum(Datum envelope, bool as_text,
 									const char *ad, size_t ad_len,
 									char **plain, size_t *plain_len,
 									unsigned char *nonce_out);
+
+/*
+ * Does a value already stored in a protected column (either format)
+ * authenticate for this associated data?  Like brandbos_open_datum, but
+ * false instead of XX001; 22P03 still raises for a malformed value.
+ */
+extern bool brandbos_try_open_stored_datum(Datum envelope, bool as_text,
+										   const char *ad, size_t ad_len,
+										   char **plain, size_t *plain_len);
 
 /*
  * Open an envelope datum (bytea or text, per as_text).  On success returns
@@ -171,7 +210,7 @@ extern char *brandbos_open_datum(Datum envelope, bool as_text,
  */
 extern bool brandbos_looks_like_envelope(Datum value, bool as_text);
 
-/* key version recorded in an envelope datum; raises 22P03 if malformed */
+/* key version (1 .. 2^31-1) recorded in an envelope datum; raises 22P03 if malformed */
 extern uint32 brandbos_envelope_version_of(Datum value, bool as_text);
 
 /* ---- value_scan.c: reading stored values without running user code --- */
@@ -210,6 +249,9 @@ extern bool brandbos_envelope_well_formed(Datum value, bool as_text);
 
 /* NULL when the guards of a protected column hold, else a sentence */
 extern char *brandbos_protection_problem(Oid relid, AttrNumber attnum);
+
+/* format of an envelope datum, 1 or 2; raises 22P03 if malformed */
+extern int	brandbos_envelope_format_of(Datum value, bool as_text);
 
 /* ---- audit_leaf.c: canonical audit rows ------------------------------ */
 

@@ -5,6 +5,16 @@
  * together with the data keys of keys.c and PostgreSQL's bytea/text datums.
  * Every function that returns plaintext checks brandbos_decryptor here, in
  * C, whatever EXECUTE grants say.
+ *
+ * Domains (envelope.h): the exported brandbos_*_datum functions seal and
+ * open in the column domain, for the bindings associated_data.c builds;
+ * brandbos.encrypt()/decrypt() use the user domain, so no associated data a
+ * caller passes makes an envelope a protected column accepts, and no
+ * protected value opens through decrypt().  All seals are format 2.
+ * Format-1 envelopes still open where they are stored; a client writing one
+ * into a protected column (brandbos_try_open_datum) is refused unless
+ * brandbos.accept_format1_envelopes is on, because before format 2 anyone
+ * could mint one with encrypt() and a column binding as associated data.
  */
 #include "brandbos.h"
 #include "envelope.h"
@@ -14,17 +24,35 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/uuid.h"
+
+StaticAssertDecl(BRANDBOS_ENVELOPE_FORMAT == BB_ENV_FORMAT,
+				 "brandbos.h and envelope.h disagree on the envelope format");
+
+/* brandbos.accept_format1_envelopes: superuser-only, for restoring old dumps */
+static bool accept_format1 = false;
+
+void
+brandbos_cipher_init(void)
+{
+	DefineCustomBoolVariable("brandbos.accept_format1_envelopes",
+							 "Lets protected columns accept format-1 envelopes written by clients.",
+							 "Turn it on only while loading a dump taken before format 2 into protected tables: "
+							 "anyone could mint a format-1 envelope that authenticates for a row.",
+							 &accept_format1, false,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+}
 
 /* ---------------------------------------------------------------------
  * Datum-level sealing and opening
  * --------------------------------------------------------------------- */
 
-Datum
-brandbos_seal_datum(const char *plain, size_t plain_len,
-					const char *ad, size_t ad_len, bool as_text,
-					unsigned char *nonce_out)
+static Datum
+seal_datum(const char *plain, size_t plain_len, bb_env_domain domain,
+		   const char *ad, size_t ad_len, bool as_text, unsigned char *nonce_out)
 {
 	uint32		version = brandbos_active_key_version();
 	const unsigned char *key = brandbos_data_key(version);
@@ -45,7 +73,7 @@ brandbos_seal_datum(const char *plain, size_t plain_len,
 
 		SET_VARSIZE(result, VARHDRSZ + bin_len);
 		bb_env_seal((unsigned char *) VARDATA(result),
-					(const unsigned char *) plain, plain_len,
+					(const unsigned char *) plain, plain_len, domain,
 					(const unsigned char *) ad, ad_len, version, nonce, key);
 		return PointerGetDatum(result);
 	}
@@ -56,7 +84,7 @@ brandbos_seal_datum(const char *plain, size_t plain_len,
 		size_t		text_len = bb_env_text_size(bin_len);
 		text	   *result = palloc(VARHDRSZ + text_len + 1);
 
-		bb_env_seal(bin, (const unsigned char *) plain, plain_len,
+		bb_env_seal(bin, (const unsigned char *) plain, plain_len, domain,
 					(const unsigned char *) ad, ad_len, version, nonce, key);
 		bb_env_to_text(VARDATA(result), bin, bin_len);
 		SET_VARSIZE(result, VARHDRSZ + text_len);
@@ -64,6 +92,15 @@ brandbos_seal_datum(const char *plain, size_t plain_len,
 			pfree(bin);
 		return PointerGetDatum(result);
 	}
+}
+
+Datum
+brandbos_seal_datum(const char *plain, size_t plain_len,
+					const char *ad, size_t ad_len, bool as_text,
+					unsigned char *nonce_out)
+{
+	return seal_datum(plain, plain_len, BB_ENV_DOMAIN_COLUMN, ad, ad_len, as_text,
+					  nonce_out);
 }
 
 static void
@@ -106,9 +143,15 @@ frame_datum(Datum value, bool as_text, bb_envelope *env, unsigned char **scratch
 	}
 }
 
-bool
-brandbos_try_open_datum(Datum value, bool as_text, const char *ad, size_t ad_len,
-						char **plain_out, size_t *plain_len, unsigned char *nonce_out)
+/*
+ * Open an envelope datum in a domain.  With incoming set (a client wrote
+ * the value into a protected column) a format-1 envelope is refused with
+ * XX001 unless brandbos.accept_format1_envelopes is on.
+ */
+static bool
+open_datum(Datum value, bool as_text, bb_env_domain domain, bool incoming,
+		   const char *ad, size_t ad_len,
+		   char **plain_out, size_t *plain_len, unsigned char *nonce_out)
 {
 	bb_envelope env;
 	unsigned char *scratch;
@@ -121,11 +164,17 @@ brandbos_try_open_datum(Datum value, bool as_text, const char *ad, size_t ad_len
 		report_malformed(status);
 	if (nonce_out != NULL)
 		memcpy(nonce_out, env.nonce, BB_ENV_NONCE_BYTES);
+	if (incoming && env.format == BB_ENV_FORMAT_1 && !accept_format1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("a protected column does not accept format-1 envelopes"),
+				 errdetail("Format-1 envelopes do not tell a column's values from ones anyone could make with brandbos.encrypt(); stored ones keep working, new ones are written in format 2."),
+				 errhint("Write the plaintext instead.  To load a dump taken before format 2 into protected tables, a superuser sets brandbos.accept_format1_envelopes = on for that session.")));
 
 	key = brandbos_data_key(env.key_version);
 	*plain_len = bb_env_plain_size(&env);
 	plain = palloc(*plain_len + 1);
-	status = bb_env_open((unsigned char *) plain, &env,
+	status = bb_env_open((unsigned char *) plain, &env, domain,
 						 (const unsigned char *) ad, ad_len, key);
 	if (scratch)
 		pfree(scratch);
@@ -141,18 +190,41 @@ brandbos_try_open_datum(Datum value, bool as_text, const char *ad, size_t ad_len
 	return true;
 }
 
-char *
-brandbos_open_datum(Datum value, bool as_text, const char *ad, size_t ad_len,
-					size_t *plain_len)
+bool
+brandbos_try_open_datum(Datum value, bool as_text, const char *ad, size_t ad_len,
+						char **plain_out, size_t *plain_len, unsigned char *nonce_out)
+{
+	return open_datum(value, as_text, BB_ENV_DOMAIN_COLUMN, true, ad, ad_len,
+					  plain_out, plain_len, nonce_out);
+}
+
+bool
+brandbos_try_open_stored_datum(Datum value, bool as_text, const char *ad, size_t ad_len,
+							   char **plain_out, size_t *plain_len)
+{
+	return open_datum(value, as_text, BB_ENV_DOMAIN_COLUMN, false, ad, ad_len,
+					  plain_out, plain_len, NULL);
+}
+
+static char *
+open_or_raise(Datum value, bool as_text, bb_env_domain domain,
+			  const char *ad, size_t ad_len, size_t *plain_len)
 {
 	char	   *plain;
 
-	if (!brandbos_try_open_datum(value, as_text, ad, ad_len, &plain, plain_len, NULL))
+	if (!open_datum(value, as_text, domain, false, ad, ad_len, &plain, plain_len, NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("brandbos envelope does not authenticate"),
 				 errdetail("The value was altered, or it was sealed for another row, column or associated data.")));
 	return plain;
+}
+
+char *
+brandbos_open_datum(Datum value, bool as_text, const char *ad, size_t ad_len,
+					size_t *plain_len)
+{
+	return open_or_raise(value, as_text, BB_ENV_DOMAIN_COLUMN, ad, ad_len, plain_len);
 }
 
 bool
@@ -174,8 +246,15 @@ brandbos_looks_like_envelope(Datum value, bool as_text)
 	}
 }
 
-uint32
-brandbos_envelope_version_of(Datum value, bool as_text)
+/*
+ * Format and key version of an envelope datum, raising 22P03 if it is
+ * malformed.  A text value is decoded only as far as its header (the first
+ * 12 characters after the prefix hold magic, format and key version) when
+ * its length fits an envelope; anything else takes the full decode, which
+ * gives the precise error.
+ */
+static void
+envelope_header_of(Datum value, bool as_text, int *format, uint32 *version)
 {
 	bb_envelope env;
 	unsigned char *scratch;
@@ -183,7 +262,6 @@ brandbos_envelope_version_of(Datum value, bool as_text)
 
 	if (as_text)
 	{
-		/* only the header is needed: decode the first 44 characters */
 		text	   *t = DatumGetTextPP(value);
 		size_t		len = VARSIZE_ANY_EXHDR(t);
 		unsigned char bin[48];
@@ -191,20 +269,23 @@ brandbos_envelope_version_of(Datum value, bool as_text)
 
 		if (!bb_env_text_has_prefix(VARDATA_ANY(t), len))
 			report_malformed(BB_ENV_BAD_ENCODING);
-		if (len >= BB_ENV_TEXT_PREFIX_LEN + 12)
+		if (len >= bb_env_text_size(BB_ENV_OVERHEAD))
 		{
 			status = bb_env_from_text(bin, sizeof(bin), &bin_len,
 									  VARDATA_ANY(t), BB_ENV_TEXT_PREFIX_LEN + 12);
 			if (status == BB_ENV_OK && bin_len == 9 &&
 				bin[0] == BB_ENV_MAGIC0 && bin[1] == BB_ENV_MAGIC1 &&
-				bin[2] == BB_ENV_FORMAT &&
-				len >= bb_env_text_size(BB_ENV_OVERHEAD))
+				(bin[2] == BB_ENV_FORMAT_1 || bin[2] == BB_ENV_FORMAT_2))
 			{
 				uint32		v = ((uint32) bin[3] << 24) | ((uint32) bin[4] << 16) |
 					((uint32) bin[5] << 8) | bin[6];
 
-				if (v != 0)
-					return v;
+				if (v != 0 && v <= BB_ENV_KEY_VERSION_MAX)
+				{
+					*format = bin[2];
+					*version = v;
+					return;
+				}
 			}
 		}
 		/* fall through to the full decode for the precise error */
@@ -214,7 +295,28 @@ brandbos_envelope_version_of(Datum value, bool as_text)
 		report_malformed(status);
 	if (scratch)
 		pfree(scratch);
-	return env.key_version;
+	*format = env.format;
+	*version = env.key_version;
+}
+
+uint32
+brandbos_envelope_version_of(Datum value, bool as_text)
+{
+	int			format;
+	uint32		version;
+
+	envelope_header_of(value, as_text, &format, &version);
+	return version;
+}
+
+int
+brandbos_envelope_format_of(Datum value, bool as_text)
+{
+	int			format;
+	uint32		version;
+
+	envelope_header_of(value, as_text, &format, &version);
+	return format;
 }
 
 /* ---------------------------------------------------------------------
@@ -255,8 +357,8 @@ brandbos_encrypt(PG_FUNCTION_ARGS)
 	bytea	   *data = PG_GETARG_BYTEA_PP(0);
 	bytea	   *ad = PG_GETARG_BYTEA_PP(1);
 
-	PG_RETURN_DATUM(brandbos_seal_datum(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
-										VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), false, NULL));
+	PG_RETURN_DATUM(seal_datum(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data), BB_ENV_DOMAIN_USER,
+							   VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), false, NULL));
 }
 
 PG_FUNCTION_INFO_V1(brandbos_encrypt_text);
@@ -267,8 +369,8 @@ brandbos_encrypt_text(PG_FUNCTION_ARGS)
 	text	   *data = PG_GETARG_TEXT_PP(0);
 	text	   *ad = PG_GETARG_TEXT_PP(1);
 
-	PG_RETURN_DATUM(brandbos_seal_datum(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
-										VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), true, NULL));
+	PG_RETURN_DATUM(seal_datum(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data), BB_ENV_DOMAIN_USER,
+							   VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), true, NULL));
 }
 
 PG_FUNCTION_INFO_V1(brandbos_decrypt);
@@ -282,8 +384,8 @@ brandbos_decrypt(PG_FUNCTION_ARGS)
 	bytea	   *result;
 
 	require_decryptor(fcinfo);
-	plain = brandbos_open_datum(PG_GETARG_DATUM(0), false,
-								VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), &plain_len);
+	plain = open_or_raise(PG_GETARG_DATUM(0), false, BB_ENV_DOMAIN_USER,
+						  VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), &plain_len);
 	result = palloc(VARHDRSZ + plain_len);
 	SET_VARSIZE(result, VARHDRSZ + plain_len);
 	memcpy(VARDATA(result), plain, plain_len);
@@ -303,14 +405,18 @@ brandbos_decrypt_text(PG_FUNCTION_ARGS)
 	text	   *result;
 
 	require_decryptor(fcinfo);
-	plain = brandbos_open_datum(PG_GETARG_DATUM(0), true,
-								VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), &plain_len);
+	plain = open_or_raise(PG_GETARG_DATUM(0), true, BB_ENV_DOMAIN_USER,
+						  VARDATA_ANY(ad), VARSIZE_ANY_EXHDR(ad), &plain_len);
 	result = cstring_to_text_with_len(plain, plain_len);
 	sodium_memzero(plain, plain_len);
 	pfree(plain);
 	PG_RETURN_TEXT_P(result);
 }
 
+/*
+ * A well-formed envelope names a key version in 1 .. 2^31-1 (the codec
+ * refuses others with 22P03), so the integer result is always the version.
+ */
 PG_FUNCTION_INFO_V1(brandbos_envelope_key_version_bytea);
 /* SQL: brandbos.envelope_key_version(envelope bytea) returns int */
 Datum
@@ -325,6 +431,22 @@ Datum
 brandbos_envelope_key_version_text(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_INT32((int32) brandbos_envelope_version_of(PG_GETARG_DATUM(0), true));
+}
+
+PG_FUNCTION_INFO_V1(brandbos_envelope_format_bytea);
+/* SQL: brandbos.envelope_format(envelope bytea) returns int */
+Datum
+brandbos_envelope_format_bytea(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(brandbos_envelope_format_of(PG_GETARG_DATUM(0), false));
+}
+
+PG_FUNCTION_INFO_V1(brandbos_envelope_format_text);
+/* SQL: brandbos.envelope_format(envelope text) returns int */
+Datum
+brandbos_envelope_format_text(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(brandbos_envelope_format_of(PG_GETARG_DATUM(0), true));
 }
 
 /*
@@ -375,6 +497,8 @@ brandbos_decrypt_column(PG_FUNCTION_ARGS)
 			if (!OidIsValid(typid))
 				elog(ERROR, "could not determine the type of primary-key argument %d", i + 1);
 			brandbos_key_encoder_init(&state->keys[i], typid, fcinfo->flinfo->fn_mcxt);
+			/* reading may use a binding that can no longer seal: it moves data out */
+			state->keys[i].refuse = false;
 		}
 		fcinfo->flinfo->fn_extra = state;
 	}

@@ -432,7 +432,7 @@ envelope_is_outdated(Datum value, bool as_text)
 
 	if (!brandbos_envelope_header(value, as_text, &version, &format))
 		return true;
-	return version != brandbos_active_key_version() || format != BB_ENV_FORMAT;
+	return version != brandbos_active_key_version() || format != BRANDBOS_ENVELOPE_FORMAT;
 }
 
 /* associated-data buffers reused from row to row (TopMemoryContext) */
@@ -539,8 +539,8 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 			 * look like one.
 			 */
 			if (brandbos_envelope_well_formed(value, pc->as_text) &&
-				brandbos_try_open_datum(value, pc->as_text, ad->data, ad->len,
-										&plain, &plain_len, nonce))
+				brandbos_try_open_stored_datum(value, pc->as_text, ad->data, ad->len,
+											   &plain, &plain_len))
 			{
 				sodium_memzero(plain, plain_len);
 				pfree(plain);
@@ -629,8 +629,8 @@ brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, bool existing)
 
 			initStringInfo(&ad);
 			build_ad(&ad, cfg, pc, tuple, tupdesc);
-			if (brandbos_try_open_datum(value, pc->as_text, ad.data, ad.len,
-										&plain, &plain_len, NULL))
+			if (brandbos_try_open_stored_datum(value, pc->as_text, ad.data, ad.len,
+											   &plain, &plain_len))
 			{
 				sodium_memzero(plain, plain_len);
 				pfree(plain);
@@ -758,6 +758,9 @@ describe_target(Oid relid, const char *colname, TargetColumn *t, bool check_type
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("column \"%s\" is part of the primary key of \"%s\"", colname, t->relname),
 					 errdetail("A primary-key column cannot be protected: it is the associated data of the others.")));
+		if (check_type)
+			brandbos_require_bindable_key_type(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid,
+											   NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname));
 		t->key_names[k] = pstrdup(quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attname)));
 	}
 	index_close(index, AccessShareLock);

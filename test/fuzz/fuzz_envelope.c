@@ -1,7 +1,8 @@
 /*
  * fuzz_envelope.c — libFuzzer target for the binary envelope: framing and
- * authenticated opening with a fixed key.  Every input must be refused or
- * opened without a crash, leak or UB.  (The printable form has its own
+ * authenticated opening with a fixed key, in both domains and both formats.
+ * Every input must be refused or opened without a crash, leak or UB, and
+ * nothing may open in both domains (they are apart for every format).  (The printable form has its own
  * target, fuzz_printable_envelope.c.)
  */
 #include <stdint.h>
@@ -32,8 +33,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* raw envelope */
 	if (bb_env_parse(data, size, &env) == BB_ENV_OK)
 	{
+		/* the associated data: the input's last bytes, up to 40 of them */
+		size_t		ad_len = size % 41;
+		const unsigned char *ad = data + size - ad_len;
+		bb_env_status user,
+					column;
+
 		plain = malloc(bb_env_plain_size(&env) + 1);
-		(void) bb_env_open(plain, &env, (const unsigned char *) "ad", 2, key);
+		(void) bb_env_open(plain, &env, BB_ENV_DOMAIN_USER, (const unsigned char *) "ad", 2, key);
+		user = bb_env_open(plain, &env, BB_ENV_DOMAIN_USER, ad, ad_len, key);
+		column = bb_env_open(plain, &env, BB_ENV_DOMAIN_COLUMN, ad, ad_len, key);
+		if (user == BB_ENV_OK && column == BB_ENV_OK && env.format == BB_ENV_FORMAT_2)
+			abort();			/* one envelope in both domains */
 		free(plain);
 	}
 

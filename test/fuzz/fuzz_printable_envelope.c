@@ -48,7 +48,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		{
 			unsigned char *plain = malloc(bb_env_plain_size(&env) + 1);
 
-			(void) bb_env_open(plain, &env, NULL, 0, key);
+			(void) bb_env_open(plain, &env, BB_ENV_DOMAIN_COLUMN, NULL, 0, key);
 			free(plain);
 		}
 	}

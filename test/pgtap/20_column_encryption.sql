@@ -35,8 +35,8 @@ INSERT INTO ga4_credentials VALUES
     (3, 'u3', 'p3', NULL, NULL);
 SELECT ok((SELECT bool_and(refresh_token LIKE 'bbx1:%') FROM ga4_credentials WHERE id IN (1, 2)),
           'text values are stored as printable envelopes');
-SELECT ok((SELECT bool_and(substring(token_blob, 1, 3) = '\xbb7801'::bytea) FROM ga4_credentials WHERE id IN (1, 2)),
-          'bytea values are stored as raw envelopes');
+SELECT ok((SELECT bool_and(substring(token_blob, 1, 3) = '\xbb7802'::bytea) FROM ga4_credentials WHERE id IN (1, 2)),
+          'bytea values are stored as raw envelopes (format 2)');
 SELECT ok((SELECT refresh_token NOT LIKE '%refresh-token-one%' FROM ga4_credentials WHERE id = 1),
           'no plaintext in the stored value');
 SELECT results_eq('SELECT id, refresh_token, token_blob FROM ga4_credentials_decrypted ORDER BY id',
@@ -160,7 +160,7 @@ SELECT throws_ok($$SELECT brandbos.decrypt(''::bytea)$$, '22P03', NULL, 'empty b
 SELECT throws_ok($$SELECT brandbos.decrypt_text('plain words')$$, '22P03', NULL, 'not an envelope: 22P03');
 SELECT throws_ok($$SELECT brandbos.decrypt(substring(brandbos.encrypt('abc') FOR 40))$$, '22P03', NULL,
                  'truncated bytea envelope: 22P03');
-SELECT throws_ok($$SELECT brandbos.decrypt(overlay(brandbos.encrypt('abc') PLACING '\x02' FROM 3 FOR 1))$$,
+SELECT throws_ok($$SELECT brandbos.decrypt(overlay(brandbos.encrypt('abc') PLACING '\x03' FROM 3 FOR 1))$$,
                  '22P03', NULL, 'unknown format version: 22P03');
 SELECT throws_ok($$SELECT brandbos.decrypt(overlay(brandbos.encrypt('abc') PLACING '\x000003e7' FROM 4 FOR 4))$$,
                  '42704', NULL, 'unknown data key version: 42704');

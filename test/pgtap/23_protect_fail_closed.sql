@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(22);
+SELECT plan(23);
 
 CREATE ROLE bb_owner LOGIN;
 CREATE ROLE bb_reader LOGIN IN ROLE brandbos_decryptor;
@@ -102,6 +102,14 @@ SELECT is((SELECT key_versions FROM brandbos.protected_columns WHERE table_name 
           ARRAY[2], 'only the active key is left in the table');
 SET ROLE bb_km;
 SELECT is(brandbos.reencrypt('own.tenanted'), 0::bigint, 'a second reencrypt finds nothing to move');
+RESET ROLE;
+
+-- a primary key that cannot bind stably is refused up front, even on an empty table
+SET ROLE bb_owner;
+CREATE TYPE own.pair AS (a int, b int);
+CREATE TABLE own.composite_key (id own.pair PRIMARY KEY, token text);
+SELECT throws_ok($$SELECT brandbos.protect_column('own.composite_key', 'token')$$, '0A000', NULL,
+                 'protect_column of an empty table with a composite primary key: 0A000');
 RESET ROLE;
 
 -- upsert on a unique non-key column with associated data longer than 256 bytes

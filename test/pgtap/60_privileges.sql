@@ -20,6 +20,7 @@ SELECT results_eq(
              ('enable_owner_isolation(tbl regclass, owner_column name)'),
              ('enable_tenant_isolation(tbl regclass, tenant_column name)'),
              ('encrypt(data bytea, associated bytea)'), ('encrypt_text(data text, associated text)'),
+             ('envelope_format(envelope bytea)'), ('envelope_format(envelope text)'),
              ('envelope_key_version(envelope bytea)'), ('envelope_key_version(envelope text)'),
              ('fail_session(session_id text, reason text)'),
              ('gdpr_erase(user_id text)'), ('gdpr_export(user_id text)'),

@@ -1,6 +1,6 @@
 /*
  * mint_format1.c — seal a value as a format-1 brandbos envelope, the way
- * brandbos did before format 2 (test/scenarios/14_envelope_format1_keys.sh).
+ * brandbos did before format 2 (test/scenarios/18_envelope_format1_keys.sh).
  *
  *   mint_format1 ROOT_KEY_FILE WRAPPED_KEY_HEX VERSION AD_HEX PLAIN_HEX
  *

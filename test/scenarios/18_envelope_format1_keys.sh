@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 14_envelope_format1_keys — format-1 envelopes written before format 2 keep decrypting, a
+# 18_envelope_format1_keys — format-1 envelopes written before format 2 keep decrypting, a
 # client cannot write new ones, and values keyed by every accepted primary-key type decrypt
 # after pg_dump/pg_restore into another database (issue 10, points 7 and 12).
 #

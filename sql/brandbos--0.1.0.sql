@@ -165,6 +165,7 @@ CREATE TABLE brandbos.reencrypt_progress (
 	target_version	integer NOT NULL,
 	leaf			oid,			-- heap relation being walked; NULL when finished
 	next_block		bigint,
+	end_block		bigint,			-- the walked relation's size when its walk began
 	rows_done		bigint NOT NULL,
 	blocks_total	bigint NOT NULL,
 	started_at		timestamptz NOT NULL,

@@ -89,6 +89,13 @@ extern bool brandbos_root_key_available(void);
 extern uint32 brandbos_active_key_version(void);
 
 /*
+ * Keep a key version from being destroyed until this (sub)transaction ends,
+ * because a value stored in it is sealed under that version (an envelope
+ * written through unchanged); 55000 when it was destroyed meanwhile.
+ */
+extern void brandbos_hold_key_version(uint32 version);
+
+/*
  * Unwrapped data key of a version (cached per backend, in sodium memory).
  * Raises 55000 for a destroyed version or a key that the loaded root key
  * cannot unwrap, 42704 for an unknown version.

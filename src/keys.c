@@ -674,6 +674,40 @@ resolve_active_version(void)
 	return version;
 }
 
+void
+brandbos_hold_key_version(uint32 version)
+{
+	BrandbosInternalState state;
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum((int32) version);
+	SPIPlanPtr	plan;
+	bool		destroyed;
+
+	if (version == active_version && sealing_version == version &&
+		sealing_subxid == GetCurrentSubTransactionId())
+		return;
+	if (key_version_locked_by_me(version))
+		return;
+	lock_key_version(version, AccessShareLock);
+
+	/* a destroy_key that committed while we waited: the value cannot be kept */
+	keys_sql_begin(&state);
+	plan = SPI_prepare("SELECT 1 FROM brandbos.data_keys WHERE version = $1 "
+					   "AND status = 'destroyed'", 1, &argtype);
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, &arg, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							 true, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read brandbos.data_keys");
+	destroyed = SPI_processed > 0;
+	keys_sql_end(&state);
+	if (destroyed)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("data key version %u has been destroyed", version),
+				 errdetail("The envelope cannot be stored: nobody could ever read it."),
+				 errhint("Write the plaintext instead; the trigger seals it under the active key.")));
+}
+
 uint32
 brandbos_active_key_version(void)
 {

@@ -562,9 +562,13 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 		else if (brandbos_try_open_datum(value, pc->as_text, ad->data, ad->len,
 										 &plain, &plain_len, nonce))
 		{
-			/* an envelope sealed for exactly this row and column */
+			/*
+			 * An envelope sealed for exactly this row and column: stored as
+			 * it is, so its key version must outlive this transaction.
+			 */
 			sodium_memzero(plain, plain_len);
 			pfree(plain);
+			brandbos_hold_key_version(brandbos_envelope_version_of(value, pc->as_text));
 			continue;
 		}
 		else

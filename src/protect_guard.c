@@ -87,9 +87,10 @@ bool		brandbos_protect_guard_bypass = false;
 static Oid
 protect_trigger_function(void)
 {
-	return LookupFuncName(list_make2(makeString(BRANDBOS_SCHEMA),
-									 makeString("protect_trigger")),
-						  0, NULL, true);
+	String	   *schema = makeString(BRANDBOS_SCHEMA);
+	String	   *name = makeString("protect_trigger");
+
+	return LookupFuncName(list_make2(schema, name), 0, NULL, true);
 }
 
 /* is this pg_trigger row the brandbos protect trigger, and how is it wrong? */

@@ -55,6 +55,8 @@ typedef struct WalkPosition
 {
 	Oid			leaf;			/* relation being walked; InvalidOid = done */
 	BlockNumber next_block;		/* first block not walked yet */
+	BlockNumber end_block;		/* the leaf's size when its walk began, or
+								 * InvalidBlockNumber before that */
 } WalkPosition;
 
 /* leaf heap relations of a table, in OID order */
@@ -253,10 +255,12 @@ rewrite_batch(List *leaves, WalkPosition *pos, int64 limit, bool existing)
 		rel = try_table_open(pos->leaf, RowExclusiveLock);
 		if (rel != NULL)
 		{
-			BlockNumber end = RelationGetNumberOfBlocks(rel);
-
+			/* rows rewritten land in new blocks: never walk past the start's end */
+			if (pos->end_block == InvalidBlockNumber)
+				pos->end_block = RelationGetNumberOfBlocks(rel);
 			brandbos_internal_begin(&state, rel->rd_rel->relowner);
-			done += rewrite_blocks(rel, pos->next_block, end, limit - done, existing, &next);
+			done += rewrite_blocks(rel, pos->next_block, pos->end_block, limit - done,
+								   existing, &next);
 			brandbos_internal_end(&state);
 			table_close(rel, NoLock);
 			if (next != InvalidBlockNumber)
@@ -272,6 +276,7 @@ rewrite_batch(List *leaves, WalkPosition *pos, int64 limit, bool existing)
 
 			pos->leaf = InvalidOid;
 			pos->next_block = 0;
+			pos->end_block = InvalidBlockNumber;
 			foreach(lc, leaves)
 			{
 				if (lfirst_oid(lc) > after)
@@ -293,6 +298,7 @@ brandbos_seal_existing_values(Oid relid)
 
 	pos.leaf = leaves != NIL ? linitial_oid(leaves) : InvalidOid;
 	pos.next_block = 0;
+	pos.end_block = InvalidBlockNumber;
 	while (OidIsValid(pos.leaf))
 		(void) rewrite_batch(leaves, &pos, PG_INT64_MAX, true);
 }
@@ -340,6 +346,7 @@ brandbos_reencrypt(PG_FUNCTION_ARGS)
 
 	pos.leaf = leaves != NIL ? linitial_oid(leaves) : InvalidOid;
 	pos.next_block = 0;
+	pos.end_block = InvalidBlockNumber;
 	while (OidIsValid(pos.leaf))
 		moved += rewrite_batch(leaves, &pos, batch_size, false);
 	PG_RETURN_INT64(moved);
@@ -359,7 +366,7 @@ load_progress(Oid relid, uint32 target, List *leaves, WalkPosition *pos,
 
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = Int32GetDatum((int32) target);
-	if (SPI_execute_with_args("SELECT leaf, next_block, rows_done FROM brandbos.reencrypt_progress "
+	if (SPI_execute_with_args("SELECT leaf, next_block, rows_done, end_block FROM brandbos.reencrypt_progress "
 							  "WHERE table_name OPERATOR(pg_catalog.=) $1 "
 							  "AND target_version OPERATOR(pg_catalog.=) $2 AND finished_at IS NULL",
 							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -371,6 +378,9 @@ load_progress(Oid relid, uint32 target, List *leaves, WalkPosition *pos,
 		pos->leaf = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		pos->next_block = (BlockNumber) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		*rows_done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		pos->end_block = (BlockNumber) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+		if (isnull)
+			pos->end_block = InvalidBlockNumber;
 		ereport(NOTICE,
 				(errmsg("resuming the re-encryption of \"%s\" after " INT64_FORMAT " rows",
 						get_rel_name(relid), *rows_done)));
@@ -378,6 +388,7 @@ load_progress(Oid relid, uint32 target, List *leaves, WalkPosition *pos,
 	}
 	pos->leaf = leaves != NIL ? linitial_oid(leaves) : InvalidOid;
 	pos->next_block = 0;
+	pos->end_block = InvalidBlockNumber;
 	*rows_done = 0;
 }
 
@@ -386,9 +397,9 @@ static void
 save_progress(Oid relid, uint32 target, const WalkPosition *pos, int64 rows_done,
 			  int64 blocks_total)
 {
-	Oid			types[6] = {REGCLASSOID, INT4OID, OIDOID, INT8OID, INT8OID, INT8OID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {REGCLASSOID, INT4OID, OIDOID, INT8OID, INT8OID, INT8OID, INT8OID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = Int32GetDatum((int32) target);
@@ -396,22 +407,26 @@ save_progress(Oid relid, uint32 target, const WalkPosition *pos, int64 rows_done
 	values[3] = Int64GetDatum((int64) pos->next_block);
 	values[4] = Int64GetDatum(rows_done);
 	values[5] = Int64GetDatum(blocks_total);
+	values[6] = Int64GetDatum((int64) pos->end_block);
 	if (!OidIsValid(pos->leaf))
 		nulls[2] = nulls[3] = 'n';
+	if (pos->end_block == InvalidBlockNumber)
+		nulls[6] = 'n';
 	if (SPI_execute_with_args("INSERT INTO brandbos.reencrypt_progress AS p "
 							  "(table_name, target_version, leaf, next_block, rows_done, blocks_total, "
-							  " started_at, updated_at, finished_at) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.now(), pg_catalog.clock_timestamp(), "
+							  " end_block, started_at, updated_at, finished_at) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, pg_catalog.now(), pg_catalog.clock_timestamp(), "
 							  " CASE WHEN $3 IS NULL THEN pg_catalog.clock_timestamp() END) "
 							  "ON CONFLICT (table_name) DO UPDATE SET "
 							  " target_version = EXCLUDED.target_version, leaf = EXCLUDED.leaf, "
-							  " next_block = EXCLUDED.next_block, rows_done = EXCLUDED.rows_done, "
+							  " next_block = EXCLUDED.next_block, end_block = EXCLUDED.end_block, "
+							  " rows_done = EXCLUDED.rows_done, "
 							  " blocks_total = EXCLUDED.blocks_total, updated_at = EXCLUDED.updated_at, "
 							  " finished_at = EXCLUDED.finished_at, "
 							  " started_at = CASE WHEN p.finished_at IS NULL "
 							  "   AND p.target_version OPERATOR(pg_catalog.=) EXCLUDED.target_version "
 							  "   THEN p.started_at ELSE EXCLUDED.started_at END",
-							  6, types, values, nulls, false, 0) != SPI_OK_INSERT)
+							  7, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write brandbos.reencrypt_progress");
 }
 
@@ -454,6 +469,7 @@ brandbos_reencrypt_table(PG_FUNCTION_ARGS)
 	bool		atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
 						   !castNode(CallContext, fcinfo->context)->atomic);
 	uint32		target = brandbos_active_key_version();
+	uint32		notified = target;
 	BrandbosInternalState state;
 	WalkPosition pos;
 	int64		rows_done;
@@ -504,10 +520,14 @@ brandbos_reencrypt_table(PG_FUNCTION_ARGS)
 							(errcode(ERRCODE_UNDEFINED_OBJECT),
 							 errmsg("table \"%s\" has no protected columns any more",
 									get_rel_name(relid))));
-				if (brandbos_active_key_version() != target)
+				if (brandbos_active_key_version() != target &&
+					brandbos_active_key_version() != notified)
+				{
+					notified = brandbos_active_key_version();
 					ereport(NOTICE,
 							(errmsg("the active key changed during the walk; rows rewritten from now on use version %u",
-									brandbos_active_key_version())));
+									notified)));
+				}
 			}
 		}
 	}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 16_key_rotation_concurrency — no interleaving of writers, rotate_key, reencrypt and
+# 17_key_rotation_concurrency — no interleaving of writers, rotate_key, reencrypt and
 # destroy_key loses a value; reencrypt always terminates; reencrypt_table commits per batch,
 # resumes and reports progress; FORCE ROW LEVEL SECURITY does not hide rows from it (issue
 # #10 points 5 and 6).

@@ -90,7 +90,9 @@ protect_trigger_function(void)
 	String	   *schema = makeString(BRANDBOS_SCHEMA);
 	String	   *name = makeString("protect_trigger");
 
-	return LookupFuncName(list_make2(schema, name), 0, NULL, true);
+	List	   *names = lappend(list_make1(schema), name);
+
+	return LookupFuncName(names, 0, NULL, true);
 }
 
 /* is this pg_trigger row the brandbos protect trigger, and how is it wrong? */

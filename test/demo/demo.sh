@@ -217,6 +217,36 @@ expect "every token reads back after rotation" \
 expect "key versions after reencrypt and destroy" "1:destroyed 2:active" \
 	"SELECT string_agg(version || ':' || status, ' ' ORDER BY version) FROM brandbos.key_status()"
 
+say "a table owner who is not a superuser cannot switch protection off, nor plant code for others"
+sql <<'SQL'
+CREATE ROLE migrator LOGIN;
+CREATE SCHEMA crm AUTHORIZATION migrator;
+SET ROLE migrator;
+CREATE TABLE crm.contacts (id int PRIMARY KEY, email text, api_token text);
+INSERT INTO crm.contacts VALUES (1, 'a@example.com', 'tok-before-protect');
+SELECT brandbos.protect_column('crm.contacts', 'api_token');
+SELECT id, left(api_token, 24) || '...' AS stored FROM crm.contacts;
+SQL
+sql_fails 'unguarded|refused' <<'SQL'
+SET ROLE migrator;
+ALTER TABLE crm.contacts DISABLE TRIGGER zz_brandbos_protect;
+SQL
+sql_fails 'unguarded|refused' <<'SQL'
+SET ROLE migrator;
+CREATE FUNCTION crm.peek() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER aa_peek BEFORE INSERT ON crm.contacts FOR EACH ROW EXECUTE FUNCTION crm.peek();
+SQL
+sql_fails 'must be owner|permission denied|unguarded' <<'SQL'
+SET ROLE migrator;
+CREATE OR REPLACE VIEW crm.contacts_decrypted AS SELECT id, email, api_token FROM crm.contacts;
+SQL
+say "key counts and protected_columns read the values in C: no cast or operator of the owner runs"
+sql <<'SQL'
+SELECT table_name, column_name, key_versions, problem FROM brandbos.protected_columns ORDER BY 1;
+SQL
+expect "contacts sealed under the active key" "{2}" \
+	"SELECT key_versions FROM brandbos.protected_columns WHERE table_name = 'crm.contacts'::regclass"
+
 # ---------------------------------------------------------------------------------------------
 banner "4. Password hashing (Argon2id)"
 sql <<'SQL'

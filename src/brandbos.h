@@ -318,20 +318,32 @@ extern void brandbos_table_shape(Relation rel, int *nkeys, AttrNumber **key_attn
 
 /* ---- protect.c / reencrypt.c: rewriting protected rows in place ------ */
 
+/* what a rewrite of protected rows in place does (reencrypt.c) */
+typedef enum BrandbosRewrite
+{
+	BRANDBOS_REWRITE_MOVE,		/* reencrypt: stored envelopes to the active key and format */
+	BRANDBOS_REWRITE_SEAL,		/* protect_column, ATTACH: stored values are plaintext unless
+								 * they authenticate for their row */
+	BRANDBOS_REWRITE_UNPROTECT	/* unprotect_column: one column back to plaintext */
+} BrandbosRewrite;
+
 /*
- * While reencrypt.c rewrites the rows of a heap relation, its OID; with
- * brandbos_reseal_existing the protect trigger treats stored values as
- * plaintext unless they authenticate (protect_column), without it moves
- * stored envelopes to the active key and format (reencrypt).
+ * While reencrypt.c rewrites the rows of a heap relation: its OID, what the
+ * rewrite does, and for BRANDBOS_REWRITE_UNPROTECT the column's name.  The
+ * protect trigger reads them.
  */
 extern Oid	brandbos_reseal_relid;
-extern bool brandbos_reseal_existing;
+extern BrandbosRewrite brandbos_rewrite_mode;
+extern const char *brandbos_unprotect_colname;
 
-/* does this stored row need the rewrite (either kind)? */
-extern bool brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, bool existing);
+/* does this stored row need the rewrite? */
+extern bool brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, BrandbosRewrite mode);
 
 /* does the table have registered protected columns? */
 extern bool brandbos_table_is_protected(Oid relid);
+
+/* decrypt one protected column of a table in place (as its owner, no RLS) */
+extern void brandbos_unprotect_values(Oid relid, const char *colname);
 
 /* seal every value a table holds that is not an envelope for its row */
 extern void brandbos_seal_existing_values(Oid relid);

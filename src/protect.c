@@ -525,12 +525,31 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
 		build_ad(ad, cfg, pc, newtup, tupdesc);
 
 		rewriting = (brandbos_reseal_relid == RelationGetRelid(rel));
-		if (!brandbos_looks_like_envelope(value, pc->as_text))
+		if (rewriting && brandbos_rewrite_mode == BRANDBOS_REWRITE_UNPROTECT)
+		{
+			/* unprotect_column: this column back to plaintext, the others untouched */
+			if (!unchanged ||
+				strcmp(NameStr(TupleDescAttr(tupdesc, pc->attnum - 1)->attname),
+					   brandbos_unprotect_colname) != 0 ||
+				!brandbos_envelope_well_formed(value, pc->as_text))
+				continue;
+			plain = brandbos_open_datum(value, pc->as_text, ad->data, ad->len, &plain_len);
+			{
+				bytea	   *out = palloc(VARHDRSZ + plain_len);
+
+				SET_VARSIZE(out, VARHDRSZ + plain_len);
+				memcpy(VARDATA(out), plain, plain_len);
+				result = PointerGetDatum(out);
+			}
+			sodium_memzero(plain, plain_len);
+			pfree(plain);
+		}
+		else if (!brandbos_looks_like_envelope(value, pc->as_text))
 		{
 			/* plaintext: seal it */
 			result = seal_plain_datum(value, pc->as_text, ad, !is_update);
 		}
-		else if (unchanged && rewriting && brandbos_reseal_existing)
+		else if (unchanged && rewriting && brandbos_rewrite_mode == BRANDBOS_REWRITE_SEAL)
 		{
 			/*
 			 * protect_column sealing what the table held before: a value is
@@ -601,7 +620,7 @@ brandbos_protect_trigger(PG_FUNCTION_ARGS)
  * --------------------------------------------------------------------- */
 
 bool
-brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, bool existing)
+brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, BrandbosRewrite mode)
 {
 	TableConfig *cfg = get_table_config(rel);
 	TupleDesc	tupdesc = RelationGetDescr(rel);
@@ -621,7 +640,11 @@ brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, bool existing)
 
 		if (isnull)
 			continue;
-		if (!existing)
+		if (mode == BRANDBOS_REWRITE_UNPROTECT)
+			needs = strcmp(NameStr(TupleDescAttr(tupdesc, pc->attnum - 1)->attname),
+						   brandbos_unprotect_colname) == 0 &&
+				brandbos_envelope_well_formed(value, pc->as_text);
+		else if (mode == BRANDBOS_REWRITE_MOVE)
 			needs = envelope_is_outdated(value, pc->as_text);
 		else if (!brandbos_envelope_well_formed(value, pc->as_text))
 			needs = true;
@@ -1078,28 +1101,30 @@ brandbos_unprotect_column(PG_FUNCTION_ARGS)
 	TargetColumn t;
 	BrandbosInternalState state;
 	List	   *columns;
-	RegisteredColumn *reg;
 	Oid			types[2] = {REGCLASSOID, NAMEOID};
 	Datum		values[2];
-	StringInfoData sql;
-	const char *col;
-	char	   *column_id;
-	int			k;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
 	require_args(fcinfo, 2);
 	describe_target(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(1)), &t, false);
 	brandbos_require_role(BRANDBOS_ROLE_DECRYPTOR, "unprotect a column");
-	col = quote_identifier(t.colname);
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	columns = registered_columns(t.relid, caller_cxt);
-	reg = find_registered(columns, t.colname);
-	if (reg == NULL)
+	brandbos_spi_end(&state);
+	if (find_registered(columns, t.colname) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("column \"%s\" of table \"%s\" is not protected", t.colname, t.relname)));
-	column_id = reg->column_id;
+
+	/*
+	 * Decrypt in place while the column is still registered, so the audit
+	 * trigger keeps recording it as "[protected]" and no plaintext reaches
+	 * the audit log; in C as the owner, so row security hides no row.
+	 */
+	brandbos_unprotect_values(t.relid, t.colname);
+
+	brandbos_spi_begin(&state, brandbos_extension_owner());
 	values[0] = ObjectIdGetDatum(t.relid);
 	values[1] = PG_GETARG_DATUM(1);
 	spi_run_args("DELETE FROM brandbos.column_registry WHERE table_oid = $1 AND column_name = $2",
@@ -1114,14 +1139,6 @@ brandbos_unprotect_column(PG_FUNCTION_ARGS)
 		spi_run_ddl(psprintf("DROP TRIGGER %s ON %s", quote_identifier(PROTECT_TRIGGER_NAME),
 							 t.qualified));
 	rebuild_views(&t, columns);
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "UPDATE %s SET %s = brandbos.decrypt_column(%s::uuid, %s",
-					 t.qualified, col, quote_literal_cstr(column_id), col);
-	for (k = 0; k < t.nkeys; k++)
-		appendStringInfo(&sql, ", %s", t.key_names[k]);
-	appendStringInfo(&sql, ") WHERE %s IS NOT NULL", col);
-	spi_run(sql.data, SPI_OK_UPDATE);
 	brandbos_spi_end(&state);
 	PG_RETURN_VOID();
 }

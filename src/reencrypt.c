@@ -8,7 +8,8 @@
  * needs it is locked (following its update chain to the newest version),
  * checked again, and updated through ExecSimpleRelationUpdate with the same
  * values.  The protect trigger fires for that update, sees which rewrite is
- * running (brandbos_reseal_relid / brandbos_reseal_existing) and re-seals.
+ * running (brandbos_reseal_relid / brandbos_rewrite_mode) and re-seals, or
+ * for unprotect_column puts the plaintext back.
  * Indexes, constraints and the owner's other triggers are handled by the
  * executor as for any UPDATE.
  *
@@ -48,7 +49,8 @@
 #include "utils/syscache.h"
 
 Oid			brandbos_reseal_relid = InvalidOid;
-bool		brandbos_reseal_existing = false;
+BrandbosRewrite brandbos_rewrite_mode = BRANDBOS_REWRITE_MOVE;
+const char *brandbos_unprotect_colname = NULL;
 
 /* where a walk over the heap relations of a table stands */
 typedef struct WalkPosition
@@ -102,7 +104,7 @@ relation_owner(Oid relid)
  */
 static int64
 rewrite_blocks(Relation rel, BlockNumber from, BlockNumber end, int64 limit,
-			   bool existing, BlockNumber *next)
+			   BrandbosRewrite mode, BlockNumber *next)
 {
 	EState	   *estate;
 	RangeTblEntry *rte;
@@ -141,6 +143,8 @@ rewrite_blocks(Relation rel, BlockNumber from, BlockNumber end, int64 limit,
 #endif
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	/* so AFTER triggers find it instead of opening the relation again */
+	estate->es_opened_result_relations = lappend(estate->es_opened_result_relations, rri);
 	estate->es_output_cid = GetCurrentCommandId(true);
 	ExecOpenIndices(rri, false);
 	EvalPlanQualInit(&epqstate, estate, NULL, NIL, -1);
@@ -164,7 +168,7 @@ rewrite_blocks(Relation rel, BlockNumber from, BlockNumber end, int64 limit,
 								   ALLOCSET_DEFAULT_SIZES);
 
 	brandbos_reseal_relid = RelationGetRelid(rel);
-	brandbos_reseal_existing = existing;
+	brandbos_rewrite_mode = mode;
 	PG_TRY();
 	{
 		while (table_scan_getnextslot_tidrange(scan, ForwardScanDirection, scanslot))
@@ -186,7 +190,7 @@ rewrite_blocks(Relation rel, BlockNumber from, BlockNumber end, int64 limit,
 				last_block = block;
 			}
 			old = MemoryContextSwitchTo(rowcxt);
-			if (!brandbos_row_needs_reseal(rel, scanslot, existing))
+			if (!brandbos_row_needs_reseal(rel, scanslot, mode))
 			{
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(rowcxt);
@@ -202,7 +206,7 @@ rewrite_blocks(Relation rel, BlockNumber from, BlockNumber end, int64 limit,
 			if (res != TM_Ok)
 				continue;		/* deleted meanwhile, or ours already */
 			old = MemoryContextSwitchTo(rowcxt);
-			if (!brandbos_row_needs_reseal(rel, lockslot, existing))
+			if (!brandbos_row_needs_reseal(rel, lockslot, mode))
 			{
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(rowcxt);
@@ -220,7 +224,7 @@ rewrite_blocks(Relation rel, BlockNumber from, BlockNumber end, int64 limit,
 	PG_FINALLY();
 	{
 		brandbos_reseal_relid = InvalidOid;
-		brandbos_reseal_existing = false;
+		brandbos_rewrite_mode = BRANDBOS_REWRITE_MOVE;
 	}
 	PG_END_TRY();
 
@@ -230,7 +234,8 @@ rewrite_blocks(Relation rel, BlockNumber from, BlockNumber end, int64 limit,
 	UnregisterSnapshot(snapshot);
 	AfterTriggerEndQuery(estate);
 	EvalPlanQualEnd(&epqstate);
-	ExecCloseIndices(rri);
+	ExecCloseResultRelations(estate);	/* its indexes, and relations AFTER triggers opened */
+	ExecCloseRangeTableRelations(estate);
 	ExecResetTupleTable(estate->es_tupleTable, false);
 	FreeExecutorState(estate);
 	CommandCounterIncrement();
@@ -242,7 +247,7 @@ rewrite_blocks(Relation rel, BlockNumber from, BlockNumber end, int64 limit,
  * moving pos.  Runs as each relation's owner.
  */
 static int64
-rewrite_batch(List *leaves, WalkPosition *pos, int64 limit, bool existing)
+rewrite_batch(List *leaves, WalkPosition *pos, int64 limit, BrandbosRewrite mode)
 {
 	int64		done = 0;
 
@@ -260,7 +265,7 @@ rewrite_batch(List *leaves, WalkPosition *pos, int64 limit, bool existing)
 				pos->end_block = RelationGetNumberOfBlocks(rel);
 			brandbos_internal_begin(&state, rel->rd_rel->relowner);
 			done += rewrite_blocks(rel, pos->next_block, pos->end_block, limit - done,
-								   existing, &next);
+								   mode, &next);
 			brandbos_internal_end(&state);
 			table_close(rel, NoLock);
 			if (next != InvalidBlockNumber)
@@ -300,7 +305,29 @@ brandbos_seal_existing_values(Oid relid)
 	pos.next_block = 0;
 	pos.end_block = InvalidBlockNumber;
 	while (OidIsValid(pos.leaf))
-		(void) rewrite_batch(leaves, &pos, PG_INT64_MAX, true);
+		(void) rewrite_batch(leaves, &pos, PG_INT64_MAX, BRANDBOS_REWRITE_SEAL);
+}
+
+void
+brandbos_unprotect_values(Oid relid, const char *colname)
+{
+	List	   *leaves = table_leaves(relid);
+	WalkPosition pos;
+
+	pos.leaf = leaves != NIL ? linitial_oid(leaves) : InvalidOid;
+	pos.next_block = 0;
+	pos.end_block = InvalidBlockNumber;
+	brandbos_unprotect_colname = colname;
+	PG_TRY();
+	{
+		while (OidIsValid(pos.leaf))
+			(void) rewrite_batch(leaves, &pos, PG_INT64_MAX, BRANDBOS_REWRITE_UNPROTECT);
+	}
+	PG_FINALLY();
+	{
+		brandbos_unprotect_colname = NULL;
+	}
+	PG_END_TRY();
 }
 
 /* checks shared by reencrypt and reencrypt_table; returns the table's leaves */
@@ -348,7 +375,7 @@ brandbos_reencrypt(PG_FUNCTION_ARGS)
 	pos.next_block = 0;
 	pos.end_block = InvalidBlockNumber;
 	while (OidIsValid(pos.leaf))
-		moved += rewrite_batch(leaves, &pos, batch_size, false);
+		moved += rewrite_batch(leaves, &pos, batch_size, BRANDBOS_REWRITE_MOVE);
 	PG_RETURN_INT64(moved);
 }
 
@@ -502,7 +529,7 @@ brandbos_reencrypt_table(PG_FUNCTION_ARGS)
 				PushActiveSnapshot(GetTransactionSnapshot());
 				pushed = true;
 			}
-			done = rewrite_batch(leaves, &pos, batch_size, false);
+			done = rewrite_batch(leaves, &pos, batch_size, BRANDBOS_REWRITE_MOVE);
 			rows_done += done;
 			brandbos_internal_begin(&state, owner);
 			save_progress(relid, target, &pos, rows_done, blocks_total);

@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(23);
+SELECT plan(27);
 
 CREATE ROLE bb_owner LOGIN;
 CREATE ROLE bb_reader LOGIN IN ROLE brandbos_decryptor;
@@ -111,6 +111,29 @@ CREATE TABLE own.composite_key (id own.pair PRIMARY KEY, token text);
 SELECT throws_ok($$SELECT brandbos.protect_column('own.composite_key', 'token')$$, '0A000', NULL,
                  'protect_column of an empty table with a composite primary key: 0A000');
 RESET ROLE;
+
+-- unprotect_column decrypts in place without writing the plaintext into the audit log,
+-- also under FORCE ROW LEVEL SECURITY (issue 11, point 6)
+SET ROLE bb_owner;
+CREATE TABLE own.audited (id int PRIMARY KEY, tenant_id text, token text);
+INSERT INTO own.audited VALUES (1, 't1', 'audited-secret-1'), (2, 't2', 'audited-secret-2');
+SELECT brandbos.protect_column('own.audited', 'token');
+SELECT brandbos.enable_audit('own.audited');
+SELECT brandbos.enable_tenant_isolation('own.audited');
+RESET ROLE;
+GRANT brandbos_decryptor TO bb_owner;
+SET ROLE bb_owner;
+SELECT lives_ok($$SELECT brandbos.unprotect_column('own.audited', 'token')$$,
+                'the owner (a decryptor) unprotects the column');
+RESET ROLE;
+REVOKE brandbos_decryptor FROM bb_owner;
+SELECT is((SELECT string_agg(token, ',' ORDER BY id) FROM own.audited), 'audited-secret-1,audited-secret-2',
+          'every value is plaintext again, also the rows FORCE RLS hides from the owner');
+SELECT is((SELECT count(*)::int FROM brandbos.audit_entries WHERE details::text LIKE '%audited-secret%'), 0,
+          'no plaintext reached the audit log');
+SELECT cmp_ok((SELECT count(*)::int FROM brandbos.audit_entries
+                WHERE resource_type = 'own.audited' AND action = 'update'), '>=', 2,
+              'the decrypting updates were audited, with the column as [protected]');
 
 -- upsert on a unique non-key column with associated data longer than 256 bytes
 SET ROLE bb_owner;

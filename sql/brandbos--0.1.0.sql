@@ -195,36 +195,11 @@ CREATE EVENT TRIGGER brandbos_registry_rename ON ddl_command_end
 	WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
 	EXECUTE FUNCTION brandbos.registry_ddl();
 
+-- (in C: brandbos depends on no procedural language, so no DROP ... CASCADE of
+-- one can take the extension and its data keys with it)
 CREATE FUNCTION brandbos.registry_drop() RETURNS event_trigger
-	LANGUAGE plpgsql SECURITY DEFINER
-	SET search_path = pg_catalog, pg_temp
-	AS $fn$
-DECLARE
-	gone pg_catalog.oid[];
-	t pg_catalog.oid;
-BEGIN
-	WITH d AS (
-		DELETE FROM brandbos.column_registry r
-		 USING pg_catalog.pg_event_trigger_dropped_objects() d
-		 WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-		   AND r.table_oid::pg_catalog.oid = d.objid
-		   AND (d.objsubid = 0 OR r.column_name = d.address_names[3])
-		RETURNING r.table_oid::pg_catalog.oid AS relid)
-	SELECT pg_catalog.array_agg(DISTINCT d.relid) INTO gone FROM d;
-	FOR t IN
-		SELECT g.relid FROM pg_catalog.unnest(gone) AS g(relid)
-		 WHERE NOT EXISTS (SELECT 1 FROM brandbos.column_registry r
-							WHERE r.table_oid::pg_catalog.oid OPERATOR(pg_catalog.=) g.relid)
-		   AND EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
-						WHERE tg.tgrelid OPERATOR(pg_catalog.=) g.relid
-						  AND tg.tgname OPERATOR(pg_catalog.=) 'zz_brandbos_protect'
-						  AND tg.tgparentid OPERATOR(pg_catalog.=) 0)
-	LOOP
-		-- its last protected column is gone: without it the trigger refuses every write
-		EXECUTE pg_catalog.format('DROP TRIGGER zz_brandbos_protect ON %s', t::pg_catalog.regclass);
-	END LOOP;
-END
-$fn$;
+	AS 'MODULE_PATHNAME', 'brandbos_registry_drop'
+	LANGUAGE C;
 CREATE EVENT TRIGGER brandbos_registry_drop ON sql_drop
 	EXECUTE FUNCTION brandbos.registry_drop();
 ALTER EVENT TRIGGER brandbos_registry_rename ENABLE ALWAYS;

@@ -342,6 +342,9 @@ extern bool brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, Brandb
 /* does the table have registered protected columns? */
 extern bool brandbos_table_is_protected(Oid relid);
 
+/* refuse, before it runs, DDL that would take values out of protection */
+extern void brandbos_protect_ddl_start(Node *parsetree);
+
 /* decrypt one protected column of a table in place (as its owner, no RLS) */
 extern void brandbos_unprotect_values(Oid relid, const char *colname);
 

@@ -683,8 +683,16 @@ brandbos_hold_key_version(uint32 version)
 	SPIPlanPtr	plan;
 	bool		destroyed;
 
+	LocalTransactionId lxid;
+
+#if PG_VERSION_NUM >= 170000
+	lxid = MyProc->vxid.lxid;
+#else
+	lxid = MyProc->lxid;
+#endif
+	/* the active version's lock, already taken by this very (sub)transaction */
 	if (version == active_version && sealing_version == version &&
-		sealing_subxid == GetCurrentSubTransactionId())
+		sealing_lxid == lxid && sealing_subxid == GetCurrentSubTransactionId())
 		return;
 	if (key_version_locked_by_me(version))
 		return;

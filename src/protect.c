@@ -1209,6 +1209,41 @@ protect_alter_table(AlterTableStmt *stmt)
 	}
 }
 
+/*
+ * Before a DDL command runs: DETACH PARTITION of a partition of a protected
+ * table is refused.  PostgreSQL drops the cloned protect trigger on detach,
+ * so later writes to the detached table would be stored unsealed, and its
+ * envelopes would leave every count (destroy_key could shred them).
+ */
+void
+brandbos_protect_ddl_start(Node *parsetree)
+{
+	AlterTableStmt *stmt;
+	Oid			relid;
+	ListCell   *lc;
+
+	if (!IsA(parsetree, AlterTableStmt))
+		return;
+	stmt = (AlterTableStmt *) parsetree;
+	if (stmt->relation == NULL)
+		return;
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+		if (cmd->subtype != AT_DetachPartition && cmd->subtype != AT_DetachPartitionFinalize)
+			continue;
+		relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+		if (OidIsValid(relid) && protected_here_or_above(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a partition of protected table \"%s\" cannot be detached",
+							get_rel_name(relid)),
+					 errdetail("The detached table would lose the protect trigger and its values would leave key management."),
+					 errhint("Call brandbos.unprotect_column() first, detach, then protect the tables again.")));
+	}
+}
+
 /* CREATE TABLE ... INHERITS (a protected table) is refused */
 static void
 protect_create_table(CreateStmt *stmt)
@@ -1279,5 +1314,62 @@ brandbos_registry_ddl(PG_FUNCTION_ARGS)
 	brandbos_spi_end(&state);
 	if (renamed > 0)
 		CacheInvalidateRelcacheByRelid(relid);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(brandbos_registry_drop);
+/*
+ * SQL: brandbos.registry_drop() returns event_trigger (sql_drop)
+ *
+ * A dropped table or protected column leaves brandbos.column_registry; a
+ * table whose last protected column went loses the protect trigger, which
+ * would otherwise refuse every write.
+ */
+Datum
+brandbos_registry_drop(PG_FUNCTION_ARGS)
+{
+	BrandbosInternalState state;
+	uint64		i;
+	List	   *orphans = NIL;
+	ListCell   *lc;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("brandbos.registry_drop() must be called as an event trigger")));
+
+	brandbos_spi_begin(&state, brandbos_extension_owner());
+	spi_run("WITH d AS ("
+			" DELETE FROM brandbos.column_registry r"
+			"  USING pg_catalog.pg_event_trigger_dropped_objects() d"
+			"  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+			"    AND r.table_oid::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid"
+			"    AND (d.objsubid OPERATOR(pg_catalog.=) 0"
+			"         OR r.column_name OPERATOR(pg_catalog.=) d.address_names[3])"
+			" RETURNING r.table_oid::pg_catalog.oid AS relid)"
+			" SELECT DISTINCT d.relid FROM d",
+			SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+
+		orphans = lappend_oid(orphans, relid);
+	}
+	/* the DELETE above is visible to the check below */
+	CommandCounterIncrement();
+	foreach(lc, orphans)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char	   *relname = get_rel_name(relid);
+
+		if (relname == NULL || brandbos_table_is_protected(relid) || !trigger_exists(relid))
+			continue;			/* the table itself is gone, or still protected */
+		spi_run_ddl(psprintf("DROP TRIGGER %s ON %s", quote_identifier(PROTECT_TRIGGER_NAME),
+							 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+														relname)));
+	}
+	brandbos_spi_end(&state);
 	PG_RETURN_VOID();
 }

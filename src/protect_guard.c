@@ -572,6 +572,7 @@ brandbos_protect_guard_start(PG_FUNCTION_ARGS)
 	if (!guard_active(fcinfo, "brandbos.protect_guard_start()"))
 		PG_RETURN_VOID();
 	trigdata = (EventTriggerData *) fcinfo->context;
+	brandbos_protect_ddl_start(trigdata->parsetree);
 	if (guard_cxt == NULL)
 	{
 		guard_cxt = AllocSetContextCreate(TopMemoryContext, "brandbos protect guard",

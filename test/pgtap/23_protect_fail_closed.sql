@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(27);
+SELECT plan(28);
 
 CREATE ROLE bb_owner LOGIN;
 CREATE ROLE bb_reader LOGIN IN ROLE brandbos_decryptor;
@@ -30,6 +30,9 @@ SELECT is((SELECT count(*)::int FROM own.events_us WHERE token LIKE '%us-secret%
           'no plaintext is left in the attached partition');
 INSERT INTO own.events VALUES (4, 'us', 'us-secret-4');
 SELECT is((SELECT count(*)::int FROM own.events WHERE token LIKE 'bbx1:%'), 3, 'writes after the attach are sealed');
+
+SELECT throws_ok($$ALTER TABLE own.events DETACH PARTITION own.events_us$$, '0A000', NULL,
+                 'DETACH PARTITION of a protected table: 0A000 (the partition would lose its trigger)');
 
 -- inheritance is refused both ways
 CREATE TABLE own.base (id int PRIMARY KEY, token text);

@@ -86,6 +86,11 @@ SQL
 		                      (SELECT count(*) FROM pg_trigger WHERE tgname = 'zz_brandbos_protect'),
 		                      (SELECT count(*) FROM pg_views WHERE viewname = 't_decrypted')")"
 	assert_eq "$P after the refusals every value still decrypts" "$WANT" "$(q "$C" k1 "$READ")"
+	# brandbos depends on no procedural language: dropping one with CASCADE cannot take it along
+	state_of "$C" k1 "SET client_min_messages = warning; DROP EXTENSION plpgsql CASCADE" >/dev/null
+	assert_eq "$P DROP EXTENSION plpgsql CASCADE leaves brandbos and its keys in place" "1|$WANT" \
+		"$(q "$C" k1 "SELECT count(*) FROM pg_extension WHERE extname = 'brandbos'")|$(q "$C" k1 "$READ")"
+	q "$C" k1 "CREATE EXTENSION IF NOT EXISTS plpgsql" >/dev/null
 
 	# ---- 2. an ordinary login role ---------------------------------------------------------
 	got=$(BB_DB=k1 bb_run_as_pg "$PGBIN/psql" -X -At -v VERBOSITY=verbose -h "$(bb_sockdir "$C")" \

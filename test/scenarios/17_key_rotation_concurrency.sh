@@ -269,6 +269,30 @@ diag "a3: destroy_key(3) waited: $a3_waited; returned $a3_destroy"
 assert_eq "a3: destroy_key(3) does not shred the key of the restored row (55006, or it waited and refused)" \
 	"55006" "$a3_destroy"
 assert_eq "a3: row 300 still decrypts" "a-300" "$(rv dec ca "SELECT secret FROM t_decrypted WHERE id = 300")"
+
+# -- a4: the same, from a backend that sealed under that key in an earlier transaction -------
+# (its own bookkeeping of "already locked" must not outlive the transaction that took the lock)
+bg_send w "INSERT INTO t VALUES (310, 'a-310', 'sealed first');"
+bg_send w "SELECT brandbos.envelope_key_version(secret) FROM t WHERE id = 310;"
+bg_wait w 20 || true
+a4_key=$BG_OUT
+saved4=$(rv writer ca "SELECT secret FROM t WHERE id = 310")
+bg_send w "DELETE FROM t WHERE id = 310;"
+bg_send w "BEGIN;"
+bg_send w "INSERT INTO t VALUES (310, '$saved4', 'put back');"
+bg_send w "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'object' AND objid = $a4_key AND granted;"
+bg_wait w 20 || true
+assert_eq "a4: the writer holds the lock of key $a4_key for the envelope it put back" "1" "$BG_OUT"
+rv km ca 'SELECT brandbos.rotate_key()' >/dev/null
+rv km ca "SELECT brandbos.reencrypt('t')" >/dev/null
+bg_start k "SELECT public.sqlstate_of('SELECT brandbos.destroy_key($a4_key)');"
+a4_waited=$(wait_for_destroy_waiting ca "$a4_key")
+bg_send w "COMMIT;"
+bg_wait w 20 || true
+bg_wait k 20 || true
+diag "a4: destroy_key($a4_key) waited: $a4_waited; returned $BG_OUT"
+assert_eq "a4: destroy_key($a4_key) refuses after the writer commits (55006)" "55006" "$BG_OUT"
+assert_eq "a4: row 310 still decrypts" "a-310" "$(rv dec ca "SELECT secret FROM t_decrypted WHERE id = 310")"
 bg_close w
 bg_close k
 

@@ -1056,6 +1056,17 @@ brandbos_destroy_key(PG_FUNCTION_ARGS)
 	arg = Int32GetDatum(version);
 
 	keys_sql_begin(&state);
+
+	/*
+	 * Writers hold this version's lock in share mode from their first seal
+	 * until they end (brandbos_active_key_version, brandbos_hold_key_version):
+	 * waiting for it means every value sealed under the version is committed
+	 * (or gone) before the count below, which reads with a fresh snapshot.
+	 * Wait before taking the table lock, so that a writer left idle in its
+	 * transaction stalls this call only, not every other keymaster's.
+	 */
+	if (!force && strcmp(key_version_status(version), "retired") == 0)
+		lock_key_version((uint32) version, AccessExclusiveLock);
 	spi_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
 	status = key_version_status(version);
 	if (strcmp(status, "active") == 0)
@@ -1072,13 +1083,7 @@ brandbos_destroy_key(PG_FUNCTION_ARGS)
 	{
 		List	   *unreadable;
 
-		/*
-		 * Writers hold this version's lock in share mode from their first
-		 * seal until they end (brandbos_active_key_version): waiting for it
-		 * means every value sealed under the version is committed (or gone)
-		 * before the count below, which reads with a fresh snapshot.
-		 */
-		lock_key_version((uint32) version, AccessExclusiveLock);
+		lock_key_version((uint32) version, AccessExclusiveLock);	/* held already */
 		counts = palloc0(sizeof(int64) * (version + 1));
 		unreadable = count_values_by_version(counts, (uint32) version);
 		if (unreadable != NIL)

@@ -31,6 +31,7 @@
 #include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/detoast.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
@@ -223,10 +224,17 @@ brandbos_scan_protected_column(Oid relid, const char *colname,
 bool
 brandbos_envelope_header(Datum value, bool as_text, uint32 *version, int *format)
 {
-	struct varlena *v = PG_DETOAST_DATUM_PACKED(value);
+	/* only the first bytes are needed: a large value is not detoasted whole */
+	size_t		len = toast_raw_datum_size(value) - VARHDRSZ;
+	struct varlena *v = VARATT_IS_EXTENDED(DatumGetPointer(value)) ?
+		pg_detoast_datum_slice((struct varlena *) DatumGetPointer(value), 0, 32) :
+		(struct varlena *) DatumGetPointer(value);
 	const unsigned char *p = (const unsigned char *) VARDATA_ANY(v);
-	size_t		len = VARSIZE_ANY_EXHDR(v);
+	size_t		have = VARSIZE_ANY_EXHDR(v);
 	unsigned char header[9];
+
+	if (have < Min(len, 32))
+		return false;
 
 	if (as_text)
 	{

@@ -343,36 +343,54 @@ typedef struct PruneRecord
 	unsigned char signature[crypto_sign_BYTES];
 } PruneRecord;
 
-/* the prune records, whatever wrote them: each is checked where it is used */
-static List *
+/* the prune records (sorted by block id), whatever wrote them: each is checked where it is used */
+typedef struct PruneRecords
+{
+	PruneRecord *items;
+	uint64		n;
+} PruneRecords;
+
+static PruneRecords
 prune_records(void)
 {
-	List	   *records = NIL;
+	PruneRecords records;
 	uint64		i;
 
 	run_sql("SELECT block_id, signature FROM brandbos.audit_prunes ORDER BY block_id",
 			0, NULL, NULL, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
+	records.n = SPI_processed;
+	records.items = palloc0(sizeof(PruneRecord) * Max(records.n, 1));
+	for (i = 0; i < records.n; i++)
 	{
 		bool		isnull;
-		PruneRecord *p = palloc0(sizeof(PruneRecord));
+		PruneRecord *p = &records.items[i];
 
 		p->block_id = get_int8(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 		p->has_signature = get_hash(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
 									p->signature, crypto_sign_BYTES);
-		records = lappend(records, p);
 	}
+	SPI_freetuptable(SPI_tuptable);
 	return records;
 }
 
+/* binary search: block_id is the table's primary key */
 static const PruneRecord *
-find_prune(List *records, int64 block_id)
+find_prune(const PruneRecords *records, int64 block_id)
 {
-	ListCell   *lc;
+	uint64		lo = 0,
+				hi = records->n;
 
-	foreach(lc, records)
-		if (((PruneRecord *) lfirst(lc))->block_id == block_id)
-			return lfirst(lc);
+	while (lo < hi)
+	{
+		uint64		mid = lo + (hi - lo) / 2;
+
+		if (records->items[mid].block_id == block_id)
+			return &records->items[mid];
+		if (records->items[mid].block_id < block_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
@@ -480,8 +498,8 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 	TrustedKey	trust = TRUSTED_NONE;
 	bb_digest	given;
 	bool		have_given = false;
-	List	   *redacted,
-			   *prunes;
+	List	   *redacted;
+	PruneRecords prunes;
 	SPITupleTable *blocks;
 	uint64		nblocks,
 				i;
@@ -580,7 +598,7 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 			report(&r, b.h.block_id, 0, P_BAD_SIGNATURE, "the signature does not verify");
 
 		/* rows; a block without rows is accepted only as a genuine prune */
-		pr = find_prune(prunes, b.h.block_id);
+		pr = find_prune(&prunes, b.h.block_id);
 		if (verify_block_rows(&r, &b, redacted, pr != NULL))
 		{
 			const char *why = NULL;

@@ -11,7 +11,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(22);
+SELECT plan(24);
 
 CREATE ROLE bb_trust_app LOGIN;                 -- any application login role
 CREATE ROLE bb_trust_auditor LOGIN;
@@ -102,6 +102,12 @@ SELECT results_eq($$SELECT block_id, problem FROM brandbos.verify_audit(NULL, (S
                   'verify_audit accepts a digest as the trusted key (the root key is loaded: same findings)');
 SELECT throws_ok($$SELECT * FROM brandbos.verify_audit(NULL, '{"format": "nope"}')$$, '22023', NULL,
                  'a malformed digest passed to verify_audit: 22023');
+SELECT throws_ok($$SELECT * FROM brandbos.verify_audit(NULL, (SELECT digest - 'public_key' FROM d))$$, '22023', NULL,
+                 'a digest without public_key cannot name the trusted key: 22023');
+SELECT results_eq($$SELECT block_id, problem FROM brandbos.verify_audit(NULL, (SELECT digest || jsonb_build_object('public_key', repeat('ab', 32)) FROM d))
+                     WHERE block_id IS NULL$$,
+                  $$VALUES (NULL::bigint, 'bad signature'::text)$$,
+                  'a digest whose key is not the root-derived one is reported');
 RESET ROLE;
 UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'brandbos.audit_blocks'::regclass;
 ANALYZE brandbos.audit_blocks;

@@ -352,10 +352,13 @@ CREATE TABLE brandbos.audit_redactions (
 );
 SELECT pg_catalog.pg_extension_config_dump('brandbos.audit_redactions', '');
 
+-- A prune record's signature (Ed25519, the audit signing key) covers the
+-- pruned block's hash: verify_audit trusts nothing else about pruning.
 CREATE TABLE brandbos.audit_prunes (
 	block_id	bigint PRIMARY KEY,
 	pruned_at	timestamptz NOT NULL,
-	pruned_by	name NOT NULL
+	pruned_by	name NOT NULL,
+	signature	bytea
 );
 SELECT pg_catalog.pg_extension_config_dump('brandbos.audit_prunes', '');
 
@@ -418,7 +421,7 @@ CREATE FUNCTION brandbos.seal_audit() RETURNS bigint
 	AS 'MODULE_PATHNAME', 'brandbos_seal_audit'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-CREATE FUNCTION brandbos.verify_audit(from_block bigint DEFAULT NULL)
+CREATE FUNCTION brandbos.verify_audit(from_block bigint DEFAULT NULL, digest jsonb DEFAULT NULL)
 	RETURNS TABLE (block_id bigint, audit_id bigint, problem text, detail text)
 	AS 'MODULE_PATHNAME', 'brandbos_verify_audit'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
@@ -567,7 +570,7 @@ GRANT EXECUTE ON FUNCTION brandbos.log_event(text, text, text, jsonb),
 GRANT EXECUTE ON FUNCTION brandbos.enable_audit(regclass),
 						  brandbos.disable_audit(regclass) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION brandbos.seal_audit(),
-						  brandbos.verify_audit(bigint),
+						  brandbos.verify_audit(bigint, jsonb),
 						  brandbos.audit_digest(),
 						  brandbos.verify_audit_digest(jsonb),
 						  brandbos.redact_audit(bigint, text),

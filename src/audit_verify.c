@@ -3,15 +3,29 @@
  *
  * verify_audit trusts nothing stored: it recomputes every row's payload and
  * leaf hash from its columns, every block's Merkle root from those leaves,
- * every block hash from its header, and checks each signature against the
- * key derived from the root key (or, without one, the key stored with the
- * block).  So a superuser who disabled the triggers and edited rows, leaf
- * hashes or blocks is reported.  Problems are returned as rows; malformed
- * stored values are problems too, never errors.
+ * every block hash from its header, and checks each signature against a
+ * trusted key: the one derived from the root key, or the public key of a
+ * digest the caller passes.  Never against the key stored with the block
+ * (anyone who rewrites a block can store a key of their own); with no
+ * trusted key it says so, in a row 'signatures not checked'.  So a
+ * superuser who disabled the triggers and edited rows, leaf hashes or
+ * blocks is reported.  Problems are returned as rows; malformed stored
+ * values are problems too, never errors.
  *
- * Redaction and pruning are the only sanctioned changes.  Each writes a
- * record (audit_redactions / audit_prunes) and an audit event; verification
- * accepts a cleared payload or a block without rows only when both exist.
+ * Redaction and pruning are the only sanctioned changes.  Redaction writes
+ * a record (audit_redactions) and an audit event; verification accepts a
+ * cleared payload only when both exist.  Pruning is trusted only through
+ * what no caller can write: each audit_prunes row carries an Ed25519
+ * signature (the audit signing key) over the pruned block's hash, pruned
+ * blocks form a prefix of the chain, and a pruned block must have no row
+ * left (a row still present in its range is checked like any other).  The
+ * audit_pruned event is for readers; verification does not rely on it, and
+ * log_event refuses to write it (the reserved namespace, audit_writer.c).
+ *
+ * verify_audit_digest answers false whenever the current chain does not
+ * extend the digest, a chain rebuilt from its first block included; it
+ * raises 22023 only for a malformed digest and 42704 only for a digest of
+ * another database (another name or system identifier).
  */
 #include "brandbos.h"
 #include "audit_digest.h"
@@ -41,6 +55,10 @@
 #define P_REMOVED_BLOCK "removed block"
 #define P_BROKEN_CHAIN	"broken chain"
 #define P_BAD_SIGNATURE "bad signature"
+#define P_NOT_CHECKED	"signatures not checked"
+
+/* domain of the signature over a pruned block's hash (audit_prunes.signature) */
+#define PRUNE_LABEL		"brandbos audit prune v1"
 
 typedef struct Reporter
 {
@@ -54,7 +72,10 @@ report(Reporter *r, int64 block_id, int64 audit_id, const char *problem, const c
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 
-	values[0] = Int64GetDatum(block_id);
+	if (block_id > 0)
+		values[0] = Int64GetDatum(block_id);
+	else
+		nulls[0] = true;
 	if (audit_id > 0)
 		values[1] = Int64GetDatum(audit_id);
 	else
@@ -99,7 +120,7 @@ get_int8(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
 	return *isnull ? 0 : DatumGetInt64(d);
 }
 
-/* the public key to check signatures with: derived when possible */
+/* the public key derived from the root key, when one is loaded */
 static bool
 expected_public_key(unsigned char *pk)
 {
@@ -110,6 +131,39 @@ expected_public_key(unsigned char *pk)
 	brandbos_audit_signing_keypair(pk, sk);
 	sodium_memzero(sk, sizeof(sk));
 	return true;
+}
+
+static void malformed_digest(const char *what);
+
+/*
+ * Parse a caller's digest (untrusted) through the bounded reader of
+ * audit_digest.c; 22023 when malformed.
+ */
+static void
+parse_digest(Jsonb *digest, bb_digest *parsed)
+{
+	char	   *digest_text = JsonbToCString(NULL, &digest->root, VARSIZE(digest));
+	bb_digest_status status = bb_digest_parse(digest_text, strlen(digest_text), parsed);
+
+	if (status != BB_DIGEST_OK)
+		malformed_digest(bb_digest_status_text(status));
+}
+
+/* the hash that a prune record's signature covers */
+static void
+prune_message(unsigned char *out, int64 block_id, const unsigned char *block_hash)
+{
+	crypto_generichash_state st;
+	unsigned char be[8];
+	int			i;
+
+	for (i = 0; i < 8; i++)
+		be[i] = (unsigned char) (((uint64) block_id) >> (56 - 8 * i));
+	crypto_generichash_init(&st, NULL, 0, BB_HASH_BYTES);
+	crypto_generichash_update(&st, (const unsigned char *) PRUNE_LABEL, sizeof(PRUNE_LABEL) - 1);
+	crypto_generichash_update(&st, be, sizeof(be));
+	crypto_generichash_update(&st, block_hash, BB_HASH_BYTES);
+	crypto_generichash_final(&st, out, BB_HASH_BYTES);
 }
 
 /* a block row as read from brandbos.audit_blocks */
@@ -281,31 +335,73 @@ int64_list_member(List *list, int64 v)
 	return false;
 }
 
-/* blocks pruned through prune_audit (with its event) */
-static List *
-sanctioned_prunes(void)
+/* a row of brandbos.audit_prunes: a block and the signature over its hash */
+typedef struct PruneRecord
 {
-	List	   *ids = NIL;
+	int64		block_id;
+	bool		has_signature;
+	unsigned char signature[crypto_sign_BYTES];
+} PruneRecord;
+
+/* the prune records (sorted by block id), whatever wrote them: each is checked where it is used */
+typedef struct PruneRecords
+{
+	PruneRecord *items;
+	uint64		n;
+} PruneRecords;
+
+static PruneRecords
+prune_records(void)
+{
+	PruneRecords records;
 	uint64		i;
 
-	run_sql("SELECT p.block_id FROM brandbos.audit_prunes p "
-			"WHERE EXISTS (SELECT 1 FROM brandbos.audit_entries e WHERE e.action = 'audit_pruned' "
-			"AND p.block_id BETWEEN (e.details->>'first_block')::bigint AND (e.details->>'last_block')::bigint)",
+	run_sql("SELECT block_id, signature FROM brandbos.audit_prunes ORDER BY block_id",
 			0, NULL, NULL, SPI_OK_SELECT);
-	for (i = 0; i < SPI_processed; i++)
+	records.n = SPI_processed;
+	records.items = palloc0(sizeof(PruneRecord) * Max(records.n, 1));
+	for (i = 0; i < records.n; i++)
 	{
 		bool		isnull;
-		int64	   *p = palloc(sizeof(int64));
+		PruneRecord *p = &records.items[i];
 
-		*p = get_int8(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-		ids = lappend(ids, p);
+		p->block_id = get_int8(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		p->has_signature = get_hash(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
+									p->signature, crypto_sign_BYTES);
 	}
-	return ids;
+	SPI_freetuptable(SPI_tuptable);
+	return records;
 }
 
-/* verify one block's rows against its header */
-static void
-verify_block_rows(Reporter *r, const BlockRow *b, List *redacted)
+/* binary search: block_id is the table's primary key */
+static const PruneRecord *
+find_prune(const PruneRecords *records, int64 block_id)
+{
+	uint64		lo = 0,
+				hi = records->n;
+
+	while (lo < hi)
+	{
+		uint64		mid = lo + (hi - lo) / 2;
+
+		if (records->items[mid].block_id == block_id)
+			return &records->items[mid];
+		if (records->items[mid].block_id < block_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/*
+ * Verify one block's rows against its header.  When the block has a prune
+ * record and none of its rows is left, nothing is reported and true is
+ * returned: the caller decides whether the prune is genuine.  A block with
+ * a prune record that still has rows is checked like any other.
+ */
+static bool
+verify_block_rows(Reporter *r, const BlockRow *b, List *redacted, bool has_prune_record)
 {
 	Oid			types[2] = {INT8OID, INT8OID};
 	Datum		values[2];
@@ -326,6 +422,11 @@ verify_block_rows(Reporter *r, const BlockRow *b, List *redacted)
 			2, types, values, SPI_OK_SELECT);
 	rows = SPI_tuptable;
 	n = SPI_processed;
+	if (n == 0 && has_prune_record)
+	{
+		SPI_freetuptable(rows);
+		return true;
+	}
 	leaves = palloc(Max(n, 1) * BB_HASH_BYTES);
 	scratch = palloc(Max(n, 1) * BB_HASH_BYTES);
 
@@ -371,11 +472,20 @@ verify_block_rows(Reporter *r, const BlockRow *b, List *redacted)
 	SPI_freetuptable(rows);
 	pfree(leaves);
 	pfree(scratch);
+	return false;
 }
+
+/* where the key that signatures are checked against came from */
+typedef enum TrustedKey
+{
+	TRUSTED_NONE,				/* no root key, no digest: signatures are not checked */
+	TRUSTED_ROOT,				/* derived from the root key */
+	TRUSTED_DIGEST				/* the public key of a digest the caller passed */
+} TrustedKey;
 
 PG_FUNCTION_INFO_V1(brandbos_verify_audit);
 /*
- * SQL: brandbos.verify_audit(from_block bigint default null)
+ * SQL: brandbos.verify_audit(from_block bigint default null, digest jsonb default null)
  *      returns table(block_id bigint, audit_id bigint, problem text, detail text)
  */
 Datum
@@ -384,15 +494,19 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 	Reporter	r;
 	BrandbosInternalState state;
 	int64		from = PG_ARGISNULL(0) ? 1 : PG_GETARG_INT64(0);
-	unsigned char derived_pk[crypto_sign_PUBLICKEYBYTES];
-	bool		have_pk;
-	List	   *redacted,
-			   *pruned;
+	unsigned char trusted_pk[crypto_sign_PUBLICKEYBYTES];
+	TrustedKey	trust = TRUSTED_NONE;
+	bb_digest	given;
+	bool		have_given = false;
+	List	   *redacted;
+	PruneRecords prunes;
 	SPITupleTable *blocks;
 	uint64		nblocks,
 				i;
 	BlockRow	prev;
 	bool		have_prev = false;
+	bool		pruned_prefix = true;	/* every examined block so far was pruned */
+	int64		examined = 0;
 	Oid			argtype = INT8OID;
 	Datum		arg;
 
@@ -401,14 +515,30 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("from_block must be at least 1")));
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+	{
+		parse_digest(PG_GETARG_JSONB_P(1), &given);
+		if (!given.has_public_key)
+			malformed_digest("The digest has no public_key member, so it cannot say which key signed the chain.");
+		have_given = true;
+	}
+	if (expected_public_key(trusted_pk))
+		trust = TRUSTED_ROOT;
+	else if (have_given)
+	{
+		memcpy(trusted_pk, given.public_key, sizeof(trusted_pk));
+		trust = TRUSTED_DIGEST;
+	}
 	InitMaterializedSRF(fcinfo, 0);
 	r.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	r.count = 0;
-	have_pk = expected_public_key(derived_pk);
+	if (trust == TRUSTED_ROOT && have_given &&
+		memcmp(given.public_key, trusted_pk, sizeof(trusted_pk)) != 0)
+		report(&r, 0, 0, P_BAD_SIGNATURE, "the digest's public key is not the key derived from the root key");
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	redacted = sanctioned_redactions();
-	pruned = sanctioned_prunes();
+	prunes = prune_records();
 
 	arg = Int64GetDatum(from - 1);
 	run_sql("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks WHERE block_id >= $1 ORDER BY block_id",
@@ -421,6 +551,7 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 		BlockRow	b;
 		unsigned char recomputed[BB_HASH_BYTES];
 		static const unsigned char zero[BB_HASH_BYTES];
+		const PruneRecord *pr;
 
 		read_block(blocks->vals[i], blocks->tupdesc, &b);
 		if (b.h.block_id < from)
@@ -429,11 +560,13 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 			have_prev = true;
 			continue;
 		}
+		examined++;
 		if (!b.well_formed)
 		{
 			report(&r, b.h.block_id, 0, P_CHANGED_BLOCK, "a hash, signature or key of the block is malformed");
 			prev = b;
 			have_prev = true;
+			pruned_prefix = false;
 			continue;
 		}
 
@@ -454,22 +587,48 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 		else if (!have_prev && b.h.block_id == 1 && b.h.first_id != 1)
 			report(&r, b.h.block_id, 0, P_CHANGED_BLOCK, "the first block does not start at id 1");
 
-		/* header and signature */
+		/* header and signature (never against the key stored with the block) */
 		bb_block_hash(recomputed, &b.h);
 		if (memcmp(recomputed, b.stored_hash, BB_HASH_BYTES) != 0)
 			report(&r, b.h.block_id, 0, P_CHANGED_BLOCK, "the header no longer hashes to block_hash");
-		else if (have_pk && memcmp(derived_pk, b.public_key, sizeof(derived_pk)) != 0)
+		else if (trust != TRUSTED_NONE && memcmp(trusted_pk, b.public_key, sizeof(trusted_pk)) != 0)
 			report(&r, b.h.block_id, 0, P_BAD_SIGNATURE, "the block was signed by another key");
-		else if (crypto_sign_verify_detached(b.signature, recomputed, BB_HASH_BYTES,
-											 have_pk ? derived_pk : b.public_key) != 0)
+		else if (trust != TRUSTED_NONE &&
+				 crypto_sign_verify_detached(b.signature, recomputed, BB_HASH_BYTES, trusted_pk) != 0)
 			report(&r, b.h.block_id, 0, P_BAD_SIGNATURE, "the signature does not verify");
 
-		/* rows */
-		if (!int64_list_member(pruned, b.h.block_id))
-			verify_block_rows(&r, &b, redacted);
+		/* rows; a block without rows is accepted only as a genuine prune */
+		pr = find_prune(&prunes, b.h.block_id);
+		if (verify_block_rows(&r, &b, redacted, pr != NULL))
+		{
+			const char *why = NULL;
+			unsigned char msg[BB_HASH_BYTES];
+
+			prune_message(msg, b.h.block_id, b.stored_hash);
+			if (!pruned_prefix)
+				why = "an earlier block still has its rows, and prune_audit prunes only the oldest blocks";
+			else if (!pr->has_signature)
+				why = "its prune record has no well-formed signature";
+			else if (trust != TRUSTED_NONE &&
+					 crypto_sign_verify_detached(pr->signature, msg, BB_HASH_BYTES, trusted_pk) != 0)
+				why = "the signature of its prune record does not verify";
+			if (why)
+			{
+				report(&r, b.h.block_id, 0, P_DELETED_ROW,
+					   psprintf("all rows of the block are gone and it was not pruned by prune_audit: %s", why));
+				pruned_prefix = false;
+			}
+		}
+		else
+			pruned_prefix = false;
 		prev = b;
 		have_prev = true;
 	}
+
+	if (trust == TRUSTED_NONE && examined > 0)
+		report(&r, 0, 0, P_NOT_CHECKED,
+			   "no root key is loaded and no digest was passed: block and prune signatures were not "
+			   "checked against a trusted key (pass a digest kept outside the database)");
 
 	/* rows beyond the last block's range that claim nothing are fine (unsealed) */
 	brandbos_spi_end(&state);
@@ -555,16 +714,51 @@ malformed_digest(const char *what)
 			 errhint("Pass the jsonb that brandbos.audit_digest() returned.")));
 }
 
+/* a string member of the digest, or NULL */
+static char *
+digest_string(Jsonb *digest, const char *key)
+{
+	JsonbValue	v;
+
+	if (!JB_ROOT_IS_OBJECT(digest) ||
+		getKeyJsonValueFromContainer(&digest->root, key, strlen(key), &v) == NULL ||
+		v.type != jbvString)
+		return NULL;
+	return pnstrdup(v.val.string.val, v.val.string.len);
+}
+
+/*
+ * Whether the digest names this database: its name and the cluster's
+ * system identifier.  (A restored copy has another system identifier; its
+ * digests still verify while the chain id matches.)
+ */
+static bool
+digest_of_this_database(Jsonb *digest)
+{
+	char	   *db = digest_string(digest, "database");
+	char	   *sysid = digest_string(digest, "system_identifier");
+	char	   *name = get_database_name(MyDatabaseId);
+
+	return db != NULL && sysid != NULL && name != NULL && strcmp(db, name) == 0 &&
+		strcmp(sysid, psprintf(UINT64_FORMAT, GetSystemIdentifier())) == 0;
+}
+
 PG_FUNCTION_INFO_V1(brandbos_verify_audit_digest);
-/* SQL: brandbos.verify_audit_digest(digest jsonb) returns boolean */
+/*
+ * SQL: brandbos.verify_audit_digest(digest jsonb) returns boolean
+ *
+ * True when the digest's block still exists unchanged and every later
+ * block chains to it (and, with a trusted key, is signed by it); false
+ * whenever the current chain does not extend the digest, including a chain
+ * rebuilt from its first block in this database.  Errors: 22023 malformed,
+ * 42704 a digest of another database, 22004 NULL.
+ */
 Datum
 brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *digest;
-	char	   *digest_text,
-			   *chain;
+	char	   *chain;
 	bb_digest	parsed;
-	bb_digest_status status;
 	int64		block_id;
 	BrandbosInternalState state;
 	Oid			argtype = INT8OID;
@@ -572,7 +766,7 @@ brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
 	uint64		i;
 	bool		intact = true;
 	BlockRow	prev;
-	unsigned char derived_pk[crypto_sign_PUBLICKEYBYTES];
+	unsigned char trusted_pk[crypto_sign_PUBLICKEYBYTES];
 	bool		have_pk;
 
 	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "verify a brandbos audit digest");
@@ -582,20 +776,37 @@ brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
 				 errmsg("digest must not be null")));
 	digest = PG_GETARG_JSONB_P(0);
 	/* the digest is untrusted: read through the bounded parser of audit_digest.c */
-	digest_text = JsonbToCString(NULL, &digest->root, VARSIZE(digest));
-	status = bb_digest_parse(digest_text, strlen(digest_text), &parsed);
-	if (status != BB_DIGEST_OK)
-		malformed_digest(bb_digest_status_text(status));
+	parse_digest(digest, &parsed);
 	block_id = parsed.block_id;
-	have_pk = expected_public_key(derived_pk);
+
+	/*
+	 * The key later blocks must be signed with: the root-derived one, else
+	 * the digest's own (the caller kept it outside).  Without either only
+	 * the hash chain from the digest's block is checked, which is what
+	 * "extends the digest" means; never the key stored in each block.
+	 */
+	have_pk = expected_public_key(trusted_pk);
+	if (!have_pk && parsed.has_public_key)
+	{
+		memcpy(trusted_pk, parsed.public_key, sizeof(trusted_pk));
+		have_pk = true;
+	}
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	chain = chain_id();
 	if (chain == NULL || strcmp(chain, hex(parsed.chain_id, BB_HASH_BYTES)) != 0)
+	{
+		/* this database's chain was rebuilt (or emptied): it does not extend the digest */
+		if (digest_of_this_database(digest))
+		{
+			brandbos_spi_end(&state);
+			PG_RETURN_BOOL(false);
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("the digest belongs to another audit chain"),
-				 errdetail("It was taken from another database, or this database's first block was replaced.")));
+				 errdetail("It was taken from another database (its database name or system identifier differ) and its chain id is not this database's.")));
+	}
 
 	arg = Int64GetDatum(block_id);
 	run_sql("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks WHERE block_id >= $1 ORDER BY block_id",
@@ -611,8 +822,8 @@ brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
 		bb_block_hash(recomputed, &b.h);
 		/* the block itself is sound ... */
 		intact = b.well_formed && memcmp(recomputed, b.stored_hash, BB_HASH_BYTES) == 0 &&
-			crypto_sign_verify_detached(b.signature, recomputed, BB_HASH_BYTES,
-										have_pk ? derived_pk : b.public_key) == 0;
+			(!have_pk || crypto_sign_verify_detached(b.signature, recomputed, BB_HASH_BYTES,
+													 trusted_pk) == 0);
 		/* ... and is the digest's block, or chains to the one before it */
 		if (intact && i == 0)
 			intact = b.h.block_id == block_id &&
@@ -711,21 +922,77 @@ brandbos_prune_audit(PG_FUNCTION_ARGS)
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	run_sql("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
-	/* whole blocks sealed before the cut that are not pruned yet */
+
+	/*
+	 * Whole blocks not pruned yet, up to the newest one sealed before the
+	 * cut: always a prefix of the chain, which is what verify_audit accepts.
+	 */
 	run_sql("SELECT min(block_id), max(block_id), max(last_id) FROM brandbos.audit_blocks b "
-			"WHERE sealed_at < $1 AND NOT EXISTS (SELECT 1 FROM brandbos.audit_prunes p "
-			"WHERE p.block_id = b.block_id)", 1, types, values, SPI_OK_SELECT);
+			"WHERE block_id <= (SELECT max(block_id) FROM brandbos.audit_blocks WHERE sealed_at < $1) "
+			"AND NOT EXISTS (SELECT 1 FROM brandbos.audit_prunes p WHERE p.block_id = b.block_id)",
+			1, types, values, SPI_OK_SELECT);
 	first_block = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 	{
+		SPITupleTable *targets;
+		uint64		n,
+					k;
+		unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+		unsigned char sk[crypto_sign_SECRETKEYBYTES];
+		Oid			rtypes[3] = {INT8OID, TEXTOID, BYTEAOID};
+		Datum		rvalues[3];
+		char	   *who = GetUserNameFromId(GetUserId(), false);
+		int64	   *ids;
+		bytea	  **sigs;
+
 		last_block = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 		last_id = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
 		values[1] = Int64GetDatum(last_id);
-		values[2] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-		run_sql("INSERT INTO brandbos.audit_prunes (block_id, pruned_at, pruned_by) "
-				"SELECT block_id, pg_catalog.now(), $3::pg_catalog.name FROM brandbos.audit_blocks b "
-				"WHERE sealed_at < $1 AND NOT EXISTS (SELECT 1 FROM brandbos.audit_prunes p "
-				"WHERE p.block_id = b.block_id)", 3, types, values, SPI_OK_INSERT);
+
+		/* each record signs the pruned block's hash (55000 without a root key) */
+		values[1] = Int64GetDatum(first_block);
+		values[2] = Int64GetDatum(last_block);
+		types[2] = INT8OID;
+		run_sql("SELECT block_id, block_hash FROM brandbos.audit_blocks WHERE block_id BETWEEN $2 AND $3 "
+				"ORDER BY block_id", 3, types, values, SPI_OK_SELECT);
+		targets = SPI_tuptable;
+		n = SPI_processed;
+		ids = palloc(sizeof(int64) * Max(n, 1));
+		sigs = palloc(sizeof(bytea *) * Max(n, 1));
+		for (k = 0; k < n; k++)
+		{
+			unsigned char hash[BB_HASH_BYTES];
+
+			ids[k] = get_int8(targets->vals[k], targets->tupdesc, 1, &isnull);
+			if (!get_hash(targets->vals[k], targets->tupdesc, 2, hash, BB_HASH_BYTES))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("audit block " INT64_FORMAT " has a malformed hash", ids[k]),
+						 errhint("Run brandbos.verify_audit() before pruning.")));
+			sigs[k] = palloc(VARHDRSZ + crypto_sign_BYTES);
+			SET_VARSIZE(sigs[k], VARHDRSZ + crypto_sign_BYTES);
+			prune_message((unsigned char *) VARDATA(sigs[k]), ids[k], hash);	/* signed below */
+		}
+		SPI_freetuptable(targets);
+		brandbos_audit_signing_keypair(pk, sk);
+		for (k = 0; k < n; k++)
+		{
+			unsigned char msg[BB_HASH_BYTES];
+
+			memcpy(msg, VARDATA(sigs[k]), BB_HASH_BYTES);
+			crypto_sign_detached((unsigned char *) VARDATA(sigs[k]), NULL, msg, BB_HASH_BYTES, sk);
+		}
+		sodium_memzero(sk, sizeof(sk));
+		for (k = 0; k < n; k++)
+		{
+			rvalues[0] = Int64GetDatum(ids[k]);
+			rvalues[1] = CStringGetTextDatum(who);
+			rvalues[2] = PointerGetDatum(sigs[k]);
+			run_sql("INSERT INTO brandbos.audit_prunes (block_id, pruned_at, pruned_by, signature) "
+					"VALUES ($1, pg_catalog.now(), $2::pg_catalog.name, $3)", 3, rtypes, rvalues, SPI_OK_INSERT);
+		}
+
+		values[1] = Int64GetDatum(last_id);
 		brandbos_audit_pruning = true;
 		PG_TRY();
 		{

@@ -201,6 +201,47 @@ brandbos_audit_append(const char *action, const char *resource_type,
 	return row.id;
 }
 
+/*
+ * The reserved namespace: actions that brandbos writes itself, which
+ * log_event refuses (42939) so that no caller can forge them.  Exact names
+ * (compared without case and surrounding blanks) and prefixes; whoever adds
+ * an action to brandbos_audit_append's callers adds it here.
+ */
+static const char *const reserved_actions[] = {
+	"insert", "update", "delete", "truncate",	/* the row and TRUNCATE triggers */
+	"tamper_attempt", "table_dropped",	/* the guards */
+	"session_started", "session_status", "gdpr_erased",	/* deliberation.c */
+	NULL
+};
+static const char *const reserved_prefixes[] = {
+	"audit_",					/* audit_enabled, audit_disabled, audit_redacted, audit_pruned, ... */
+	"brandbos",
+	"tamper",
+	NULL
+};
+
+bool
+brandbos_audit_action_reserved(const char *action)
+{
+	const char *start = action;
+	size_t		len;
+	const char *const *p;
+
+	while (*start == ' ' || *start == '\t' || *start == '\n' || *start == '\r')
+		start++;
+	len = strlen(start);
+	while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t' ||
+					   start[len - 1] == '\n' || start[len - 1] == '\r'))
+		len--;
+	for (p = reserved_actions; *p; p++)
+		if (len == strlen(*p) && pg_strncasecmp(start, *p, len) == 0)
+			return true;
+	for (p = reserved_prefixes; *p; p++)
+		if (len >= strlen(*p) && pg_strncasecmp(start, *p, strlen(*p)) == 0)
+			return true;
+	return false;
+}
+
 PG_FUNCTION_INFO_V1(brandbos_log_event);
 /*
  * SQL: brandbos.log_event(action text, resource_type text,
@@ -222,6 +263,12 @@ brandbos_log_event(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("action and resource_type must not be empty")));
+	if (brandbos_audit_action_reserved(action))
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("audit action \"%s\" is reserved for brandbos", action),
+				 errdetail("brandbos writes this action itself; log_event cannot write it."),
+				 errhint("Choose another action name (see the reserved actions in the README).")));
 	PG_RETURN_INT64(brandbos_audit_append(action, resource_type,
 										  PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
 										  PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3)));

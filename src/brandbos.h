@@ -290,6 +290,7 @@ extern int64 brandbos_audit_append(const char *action, const char *resource_type
  */
 extern bool brandbos_audit_maintenance;
 extern bool brandbos_audit_pruning;
+extern bool brandbos_audit_action_reserved(const char *action);
 
 /* ---- audit_sealer.c --------------------------------------------------- */
 

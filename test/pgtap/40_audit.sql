@@ -124,7 +124,7 @@ SELECT throws_ok($$SELECT brandbos.verify_audit_digest('{"format": "nope"}')$$, 
 SELECT throws_ok($$SELECT brandbos.verify_audit_digest('[1, 2]')$$, '22023', NULL, 'a digest that is not an object: 22023');
 SELECT throws_ok($$SELECT brandbos.verify_audit_digest((SELECT d || '{"block_hash": "zz"}' FROM digest_1))$$, '22023', NULL,
                  'a digest with a malformed hash: 22023');
-SELECT throws_ok($$SELECT brandbos.verify_audit_digest((SELECT d || jsonb_build_object('chain_id', repeat('ab', 32)) FROM digest_1))$$,
+SELECT throws_ok($$SELECT brandbos.verify_audit_digest((SELECT d || jsonb_build_object('chain_id', repeat('ab', 32), 'database', 'elsewhere') FROM digest_1))$$,
                  '42704', NULL, 'a digest from another database: 42704');
 SELECT throws_ok($$SELECT brandbos.verify_audit_digest('{not json')$$, '22P02', NULL, 'text that is not JSON: 22P02');
 -- the digest is read by a strict parser (src/audit_digest.c)

@@ -90,7 +90,7 @@ SELECT results_eq(
              ('brandbos_auditor EXECUTE brandbos.prune_audit(timestamp with time zone)'),
              ('brandbos_auditor EXECUTE brandbos.redact_audit(bigint,text)'),
              ('brandbos_auditor EXECUTE brandbos.seal_audit()'),
-             ('brandbos_auditor EXECUTE brandbos.verify_audit(bigint)'),
+             ('brandbos_auditor EXECUTE brandbos.verify_audit(bigint,jsonb)'),
              ('brandbos_auditor EXECUTE brandbos.verify_audit_digest(jsonb)'),
              ('brandbos_auditor SELECT brandbos.audit_blocks'),
              ('brandbos_auditor SELECT brandbos.audit_entries'),

@@ -11,14 +11,17 @@
  * names such a session:
  *   - the audit row and TRUNCATE triggers write nothing in it (one LOG line
  *     per session says so in the server log);
- *   - with preload, ALTER TABLE ... DISABLE/ENABLE TRIGGER ALL on a table
+ *   - ALTER TABLE ... DISABLE/ENABLE TRIGGER ALL on a table
  *     of schema brandbos or that carries a brandbos trigger (protected, audited)
  *     is skipped with a NOTICE instead of refused, so that
  *     pg_restore --disable-triggers runs through: the table's triggers stay
  *     as they are (brandbos's stay ENABLE ALWAYS; envelopes pass the protect
  *     trigger unchanged).  Nothing is ever disabled by this file.
  * Everything else (the protect trigger, the guards, the drop guard) works
- * as in any other session.
+ * as in any other session.  The hook is installed whenever the library is
+ * loaded: with preload, or through session_preload_libraries for a restore
+ * session of a cluster without it (a library loaded only by the first
+ * brandbos call would come after pg_restore's first ALTER TABLE).
  *
  * Invariant: restore mode is honoured only while the session's current
  * user is a superuser (a SET ROLE to an ordinary role ends it).
@@ -130,8 +133,11 @@ brandbos_restore_mode_init(void)
 							 PGC_SU_BACKEND,
 							 0,
 							 NULL, NULL, NULL);
-	if (!process_shared_preload_libraries_in_progress)
-		return;
+	/*
+	 * Also when loaded later in a session (session_preload_libraries): a
+	 * restore without preload loads brandbos that way so that the hook is in
+	 * place before pg_restore's first ALTER TABLE.  Off, it costs one test.
+	 */
 	prev_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = restore_utility_hook;
 }

@@ -130,6 +130,22 @@ require_valid_text(const char *field, const char *value, size_t len)
 
 #define REQUIRE_VALID_CSTRING(field, s) require_valid_text(field, s, (s) ? strlen(s) : 0)
 
+/* every key and string of the details (jsonb_in does not check the encoding) */
+static void
+require_valid_details(Jsonb *details)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (details == NULL)
+		return;
+	it = JsonbIteratorInit(&details->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+		if ((tok == WJB_KEY || tok == WJB_VALUE || tok == WJB_ELEM) && v.type == jbvString)
+			require_valid_text("details", v.val.string.val, v.val.string.len);
+}
+
 int64
 brandbos_audit_append(const char *action, const char *resource_type,
 					  const char *resource_id, Jsonb *details)
@@ -175,6 +191,7 @@ brandbos_audit_append(const char *action, const char *resource_type,
 	REQUIRE_VALID_CSTRING("tenant id", ctx_tenant);
 	REQUIRE_VALID_CSTRING("user id", ctx_user);
 	REQUIRE_VALID_CSTRING("user agent", ctx_agent);
+	require_valid_details(details);
 	ip = ctx_ip ? DatumGetInetPP(DirectFunctionCall1(inet_in, CStringGetDatum(ctx_ip))) : client_address();
 	if (ctx_agent)
 		user_agent = cstring_to_text(ctx_agent);
@@ -376,7 +393,6 @@ qualified_name(Relation rel)
 static Jsonb *
 json_text_to_jsonb(StringInfo buf)
 {
-	require_valid_text("details", buf->data, buf->len);
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf->data)));
 }
 

@@ -61,6 +61,34 @@ SELECT brandbos.seal_audit();
 SELECT brandbos.log_event('after_seal', 'user', 'u2');
 SQL
 
+# with preload: a table owner (no superuser) whose refused attempt is recorded with names
+# long enough that the recorded statement has to be cut (issue 11 point 5)
+if [[ $PRELOAD == yes ]]; then
+	bb_psql "$C" >/dev/null <<'SQL'
+CREATE ROLE owner27 LOGIN;
+SQL
+	in_db src bb_psql "$C" >/dev/null <<'SQL'
+GRANT CREATE ON SCHEMA public TO owner27;
+SET ROLE owner27;
+SELECT format('CREATE TABLE %I (id int PRIMARY KEY)', repeat('é', 31)) \gexec
+SELECT brandbos.enable_audit(quote_ident(repeat('é', 31)));
+SQL
+	q=$(in_db src bb_psql_value "$C" "SELECT format('SET ROLE owner27; ALTER TABLE %I DISABLE TRIGGER %I',
+	                                         repeat('é', 31), 'zz_brandbos_audit' || repeat('é', 23))")
+	out=$(in_db src sc_try "$C" "$q")
+	assert_match "src: the table owner's attempt to disable its audit trigger is refused" "ERROR" "$out"
+	for _ in $(seq 50); do
+		got=$(in_db src bb_psql_value "$C" "SELECT count(*) FROM brandbos.audit_entries WHERE action = 'tamper_attempt'")
+		if [[ $got != 0 ]]; then break; fi
+		sleep 0.2
+	done
+	got=$(in_db src sc_try "$C" "SELECT octet_length(details->>'statement') <= 123,
+	                                    convert_from(convert_to(details::text, 'UTF8'), 'UTF8') = details::text,
+	                                    details->>'statement' LIKE 'changing trigger zz_brandbos_audit%é'
+	                               FROM brandbos.audit_entries WHERE action = 'tamper_attempt'")
+	assert_eq "src: the recorded attempt is cut at a character boundary (valid UTF-8)" "t|t|t" "$got"
+fi
+
 creds_fp="SELECT count(*) || ' ' || md5(string_agg(id || '|' || tenant_id || '|' || token, ',' ORDER BY id)) FROM creds_decrypted"
 notes_fp="SELECT count(*) || ' ' || md5(string_agg(id || '|' || body, ',' ORDER BY id)) FROM notes"
 audit_fp="SELECT count(*) || ' ' || max(id) || ' ' || md5(string_agg(id || ':' || encode(leaf_hash, 'hex'), ',' ORDER BY id)) FROM brandbos.audit_entries"

@@ -23,6 +23,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/extension.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
@@ -87,7 +88,8 @@ record_attempt(const char *what)
 
 	memset(&rec, 0, sizeof(rec));
 	rec.roleid = GetUserId();
-	strlcpy(rec.what, what, sizeof(rec.what));
+	/* cut at a character boundary: the text goes into the audit log */
+	memcpy(rec.what, what, pg_mbcliplen(what, strlen(what), sizeof(rec.what) - 1));
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;

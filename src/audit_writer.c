@@ -30,6 +30,7 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "nodes/makefuncs.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -110,6 +111,41 @@ client_address(void)
 	return DatumGetInetPP(result);
 }
 
+/*
+ * Every text the log stores must be valid in the database encoding: one
+ * invalid byte sequence in a row makes pg_restore refuse the whole table.
+ * The callers' inputs were validated on their way in; this is the last check
+ * before the row is written (the value itself is never quoted).
+ */
+static void
+require_valid_text(const char *field, const char *value, size_t len)
+{
+	if (value && !pg_verifymbstr(value, len, true))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("audit %s is not valid in the database encoding", field),
+				 errdetail("An audit row stores only text that is valid in encoding \"%s\", so that a dump of the log restores.",
+						   GetDatabaseEncodingName())));
+}
+
+#define REQUIRE_VALID_CSTRING(field, s) require_valid_text(field, s, (s) ? strlen(s) : 0)
+
+/* every key and string of the details (jsonb_in does not check the encoding) */
+static void
+require_valid_details(Jsonb *details)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (details == NULL)
+		return;
+	it = JsonbIteratorInit(&details->root);
+	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+		if ((tok == WJB_KEY || tok == WJB_VALUE || tok == WJB_ELEM) && v.type == jbvString)
+			require_valid_text("details", v.val.string.val, v.val.string.len);
+}
+
 int64
 brandbos_audit_append(const char *action, const char *resource_type,
 					  const char *resource_id, Jsonb *details)
@@ -149,6 +185,13 @@ brandbos_audit_append(const char *action, const char *resource_type,
 	row.action = action;
 	row.resource_type = resource_type;
 	row.resource_id = resource_id;
+	REQUIRE_VALID_CSTRING("action", action);
+	REQUIRE_VALID_CSTRING("resource type", resource_type);
+	REQUIRE_VALID_CSTRING("resource id", resource_id);
+	REQUIRE_VALID_CSTRING("tenant id", ctx_tenant);
+	REQUIRE_VALID_CSTRING("user id", ctx_user);
+	REQUIRE_VALID_CSTRING("user agent", ctx_agent);
+	require_valid_details(details);
 	ip = ctx_ip ? DatumGetInetPP(DirectFunctionCall1(inet_in, CStringGetDatum(ctx_ip))) : client_address();
 	if (ctx_agent)
 		user_agent = cstring_to_text(ctx_agent);
@@ -419,6 +462,9 @@ brandbos_audit_trigger(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("brandbos.audit_trigger() must be called as a trigger")));
+	/* a data-only dump load: the rows' history arrives with brandbos.audit_entries */
+	if (brandbos_restore_mode_active())
+		return PointerGetDatum(NULL);
 	rel = td->tg_relation;
 	tupdesc = RelationGetDescr(rel);
 	initStringInfo(&buf);

@@ -45,6 +45,7 @@ _PG_init(void)
 	brandbos_context_init();
 	if (process_shared_preload_libraries_in_progress)
 		brandbos_log_scrub_init();
+	brandbos_restore_mode_init();	/* last: its utility hook runs before the guards' */
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("brandbos");

@@ -384,4 +384,8 @@ extern void brandbos_log_scrub_init(void);
 
 extern void brandbos_passwords_init(void);
 
+/* restore_mode.c */
+extern void brandbos_restore_mode_init(void);
+extern bool brandbos_restore_mode_active(void);
+
 #endif							/* BRANDBOS_H */

@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -217,6 +218,17 @@ open_or_raise(Datum value, bool as_text, bb_env_domain domain,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("brandbos envelope does not authenticate"),
 				 errdetail("The value was altered, or it was sealed for another row, column or associated data.")));
+	/* text comes out only when it is valid text here (a bytea envelope could be re-labelled) */
+	if (as_text && !pg_verifymbstr(plain, *plain_len, true))
+	{
+		sodium_memzero(plain, *plain_len);
+		pfree(plain);
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("decrypted value is not valid text in the database encoding"),
+				 errdetail("A text envelope must hold text; this one holds bytes that are not valid in encoding \"%s\".",
+						   GetDatabaseEncodingName())));
+	}
 	return plain;
 }
 

@@ -50,6 +50,8 @@
 #include "utils/uuid.h"
 
 #define MAX_TOKEN_BYTES 16384
+/* brandbos.set_request keeps at most this many bytes of a user agent, whole characters */
+#define USER_AGENT_MAX_BYTES 1024
 
 /* ---------------------------------------------------------------------
  * Settings
@@ -370,6 +372,8 @@ json_object_or_null(const char *data, size_t len)
 
 	if (strlen(copy) != len)
 		return NULL;			/* embedded NUL */
+	if (!pg_verifymbstr(copy, len, true))
+		return NULL;			/* not valid in the database encoding: never stored */
 	lex = makeJsonLexContextCstringLen(copy, len, GetDatabaseEncoding(), false);
 	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
 		return NULL;
@@ -539,8 +543,9 @@ brandbos_set_request(PG_FUNCTION_ARGS)
 		ip = DatumGetCString(DirectFunctionCall1(inet_out, PG_GETARG_DATUM(0)));
 	if (!PG_ARGISNULL(1))
 		ua = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (ua && strlen(ua) > 1024)
-		ua[1024] = '\0';		/* a header, not a document */
+	/* a header, not a document: at most 1024 bytes, cut at a character boundary */
+	if (ua && strlen(ua) > USER_AGENT_MAX_BYTES)
+		ua[pg_mbcliplen(ua, strlen(ua), USER_AGENT_MAX_BYTES)] = '\0';
 	context_writing = true;
 	PG_TRY();
 	{

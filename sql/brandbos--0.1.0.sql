@@ -248,6 +248,24 @@ CREATE EVENT TRIGGER brandbos_zz_protect_guard_end ON ddl_command_end
 ALTER EVENT TRIGGER brandbos_zz_protect_guard_start ENABLE ALWAYS;
 ALTER EVENT TRIGGER brandbos_zz_protect_guard_end ENABLE ALWAYS;
 
+-- The guard of the audit log (src/audit_guard.c): no DDL command may stop or
+-- bend brandbos's audit triggers (known by their function, not their name),
+-- nor add or change a trigger, rule, policy or row-security flag of the
+-- audit tables (42501, recorded as tamper_attempt); dropping an audited
+-- table is recorded as table_dropped.
+CREATE FUNCTION brandbos.audit_guard_start() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'brandbos_audit_guard_start'
+	LANGUAGE C;
+CREATE FUNCTION brandbos.audit_guard_end() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'brandbos_audit_guard_end'
+	LANGUAGE C;
+CREATE EVENT TRIGGER brandbos_zz_audit_guard_start ON ddl_command_start
+	EXECUTE FUNCTION brandbos.audit_guard_start();
+CREATE EVENT TRIGGER brandbos_zz_audit_guard_end ON ddl_command_end
+	EXECUTE FUNCTION brandbos.audit_guard_end();
+ALTER EVENT TRIGGER brandbos_zz_audit_guard_start ENABLE ALWAYS;
+ALTER EVENT TRIGGER brandbos_zz_audit_guard_end ENABLE ALWAYS;
+
 -- NULL when the protection of a column is intact, else what is wrong
 -- (read from the catalogs only).
 CREATE FUNCTION brandbos.protection_problem(tbl regclass, col name) RETURNS text

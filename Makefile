@@ -37,6 +37,7 @@ OBJS        = src/brandbos.o \
               src/audit_sealer.o \
               src/audit_verify.o \
               src/audit_guard.o \
+              src/audit_xid_ring.o \
               src/context.o \
               src/policies.o \
               src/deliberation.o

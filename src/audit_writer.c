@@ -154,6 +154,7 @@ brandbos_audit_append(const char *action, const char *resource_type,
 
 	memset(&row, 0, sizeof(row));
 	row.id = nextval_internal(seqid, false);
+	brandbos_xid_ring_note(row.id);	/* audit_xid_ring.c */
 	row.occurred_at = GetCurrentTimestamp();
 	row.txid = U64FromFullTransactionId(fxid);
 	brandbos_context_actor(&ctx_user, &ctx_tenant, &ctx_ip, &ctx_agent);

@@ -6,11 +6,12 @@
 #   1. a table owner who is not a superuser tries to silence the audit of its table: each
 #      refused attempt leaves a tamper_attempt row naming the role and the command;
 #      DROP TABLE leaves a table_dropped row.
-#   2. a superuser's CREATE TRIGGER on audit_entries is refused and recorded; a superuser who
-#      gets past the append-only trigger through the catalog and deletes a committed row
-#      before it is sealed: the sealer does not count that id as rolled back (the preloaded
-#      xid ring knows its transaction committed), so verify_audit reports it; ids of
-#      really rolled-back writers (ROLLBACK, ROLLBACK TO SAVEPOINT) stay clean.
+#   2. a superuser who gets past the append-only trigger through the catalog and deletes a
+#      committed row before it is sealed: the sealer does not count that id as rolled back
+#      (the preloaded xid ring knows its transaction committed), so verify_audit reports it;
+#      ids of really rolled-back writers (ROLLBACK, ROLLBACK TO SAVEPOINT) stay clean.  Then a
+#      superuser's swallowing CREATE TRIGGER on audit_entries is refused and recorded, and
+#      later events still arrive.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=audit_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/audit_lib.sh"
@@ -62,11 +63,6 @@ is "$(q "$C" "SELECT format('%s %s %s', resource_id, details->>'dropped_by', db_
 	"the drop is recorded as table_dropped, by the owner"
 
 # ---- 2. the superuser -------------------------------------------------------------------------
-bb_psql "$C" -c "CREATE FUNCTION public.swallow() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RETURN NULL; END\$\$" >/dev/null
-is "$(q "$C" "SELECT sqlstate_of('CREATE TRIGGER swallow BEFORE INSERT ON brandbos.audit_entries FOR EACH ROW EXECUTE FUNCTION public.swallow()')")" \
-	42501 "a superuser's swallowing trigger on audit_entries is refused (42501)"
-check "and recorded" wait_rows "SELECT count(*) FROM brandbos.audit_entries WHERE action = 'tamper_attempt'
-	AND details->>'statement' LIKE 'CREATE TRIGGER swallow%'" 1
 check "everything so far seals" seal_until_sealed "$C"
 
 bb_psql "$C" -At >/dev/null <<'SQL'
@@ -97,5 +93,14 @@ is "$(q "$C" "SELECT count(*) FROM brandbos.audit_blocks WHERE $((victim + 1)) =
 	"the ids of the ROLLBACK and the ROLLBACK TO SAVEPOINT are sealed as rolled back"
 is "$(q "$C" "SELECT string_agg(format('%s %s', audit_id, problem), ', ') FROM brandbos.verify_audit()")" \
 	"$victim deleted row" "verify_audit reports the committed row that was deleted before its seal, and nothing else"
+
+bb_psql "$C" -c "CREATE FUNCTION public.swallow() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RETURN NULL; END\$\$" >/dev/null
+is "$(q "$C" "SELECT sqlstate_of('CREATE TRIGGER swallow BEFORE INSERT ON brandbos.audit_entries FOR EACH ROW EXECUTE FUNCTION public.swallow()')")" \
+	42501 "a superuser's swallowing trigger on audit_entries is refused (42501)"
+check "and recorded" wait_rows "SELECT count(*) FROM brandbos.audit_entries WHERE action = 'tamper_attempt'
+	AND details->>'statement' LIKE 'CREATE TRIGGER swallow%'" 1
+q "$C" "SELECT brandbos.log_event('ev', 'bb25', 'after-swallow')" >/dev/null
+is "$(q "$C" "SELECT count(*) FROM brandbos.audit_entries WHERE resource_id = 'after-swallow'")" 1 \
+	"an event written afterwards is in the log"
 
 finish

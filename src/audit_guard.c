@@ -51,6 +51,7 @@
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_policy.h"
@@ -58,25 +59,25 @@
 #include "catalog/pg_rewrite.h"
 #include "catalog/pg_trigger.h"
 #include "commands/event_trigger.h"
-#include "commands/trigger.h"
-#include "parser/parse_func.h"
-#include "utils/fmgroids.h"
-#include "utils/memutils.h"
-#include "utils/rel.h"
-#include "utils/syscache.h"
-#include "catalog/namespace.h"
 #include "commands/extension.h"
+#include "commands/trigger.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 bool		brandbos_guard_bypass = false;
 
@@ -122,7 +123,8 @@ record_attempt(const char *what)
 
 	memset(&rec, 0, sizeof(rec));
 	rec.roleid = GetUserId();
-	strlcpy(rec.what, what, sizeof(rec.what));
+	/* cut at a character boundary: the row must stay valid in the database encoding */
+	memcpy(rec.what, what, pg_mbcliplen(what, strlen(what), sizeof(rec.what) - 1));
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;

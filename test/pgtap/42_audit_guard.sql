@@ -8,7 +8,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(45);
+SELECT plan(52);
 
 CREATE ROLE bb42_owner NOLOGIN;          -- owns its tables and schemas, not a superuser
 CREATE SCHEMA bb42 AUTHORIZATION bb42_owner;
@@ -77,6 +77,25 @@ SELECT lives_ok($$CREATE TRIGGER aa_other AFTER INSERT ON bb42.t FOR EACH ROW EX
                 'the owner adds a trigger of its own to an audited table');
 SELECT lives_ok('ALTER TABLE bb42.t DISABLE TRIGGER aa_other', 'and may disable its own trigger');
 SELECT lives_ok('DROP TRIGGER aa_other ON bb42.t', 'and drop it');
+
+SELECT lives_ok('ALTER TABLE bb42.t ENABLE ALWAYS TRIGGER zz_brandbos_audit',
+                'ENABLE ALWAYS (what pg_restore issues after CREATE TRIGGER) is allowed');
+SELECT lives_ok('ALTER TABLE bb42.t RENAME TO t_renamed', 'the owner may rename an audited table');
+SELECT lives_ok('ALTER TABLE bb42.t_renamed RENAME TO t', 'and rename it back');
+
+-- an audited partitioned table: its partitions' cloned triggers are guarded too
+CREATE TABLE bb42.p (id int PRIMARY KEY) PARTITION BY RANGE (id);
+CREATE TABLE bb42.p1 PARTITION OF bb42.p FOR VALUES FROM (0) TO (100);
+CREATE TABLE bb42.p2 PARTITION OF bb42.p FOR VALUES FROM (100) TO (200);
+SELECT brandbos.enable_audit('bb42.p');
+SELECT throws_ok('ALTER TABLE bb42.p1 DISABLE TRIGGER ALL', '42501', NULL, 'disabling a partition''s cloned audit trigger is refused');
+SELECT throws_ok('ALTER TABLE bb42.p DETACH PARTITION bb42.p1', '42501', NULL,
+                 'DETACH PARTITION (which drops the cloned audit trigger) is refused');
+SELECT lives_ok('DROP TABLE bb42.p2', 'the owner may drop a partition of an audited table');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM brandbos.audit_entries WHERE action = 'table_dropped' AND resource_id = 'bb42.p2'), 1,
+          'dropping the partition is recorded');
+SET LOCAL ROLE bb42_owner;
 
 -- tables brandbos does not audit: DISABLE TRIGGER ALL works (pg_restore --disable-triggers)
 SELECT lives_ok('ALTER TABLE bb42.unaudited DISABLE TRIGGER ALL', 'DISABLE TRIGGER ALL on an unaudited table works');

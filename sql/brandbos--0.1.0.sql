@@ -871,7 +871,7 @@ GRANT SELECT ON brandbos.personas, brandbos.users, brandbos.sessions,
 DO $preload$
 BEGIN
 	IF pg_catalog.current_setting('shared_preload_libraries') !~ '(^|[ ,])"?brandbos"?($|[ ,])' THEN
-		RAISE NOTICE 'brandbos is not in shared_preload_libraries: column encryption, passwords, API keys and the audit log work, but the audit log is sealed only when brandbos.seal_audit() is called and the DDL guard of the audit tables is off'
+		RAISE NOTICE 'brandbos is not in shared_preload_libraries: column encryption, passwords, API keys and the audit log work, but the audit log is sealed only when brandbos.seal_audit() is called and a superuser can switch the DDL guards off (ALTER EVENT TRIGGER)'
 			USING HINT = 'Add brandbos to shared_preload_libraries and restart to get the background sealer and the guard.';
 	END IF;
 END

@@ -301,7 +301,7 @@ extern void brandbos_sealer_init(void);
 
 /* ---- audit_guard.c --------------------------------------------------- */
 
-/* set by disable_audit while it drops its own triggers */
+/* set by enable_audit / disable_audit around their own trigger DDL only */
 extern bool brandbos_guard_bypass;
 
 /* the utility hook guarding the audit tables, when preloaded */

@@ -38,6 +38,7 @@ OBJS        = src/brandbos.o \
               src/audit_verify.o \
               src/audit_guard.o \
               src/restore_mode.o \
+              src/audit_xid_ring.o \
               src/context.o \
               src/policies.o \
               src/deliberation.o

@@ -223,6 +223,24 @@ CREATE EVENT TRIGGER brandbos_zz_protect_guard_end ON ddl_command_end
 ALTER EVENT TRIGGER brandbos_zz_protect_guard_start ENABLE ALWAYS;
 ALTER EVENT TRIGGER brandbos_zz_protect_guard_end ENABLE ALWAYS;
 
+-- The guard of the audit log (src/audit_guard.c): no DDL command may stop or
+-- bend brandbos's audit triggers (known by their function, not their name),
+-- nor add or change a trigger, rule, policy or row-security flag of the
+-- audit tables (42501, recorded as tamper_attempt); dropping an audited
+-- table is recorded as table_dropped.
+CREATE FUNCTION brandbos.audit_guard_start() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'brandbos_audit_guard_start'
+	LANGUAGE C;
+CREATE FUNCTION brandbos.audit_guard_end() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'brandbos_audit_guard_end'
+	LANGUAGE C;
+CREATE EVENT TRIGGER brandbos_zz_audit_guard_start ON ddl_command_start
+	EXECUTE FUNCTION brandbos.audit_guard_start();
+CREATE EVENT TRIGGER brandbos_zz_audit_guard_end ON ddl_command_end
+	EXECUTE FUNCTION brandbos.audit_guard_end();
+ALTER EVENT TRIGGER brandbos_zz_audit_guard_start ENABLE ALWAYS;
+ALTER EVENT TRIGGER brandbos_zz_audit_guard_end ENABLE ALWAYS;
+
 -- NULL when the protection of a column is intact, else what is wrong
 -- (read from the catalogs only).
 CREATE FUNCTION brandbos.protection_problem(tbl regclass, col name) RETURNS text
@@ -831,7 +849,7 @@ GRANT SELECT ON brandbos.personas, brandbos.users, brandbos.sessions,
 DO $preload$
 BEGIN
 	IF pg_catalog.current_setting('shared_preload_libraries') !~ '(^|[ ,])"?brandbos"?($|[ ,])' THEN
-		RAISE NOTICE 'brandbos is not in shared_preload_libraries: column encryption, passwords, API keys and the audit log work, but the audit log is sealed only when brandbos.seal_audit() is called and the DDL guard of the audit tables is off'
+		RAISE NOTICE 'brandbos is not in shared_preload_libraries: column encryption, passwords, API keys and the audit log work, but the audit log is sealed only when brandbos.seal_audit() is called and a superuser can switch the DDL guards off (ALTER EVENT TRIGGER)'
 			USING HINT = 'Add brandbos to shared_preload_libraries and restart to get the background sealer and the guard.';
 	END IF;
 END

@@ -13,7 +13,10 @@
  * them have ended; until then the previous saved horizon, if final, is used.
  * Ids of the range that no visible row holds belong to rolled-back writers;
  * they are recorded in the block (missing_ids), so they never look like
- * deletions.
+ * deletions — unless, with preload, audit_xid_ring.c knows that the
+ * transaction that took the id committed: then the row was lost after its
+ * commit, the id is left out of missing_ids, and verify_audit reports it as
+ * a deleted row of that block.
  *
  * Concurrency: sealers serialise on a SHARE ROW EXCLUSIVE lock of
  * brandbos.audit_blocks; writers never touch that table, so they never wait.
@@ -169,6 +172,21 @@ bytes_datum(const unsigned char *data, size_t len)
 	return b;
 }
 
+/* may a row-less id of a final range be sealed as rolled back? */
+static bool
+rolled_back(int64 id)
+{
+	TransactionId xid;
+
+	if (brandbos_xid_ring_fate(id, &xid) != BB_ID_COMMITTED)
+		return true;
+	ereport(WARNING,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("audit row " INT64_FORMAT " is missing, but transaction %u that wrote it committed", id, xid),
+			 errhint("Run brandbos.verify_audit(); the row was removed outside brandbos.")));
+	return false;
+}
+
 /*
  * Seal what is final.  Returns the new block id, or 0 when nothing was
  * sealed; *rows gets the number of rows sealed.
@@ -289,13 +307,15 @@ brandbos_seal_pending(int64 *rows)
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("audit row " INT64_FORMAT " has a malformed leaf hash", id),
 					 errhint("Run brandbos.verify_audit(); the row was altered outside brandbos.")));
-		while (expect < id)
-			missing[nmissing++] = expect++;
+		for (; expect < id; expect++)
+			if (rolled_back(expect))
+				missing[nmissing++] = expect;
 		expect = id + 1;
 		memcpy(leaves + i * BB_HASH_BYTES, VARDATA_ANY(leaf), BB_HASH_BYTES);
 	}
-	while (expect <= horizon)
-		missing[nmissing++] = expect++;
+	for (; expect <= horizon; expect++)
+		if (rolled_back(expect))
+			missing[nmissing++] = expect;
 
 	header.block_id = last_block + 1;
 	bb_merkle_root(header.root_hash, leaves, n, scratch);

@@ -54,8 +54,12 @@ bool		brandbos_audit_pruning = false;
 /*
  * Insert one row into brandbos.audit_entries the way logical replication's
  * apply does: a minimal executor state, constraint checks and index
- * maintenance, without planning a statement for every row.  The table has
- * no insert triggers or rules; privileges are the extension's own.
+ * maintenance, without planning a statement for every row.  Rules and
+ * policies do not apply on this path; privileges are the extension's own.
+ * brandbos puts no INSERT trigger on the table, so one found there was
+ * planted (by a superuser past the guard, audit_guard.c) and could make the
+ * row vanish or change it: the write is refused (42501), so the change it
+ * records fails with it instead of committing unrecorded.
  */
 static void
 insert_entry(Datum *values, bool *nulls)
@@ -72,6 +76,16 @@ insert_entry(Datum *values, bool *nulls)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"brandbos\" is not installed in this database")));
 	rel = table_open(relid, RowExclusiveLock);
+	if (rel->trigdesc != NULL &&
+		(rel->trigdesc->trig_insert_before_row || rel->trigdesc->trig_insert_after_row ||
+		 rel->trigdesc->trig_insert_instead_row || rel->trigdesc->trig_insert_before_statement ||
+		 rel->trigdesc->trig_insert_after_statement || rel->trigdesc->trig_insert_new_table))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the audit log refuses to record while %s.audit_entries has an INSERT trigger",
+						BRANDBOS_SCHEMA),
+				 errdetail("brandbos creates no INSERT trigger there; one that exists could hide or alter audit rows."),
+				 errhint("A superuser must drop the trigger; until then every audited change fails.")));
 	estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
 	rte->rtekind = RTE_RELATION;
@@ -176,6 +190,7 @@ brandbos_audit_append(const char *action, const char *resource_type,
 
 	memset(&row, 0, sizeof(row));
 	row.id = nextval_internal(seqid, false);
+	brandbos_xid_ring_note(row.id);	/* audit_xid_ring.c */
 	row.occurred_at = GetCurrentTimestamp();
 	row.txid = U64FromFullTransactionId(fxid);
 	brandbos_context_actor(&ctx_user, &ctx_tenant, &ctx_ip, &ctx_agent);
@@ -554,18 +569,28 @@ brandbos_audit_trigger(PG_FUNCTION_ARGS)
  * enable_audit / disable_audit
  * --------------------------------------------------------------------- */
 
-static bool
-has_trigger(Oid relid, const char *name)
+/*
+ * Names of the table's own triggers (not partitions' clones) that call
+ * brandbos.audit_trigger(): brandbos's audit triggers are known by their
+ * function, not by their name (audit_guard.c).
+ */
+static List *
+audit_trigger_names(Oid relid)
 {
-	Oid			types[2] = {OIDOID, TEXTOID};
-	Datum		values[2];
+	Oid			types[1] = {OIDOID};
+	Datum		values[1];
+	List	   *names = NIL;
+	uint64		i;
 
 	values[0] = ObjectIdGetDatum(relid);
-	values[1] = CStringGetTextDatum(name);
-	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2::name",
-							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 "
+							  "AND tgfoid = 'brandbos.audit_trigger()'::pg_catalog.regprocedure "
+							  "AND tgparentid = 0 ORDER BY tgname",
+							  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_trigger");
-	return SPI_processed > 0;
+	for (i = 0; i < SPI_processed; i++)
+		names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	return names;
 }
 
 static void
@@ -615,21 +640,31 @@ brandbos_enable_audit(PG_FUNCTION_ARGS)
 	char	   *name = audit_target(fcinfo, &relid);
 
 	brandbos_spi_begin(&state, GetUserId());
-	if (has_trigger(relid, AUDIT_TRIGGER_NAME))
+	if (audit_trigger_names(relid) != NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("auditing is already enabled for table %s", name)));
-	run(psprintf("CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s "
-				 "FOR EACH ROW EXECUTE FUNCTION brandbos.audit_trigger()",
-				 quote_identifier(AUDIT_TRIGGER_NAME), name));
-	run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s "
-				 "FOR EACH STATEMENT EXECUTE FUNCTION brandbos.audit_trigger()",
-				 quote_identifier(AUDIT_TRUNCATE_NAME), name));
-	/* session_replication_role = replica must not silence the audit */
-	run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name,
-				 quote_identifier(AUDIT_TRIGGER_NAME)));
-	run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name,
-				 quote_identifier(AUDIT_TRUNCATE_NAME)));
+	/* the guard (audit_guard.c) would take ENABLE ALWAYS for a change of the new triggers */
+	brandbos_guard_bypass = true;
+	PG_TRY();
+	{
+		run(psprintf("CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s "
+					 "FOR EACH ROW EXECUTE FUNCTION brandbos.audit_trigger()",
+					 quote_identifier(AUDIT_TRIGGER_NAME), name));
+		run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s "
+					 "FOR EACH STATEMENT EXECUTE FUNCTION brandbos.audit_trigger()",
+					 quote_identifier(AUDIT_TRUNCATE_NAME), name));
+		/* session_replication_role = replica must not silence the audit */
+		run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name,
+					 quote_identifier(AUDIT_TRIGGER_NAME)));
+		run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name,
+					 quote_identifier(AUDIT_TRUNCATE_NAME)));
+	}
+	PG_FINALLY();
+	{
+		brandbos_guard_bypass = false;
+	}
+	PG_END_TRY();
 	brandbos_spi_end(&state);
 
 	brandbos_audit_append("audit_enabled", "table", name, NULL);
@@ -645,17 +680,20 @@ brandbos_disable_audit(PG_FUNCTION_ARGS)
 	Oid			relid;
 	char	   *name = audit_target(fcinfo, &relid);
 
+	List	   *triggers;
+	ListCell   *lc;
+
 	brandbos_spi_begin(&state, GetUserId());
-	if (!has_trigger(relid, AUDIT_TRIGGER_NAME))
+	triggers = audit_trigger_names(relid);
+	if (triggers == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("auditing is not enabled for table %s", name)));
 	brandbos_guard_bypass = true;
 	PG_TRY();
 	{
-		run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(AUDIT_TRIGGER_NAME), name));
-		if (has_trigger(relid, AUDIT_TRUNCATE_NAME))
-			run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(AUDIT_TRUNCATE_NAME), name));
+		foreach(lc, triggers)
+			run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(lfirst(lc)), name));
 	}
 	PG_FINALLY();
 	{

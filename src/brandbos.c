@@ -40,6 +40,7 @@ _PG_init(void)
 	brandbos_cipher_init();
 	brandbos_passwords_init();
 	brandbos_sealer_init();
+	brandbos_xid_ring_init();
 	brandbos_guard_init();
 	brandbos_protect_guard_init();
 	brandbos_context_init();

@@ -302,11 +302,30 @@ extern void brandbos_sealer_init(void);
 
 /* ---- audit_guard.c --------------------------------------------------- */
 
-/* set by disable_audit while it drops its own triggers */
+/* set by enable_audit / disable_audit around their own trigger DDL only */
 extern bool brandbos_guard_bypass;
 
 /* the utility hook guarding the audit tables, when preloaded */
 extern void brandbos_guard_init(void);
+
+/* ---- audit_xid_ring.c: which transaction took a recent audit id ------ */
+
+typedef enum BrandbosIdFate
+{
+	BB_ID_UNKNOWN,				/* not in the ring (reused slot, restart, no preload) */
+	BB_ID_RUNNING,
+	BB_ID_COMMITTED,
+	BB_ID_ABORTED
+} BrandbosIdFate;
+
+/* with preload: set up the ring in shared memory */
+extern void brandbos_xid_ring_init(void);
+
+/* note that the current (sub)transaction took audit id id */
+extern void brandbos_xid_ring_note(int64 id);
+
+/* the fate of the transaction that took id, as far as the ring knows */
+extern BrandbosIdFate brandbos_xid_ring_fate(int64 id, TransactionId *xid);
 
 /* ---- protect.c: table facts shared with the audit trigger ------------- */
 

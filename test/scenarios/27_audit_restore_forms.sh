@@ -69,12 +69,14 @@ CREATE ROLE owner27 LOGIN;
 SQL
 	in_db src bb_psql "$C" >/dev/null <<'SQL'
 GRANT CREATE ON SCHEMA public TO owner27;
+GRANT CREATE ON DATABASE src TO owner27;
 SET ROLE owner27;
-SELECT format('CREATE TABLE %I (id int PRIMARY KEY)', repeat('é', 31)) \gexec
-SELECT brandbos.enable_audit(quote_ident(repeat('é', 31)));
+SELECT format('CREATE SCHEMA %I', repeat('è', 31)) \gexec
+SELECT format('CREATE TABLE %I.%I (id int PRIMARY KEY)', repeat('è', 31), repeat('é', 31)) \gexec
+SELECT brandbos.enable_audit(format('%I.%I', repeat('è', 31), repeat('é', 31)));
 SQL
-	q=$(in_db src bb_psql_value "$C" "SELECT format('SET ROLE owner27; ALTER TABLE %I DISABLE TRIGGER %I',
-	                                         repeat('é', 31), 'zz_brandbos_audit' || repeat('é', 23))")
+	q=$(in_db src bb_psql_value "$C" "SELECT format('SET ROLE owner27; ALTER TABLE %I.%I DISABLE TRIGGER %I',
+	                                         repeat('è', 31), repeat('é', 31), 'zz_brandbos_audit')")
 	out=$(in_db src sc_try "$C" "$q")
 	assert_match "src: the table owner's attempt to disable its audit trigger is refused" "ERROR" "$out"
 	for _ in $(seq 50); do
@@ -84,7 +86,7 @@ SQL
 	done
 	got=$(in_db src sc_try "$C" "SELECT octet_length(details->>'statement') <= 123,
 	                                    convert_from(convert_to(details::text, 'UTF8'), 'UTF8') = details::text,
-	                                    details->>'statement' LIKE 'changing trigger zz_brandbos_audit%é'
+	                                    details->>'statement' LIKE 'ALTER TABLE on table %é'
 	                               FROM brandbos.audit_entries WHERE action = 'tamper_attempt'")
 	assert_eq "src: the recorded attempt is cut at a character boundary (valid UTF-8)" "t|t|t" "$got"
 fi

@@ -6,9 +6,13 @@
  * Writers share no lock, so they never wait on each other; ordering rows
  * into the hash chain is the sealer's job, after commit (audit_sealer.c).
  *
- * Invariant the sealer relies on: a transaction has its top-level xid
- * before it takes an audit id, so every id handed out before a snapshot
- * belongs to a transaction that the snapshot sees as finished or running.
+ * Invariant the sealer relies on: a transaction has its top-level xid and
+ * holds ROW EXCLUSIVE on brandbos.audit_entries before it takes an audit
+ * id, and keeps both until it ends.  The lock is how the sealer tells the
+ * transactions that may still commit an audit row from every other open
+ * transaction (audit_sealer.c); it is the lock the INSERT takes anyway
+ * (a fast-path lock: writers never wait on one another), only taken before
+ * nextval instead of after it.
  *
  * Rows are never updated: the block that seals a row is found from the
  * blocks' id ranges (the brandbos.audit_log view).
@@ -31,6 +35,7 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -57,19 +62,14 @@ bool		brandbos_audit_pruning = false;
  * no insert triggers or rules; privileges are the extension's own.
  */
 static void
-insert_entry(Datum *values, bool *nulls)
+insert_entry(Oid relid, Datum *values, bool *nulls)
 {
-	Oid			relid = brandbos_relid("audit_entries");
 	Relation	rel;
 	EState	   *estate;
 	RangeTblEntry *rte;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension \"brandbos\" is not installed in this database")));
 	rel = table_open(relid, RowExclusiveLock);
 	estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
@@ -116,7 +116,8 @@ brandbos_audit_append(const char *action, const char *resource_type,
 {
 	BrandbosAuditRow row;
 	FullTransactionId fxid;
-	Oid			seqid;
+	Oid			seqid,
+				entries;
 	inet	   *ip;
 	text	   *user_agent = NULL;
 	const char *ctx_user,
@@ -130,13 +131,15 @@ brandbos_audit_append(const char *action, const char *resource_type,
 			   *leaf_datum;
 	int			i;
 
-	/* the xid first, then the id: see the file header */
+	/* the xid, then the writer's lock, then the id: see the file header */
 	fxid = GetTopFullTransactionId();
 	seqid = brandbos_relid("audit_log_id_seq");
-	if (!OidIsValid(seqid))
+	entries = brandbos_relid("audit_entries");
+	if (!OidIsValid(seqid) || !OidIsValid(entries))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"brandbos\" is not installed in this database")));
+	LockRelationOid(entries, RowExclusiveLock);
 
 	memset(&row, 0, sizeof(row));
 	row.id = nextval_internal(seqid, false);
@@ -197,7 +200,7 @@ brandbos_audit_append(const char *action, const char *resource_type,
 	values[12] = PointerGetDatum(payload_datum);
 	values[13] = PointerGetDatum(leaf_datum);
 
-	insert_entry(values, nulls);
+	insert_entry(entries, values, nulls);
 	return row.id;
 }
 

@@ -14,8 +14,9 @@
  * the lock before the sealer read h, so it is listed unless it has ended
  * (a transaction releases its locks only after it left the proc array, so
  * the snapshot of the later row query sees its outcome).  Each holder is
- * turned into its top-level xid; a holder without one took no id <= h (it
- * would have had its xid before its id).  Any other open transaction, such
+ * turned into its top-level xid through the PGPROCs running it (the
+ * backend's, or a prepared transaction's dummy one); a holder without an
+ * xid took no id <= h (it would have had its xid before its id).  Any other open transaction, such
  * as `BEGIN; SELECT txid_current();` or a REPEATABLE READ snapshot held by
  * any login role, holds no such lock and is not waited for.  A holder that
  * took no id (a superuser's LOCK TABLE, redact_audit) only delays sealing.
@@ -42,6 +43,7 @@
 #include <sodium.h>
 
 #include "access/transam.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -51,8 +53,8 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
-#include "storage/sinvaladt.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -122,7 +124,9 @@ writer_xids(void)
 	Oid			entries = brandbos_relid("audit_entries");
 	LOCKTAG		tag;
 	VirtualTransactionId *holders;
+	List	   *xids = NIL;
 	List	   *result = NIL;
+	ListCell   *lc;
 	int			n,
 				i;
 
@@ -132,24 +136,40 @@ writer_xids(void)
 				 errmsg("extension \"brandbos\" is not installed in this database")));
 	SET_LOCKTAG_RELATION(tag, MyDatabaseId, entries);
 	holders = GetLockConflicts(&tag, ShareLock, &n);
+
+	/*
+	 * Each holder's xid, from every PGPROC that runs that virtual
+	 * transaction: the backend itself, or the dummy PGPROC of the prepared
+	 * transaction it became (which keeps the backend's virtual id; a
+	 * prepared transaction recovered at startup has its xid as local id).
+	 * Should the holder have ended since, no PGPROC matches, or a stale one
+	 * whose xid has ended too: either way it is rightly skipped.
+	 */
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
 	for (i = 0; i < n; i++)
 	{
-		TransactionId xid = InvalidTransactionId;
-		TransactionId xmin;
+		uint32		p;
 
-		if (VirtualTransactionIdIsRecoveredPreparedXact(holders[i]))
-			/* a prepared transaction: its local id is its xid */
-			xid = (TransactionId) holders[i].localTransactionId;
-		else
-			/*
-			 * The backend's current xid.  Should that transaction have ended
-			 * since, this is a later one's (waited for needlessly) or none
-			 * (rightly skipped: the holder's outcome is already visible).
-			 */
-			BackendIdGetTransactionIds(holders[i].backendId, &xid, &xmin);
-		if (may_still_commit(xid) && !list_member_ptr(result, (void *) (uintptr_t) xid))
-			result = lappend(result, (void *) (uintptr_t) xid);
+
+		/* allProcCount excludes the prepared transactions' PGPROCs, which follow */
+		for (p = 0; p < ProcGlobal->allProcCount + max_prepared_xacts; p++)
+		{
+			PGPROC	   *proc = &ProcGlobal->allProcs[p];
+			TransactionId xid;
+
+			if (proc->backendId != holders[i].backendId ||
+				proc->lxid != holders[i].localTransactionId)
+				continue;
+			xid = *((volatile TransactionId *) &proc->xid);
+			if (TransactionIdIsValid(xid) && !list_member_ptr(xids, (void *) (uintptr_t) xid))
+				xids = lappend(xids, (void *) (uintptr_t) xid);
+		}
 	}
+	LWLockRelease(ProcArrayLock);
+
+	foreach(lc, xids)
+		if (may_still_commit((TransactionId) (uintptr_t) lfirst(lc)))
+			result = lappend(result, lfirst(lc));
 	return result;
 }
 

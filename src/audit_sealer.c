@@ -16,10 +16,11 @@
  * the snapshot of the later row query sees its outcome).  Each holder is
  * turned into its top-level xid through the PGPROCs running it (the
  * backend's, or a prepared transaction's dummy one); a holder without an
- * xid took no id <= h (it would have had its xid before its id).  Any other open transaction, such
- * as `BEGIN; SELECT txid_current();` or a REPEATABLE READ snapshot held by
- * any login role, holds no such lock and is not waited for.  A holder that
- * took no id (a superuser's LOCK TABLE, redact_audit) only delays sealing.
+ * xid took no id <= h (it would have had its xid before its id).  Any other
+ * open transaction, such as `BEGIN; SELECT txid_current();` or a REPEATABLE
+ * READ snapshot of any login role, holds no such lock and is not waited
+ * for.  A holder that took no id (a superuser's LOCK TABLE, redact_audit,
+ * an ANALYZE) only delays sealing while it holds the lock.
  *
  * If no holder remains, h is final now.  Otherwise h and the holders' xids
  * are saved in brandbos.audit_seal_state and become final once all of them
@@ -149,7 +150,6 @@ writer_xids(void)
 	for (i = 0; i < n; i++)
 	{
 		uint32		p;
-
 
 		/* allProcCount excludes the prepared transactions' PGPROCs, which follow */
 		for (p = 0; p < ProcGlobal->allProcCount + max_prepared_xacts; p++)

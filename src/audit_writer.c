@@ -3,8 +3,9 @@
  *
  * Every row is written by brandbos_audit_append in the caller's own
  * transaction: it takes the next id, hashes the row (leaf) and inserts it.
- * Writers share no lock, so they never wait on each other; ordering rows
- * into the hash chain is the sealer's job, after commit (audit_sealer.c).
+ * Writers take no lock that conflicts with another writer's, so they never
+ * wait on each other; ordering rows into the hash chain is the sealer's
+ * job, after commit (audit_sealer.c).
  *
  * Invariant the sealer relies on: a transaction has its top-level xid and
  * holds ROW EXCLUSIVE on brandbos.audit_entries before it takes an audit

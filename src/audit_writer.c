@@ -3,17 +3,16 @@
  *
  * Every row is written by brandbos_audit_append in the caller's own
  * transaction: it takes the next id, hashes the row (leaf) and inserts it.
- * Writers take no lock that conflicts with another writer's, so they never
- * wait on each other; ordering rows into the hash chain is the sealer's
- * job, after commit (audit_sealer.c).
+ * Writers share no lock, so they never wait on each other; ordering rows
+ * into the hash chain is the sealer's job, after commit (audit_sealer.c).
  *
  * Invariant the sealer relies on: a transaction has its top-level xid and
  * holds ROW EXCLUSIVE on brandbos.audit_entries before it takes an audit
  * id, and keeps both until it ends.  The lock is how the sealer tells the
  * transactions that may still commit an audit row from every other open
  * transaction (audit_sealer.c); it is the lock the INSERT takes anyway
- * (a fast-path lock: writers never wait on one another), only taken before
- * nextval instead of after it.
+ * (a fast-path lock that conflicts with no other writer's), only taken
+ * before nextval instead of after it.
  *
  * Rows are never updated: the block that seals a row is found from the
  * blocks' id ranges (the brandbos.audit_log view).
@@ -63,14 +62,19 @@ bool		brandbos_audit_pruning = false;
  * no insert triggers or rules; privileges are the extension's own.
  */
 static void
-insert_entry(Oid relid, Datum *values, bool *nulls)
+insert_entry(Datum *values, bool *nulls)
 {
+	Oid			relid = brandbos_relid("audit_entries");
 	Relation	rel;
 	EState	   *estate;
 	RangeTblEntry *rte;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
 
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"brandbos\" is not installed in this database")));
 	rel = table_open(relid, RowExclusiveLock);
 	estate = CreateExecutorState();
 	rte = makeNode(RangeTblEntry);
@@ -132,15 +136,17 @@ brandbos_audit_append(const char *action, const char *resource_type,
 			   *leaf_datum;
 	int			i;
 
-	/* the xid, then the writer's lock, then the id: see the file header */
+	/* the xid first, then the id: see the file header */
 	fxid = GetTopFullTransactionId();
 	seqid = brandbos_relid("audit_log_id_seq");
-	entries = brandbos_relid("audit_entries");
-	if (!OidIsValid(seqid) || !OidIsValid(entries))
+	if (!OidIsValid(seqid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"brandbos\" is not installed in this database")));
-	LockRelationOid(entries, RowExclusiveLock);
+	/* then the writer's lock (held to the end of the transaction): see the file header */
+	entries = brandbos_relid("audit_entries");
+	if (OidIsValid(entries))
+		LockRelationOid(entries, RowExclusiveLock);
 
 	memset(&row, 0, sizeof(row));
 	row.id = nextval_internal(seqid, false);
@@ -201,7 +207,7 @@ brandbos_audit_append(const char *action, const char *resource_type,
 	values[12] = PointerGetDatum(payload_datum);
 	values[13] = PointerGetDatum(leaf_datum);
 
-	insert_entry(entries, values, nulls);
+	insert_entry(values, nulls);
 	return row.id;
 }
 

@@ -14,6 +14,9 @@
 # stay sealed, and everything is sealed, with a clean verification, once it commits or rolls
 # back (a rolled-back id is then one of its block's missing_ids).  The prepared writer
 # survives a server restart and still holds sealing back afterwards.
+# Last, with the worker slowed to once an hour, an auditor's seal_audit() (the only sealer
+# without preload) seals while mallory's transaction is open, and seals its own uncommitted
+# row with it.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=audit_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/audit_lib.sh"
@@ -236,6 +239,32 @@ is "$(sealed_within "$last" 4)" yes \
 bg_run w "COMMIT;"
 bg_close w
 verify_clean "rolled-back savepoint"
+all_accounted "before the manual sealer"
+
+# ---- 3. seal_audit() called by an auditor (the path without preload) -------------------------
+bb_psql "$C" >/dev/null <<'SQL'
+CREATE ROLE aud LOGIN IN ROLE brandbos_auditor;
+ALTER SYSTEM SET brandbos.audit_seal_interval = '1h';
+SELECT pg_reload_conf();
+SQL
+sleep 1   # the worker takes the new interval after one more round
+as_aud() { bb_run_as_pg "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U aud -d "$BB_DB" -c "$1"; }
+bg_open m mallory
+bg_run m "BEGIN; SELECT txid_current() > 0;"
+last=$(app_traffic manual)
+is "$(is_sealed "$last")" f "manual: the worker (now every hour) left app's rows unsealed"
+is "$(as_aud "SELECT brandbos.seal_audit() IS NOT NULL")" t \
+	"manual: the auditor's seal_audit() seals while mallory's transaction is open"
+is "$(unsealed_upto "$last")" 0 "manual: every row up to app's last one is sealed"
+# the auditor's own open writes: sealed with it, in its own transaction
+is "$(as_aud "BEGIN; SELECT brandbos.log_event('own', 'scenario26') IS NOT NULL;
+              SELECT brandbos.seal_audit() IS NOT NULL; COMMIT;" | tr '\n' ' ')" "t t " \
+	"manual: an auditor's own uncommitted row does not hold back its seal_audit()"
+is "$(unsealed_upto "$(q "$C" "SELECT last_value FROM brandbos.audit_log_id_seq")")" 0 \
+	"manual: its own row is sealed with it"
+bg_run m "ROLLBACK;"
+bg_close m
+verify_clean "manual"
 all_accounted "end"
 is "$(q "$C" "SELECT count(*) FROM pg_prepared_xacts")" 0 "no prepared transaction is left"
 

@@ -3,14 +3,31 @@
  *
  * A block covers the consecutive ids (previous block's last_id, horizon].
  * The horizon must be final: no transaction may still commit a row with an
- * id at or below it.  Writers take their xid before their id (see
- * audit_writer.c), so after reading the sequence's last value h, every
- * transaction that may still hold an id <= h has an xid below the next xid
- * read afterwards; those still in progress are found from a fresh snapshot
- * (and, for xids at or past its xmax, one by one).  If none
- * is running (other than our own), h is final now.  Otherwise h and that
- * list are saved in brandbos.audit_seal_state and become final once all of
- * them have ended; until then the previous saved horizon, if final, is used.
+ * id at or below it.
+ *
+ * Which transactions may: a writer takes its top-level xid, then ROW
+ * EXCLUSIVE on brandbos.audit_entries, then its id (audit_writer.c), and
+ * holds the lock until it ends.  The sealer reads the sequence's last value
+ * h first, then lists the holders of locks on audit_entries that conflict
+ * with SHARE (GetLockConflicts: fast-path and prepared transactions
+ * included, our own transaction excluded).  A writer whose id is <= h took
+ * the lock before the sealer read h, so it is listed unless it has ended
+ * (a transaction releases its locks only after it left the proc array, so
+ * the snapshot of the later row query sees its outcome).  Each holder is
+ * turned into its top-level xid through the PGPROCs running it (the
+ * backend's, or a prepared transaction's dummy one); a holder without an
+ * xid took no id <= h (it would have had its xid before its id).  Any other
+ * open transaction, such as `BEGIN; SELECT txid_current();` or a REPEATABLE
+ * READ snapshot of any login role, holds no such lock and is not waited
+ * for.  A holder that took no id (a superuser's LOCK TABLE, redact_audit,
+ * an ANALYZE) only delays sealing while it holds the lock.
+ *
+ * If no holder remains, h is final now.  Otherwise h and the holders' xids
+ * are saved in brandbos.audit_seal_state and become final once all of them
+ * have ended; a saved horizon still pending is kept rather than replaced (a
+ * newer one waits for at least the same writers), so the rows below a
+ * writer that stays open are sealed as soon as the writers before it end;
+ * its own id and everything after it wait for it.
  * Ids of the range that no visible row holds belong to rolled-back writers;
  * they are recorded in the block (missing_ids), so they never look like
  * deletions — unless, with preload, audit_xid_ring.c knows that the
@@ -30,6 +47,7 @@
 #include <sodium.h>
 
 #include "access/transam.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -38,6 +56,8 @@
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
@@ -82,49 +102,77 @@ highest_issued_id(void)
 }
 
 /*
- * Xids whose rows may still commit, except our own: those a fresh
- * snapshot lists, and those assigned at or after its xmax (a snapshot does
- * not list the newest xids; it treats every xid >= xmax as running), each
- * checked individually.  Call after reading the sequence: every xid assigned
- * before that read is below the next xid read here.
+ * Whether xid, a lock holder's top-level xid, may still commit a row.
  */
 static bool
 may_still_commit(TransactionId xid)
 {
-	/* ours (top or subtransaction): our rows are visible to us and sealed with us */
+	if (!TransactionIdIsValid(xid))
+		return false;			/* no xid, so no audit id <= the horizon read */
+	/* ours: our rows are visible to us and sealed with us */
 	if (TransactionIdIsCurrentTransactionId(xid))
 		return false;
-	/* an aborted (sub)transaction holds nothing that can still commit */
 	if (TransactionIdDidAbort(xid))
 		return false;
 	return TransactionIdIsInProgress(xid);
 }
 
+/*
+ * The xids of the transactions that may still commit an audit row with an
+ * id at or below the sequence value read just before: those holding ROW
+ * EXCLUSIVE (or stronger) on brandbos.audit_entries.  See the file header.
+ */
 static List *
-running_xids(void)
+writer_xids(void)
 {
-	FullTransactionId next = ReadNextFullTransactionId();
-	Snapshot	snap = GetLatestSnapshot();
-	TransactionId xid;
+	Oid			entries = brandbos_relid("audit_entries");
+	LOCKTAG		tag;
+	VirtualTransactionId *holders;
+	List	   *xids = NIL;
 	List	   *result = NIL;
-	uint32		i,
-				scanned = 0;
+	ListCell   *lc;
+	int			n,
+				i;
 
-	for (i = 0; i < snap->xcnt; i++)
-		if (may_still_commit(snap->xip[i]))
-			result = lappend(result, (void *) (uintptr_t) snap->xip[i]);
-	xid = snap->xmax;
-	while (TransactionIdPrecedes(xid, XidFromFullTransactionId(next)))
+	if (!OidIsValid(entries))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"brandbos\" is not installed in this database")));
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, entries);
+	holders = GetLockConflicts(&tag, ShareLock, &n);
+
+	/*
+	 * Each holder's xid, from every PGPROC that runs that virtual
+	 * transaction: the backend itself, or the dummy PGPROC of the prepared
+	 * transaction it became (which keeps the backend's virtual id; a
+	 * prepared transaction recovered at startup has its xid as local id).
+	 * Should the holder have ended since, no PGPROC matches, or a stale one
+	 * whose xid has ended too: either way it is rightly skipped.
+	 */
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	for (i = 0; i < n; i++)
 	{
-		if (++scanned > 100000)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("too many transactions started while the audit log was being sealed"),
-					 errhint("Call brandbos.seal_audit() again.")));
-		if (may_still_commit(xid))
-			result = lappend(result, (void *) (uintptr_t) xid);
-		TransactionIdAdvance(xid);
+		uint32		p;
+
+		/* allProcCount excludes the prepared transactions' PGPROCs, which follow */
+		for (p = 0; p < ProcGlobal->allProcCount + max_prepared_xacts; p++)
+		{
+			PGPROC	   *proc = &ProcGlobal->allProcs[p];
+			TransactionId xid;
+
+			if (proc->backendId != holders[i].backendId ||
+				proc->lxid != holders[i].localTransactionId)
+				continue;
+			xid = *((volatile TransactionId *) &proc->xid);
+			if (TransactionIdIsValid(xid) && !list_member_ptr(xids, (void *) (uintptr_t) xid))
+				xids = lappend(xids, (void *) (uintptr_t) xid);
+		}
 	}
+	LWLockRelease(ProcArrayLock);
+
+	foreach(lc, xids)
+		if (may_still_commit((TransactionId) (uintptr_t) lfirst(lc)))
+			result = lappend(result, lfirst(lc));
 	return result;
 }
 
@@ -205,6 +253,7 @@ brandbos_seal_pending(int64 *rows)
 				last_sealed = 0,
 				last_block = 0;
 	List	   *running;
+	bool		keep_saved = false;
 	bool		isnull;
 	uint64		n,
 				i;
@@ -229,9 +278,9 @@ brandbos_seal_pending(int64 *rows)
 	run_sql("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, NULL,
 			SPI_OK_UTILITY);
 
-	/* the sequence first, then the running transactions: see the file header */
+	/* the sequence first, then the writers: see the file header */
 	issued = highest_issued_id();
-	running = running_xids();
+	running = writer_xids();
 
 	run_sql("SELECT block_id, last_id, block_hash FROM brandbos.audit_blocks "
 			"ORDER BY block_id DESC LIMIT 1", 0, NULL, NULL, NULL, SPI_OK_SELECT);
@@ -262,10 +311,16 @@ brandbos_seal_pending(int64 *rows)
 			int64		saved = spi_int8(0, 1, &isnull);
 			Datum		waiting = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 
-			if (saved > last_sealed && all_ended(waiting))
-				horizon = saved;
+			if (saved > last_sealed)
+			{
+				if (all_ended(waiting))
+					horizon = saved;
+				else
+					keep_saved = true;
+			}
 		}
-		save_horizon(issued, running);
+		if (!keep_saved)
+			save_horizon(issued, running);
 	}
 	if (horizon <= last_sealed)
 	{

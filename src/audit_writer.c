@@ -6,9 +6,13 @@
  * Writers share no lock, so they never wait on each other; ordering rows
  * into the hash chain is the sealer's job, after commit (audit_sealer.c).
  *
- * Invariant the sealer relies on: a transaction has its top-level xid
- * before it takes an audit id, so every id handed out before a snapshot
- * belongs to a transaction that the snapshot sees as finished or running.
+ * Invariant the sealer relies on: a transaction has its top-level xid and
+ * holds ROW EXCLUSIVE on brandbos.audit_entries before it takes an audit
+ * id, and keeps both until it ends.  The lock is how the sealer tells the
+ * transactions that may still commit an audit row from every other open
+ * transaction (audit_sealer.c); it is the lock the INSERT takes anyway
+ * (a fast-path lock that conflicts with no other writer's), only taken
+ * before nextval instead of after it.
  *
  * Rows are never updated: the block that seals a row is found from the
  * blocks' id ranges (the brandbos.audit_log view).
@@ -32,6 +36,7 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -166,7 +171,8 @@ brandbos_audit_append(const char *action, const char *resource_type,
 {
 	BrandbosAuditRow row;
 	FullTransactionId fxid;
-	Oid			seqid;
+	Oid			seqid,
+				entries;
 	inet	   *ip;
 	text	   *user_agent = NULL;
 	const char *ctx_user,
@@ -187,6 +193,10 @@ brandbos_audit_append(const char *action, const char *resource_type,
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"brandbos\" is not installed in this database")));
+	/* then the writer's lock (held to the end of the transaction): see the file header */
+	entries = brandbos_relid("audit_entries");
+	if (OidIsValid(entries))
+		LockRelationOid(entries, RowExclusiveLock);
 
 	memset(&row, 0, sizeof(row));
 	row.id = nextval_internal(seqid, false);

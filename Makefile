@@ -26,6 +26,7 @@ OBJS        = src/brandbos.o \
               src/value_scan.o \
               src/reencrypt.o \
               src/protect_guard.o \
+              src/ddl_frames.o \
               src/log_scrub.o \
               src/passwords.o \
               src/api_keys.o \

@@ -433,39 +433,12 @@ audit_tables_bent(List *before, List *after)
  */
 typedef struct AuditGuardFrame
 {
-	Node	   *parsetree;
-	int			nest_level;
+	BrandbosDdlFrame hdr;		/* must be first (ddl_frames.c) */
 	List	   *triggers;		/* AuditTrigger, as at the start */
 	List	   *tokens;			/* audit_table_tokens(), as at the start */
 } AuditGuardFrame;
 
-static MemoryContext audit_guard_cxt = NULL;
-static List *audit_guard_frames = NIL;
-
-static void
-audit_forget_frames_from(int nest_level)
-{
-	while (audit_guard_frames != NIL &&
-		   ((AuditGuardFrame *) llast(audit_guard_frames))->nest_level >= nest_level)
-		audit_guard_frames = list_delete_last(audit_guard_frames);
-	if (audit_guard_frames == NIL)
-		MemoryContextReset(audit_guard_cxt);
-}
-
-static void
-audit_guard_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		audit_forget_frames_from(0);
-}
-
-static void
-audit_guard_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-							 SubTransactionId parentSubid, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		audit_forget_frames_from(GetCurrentTransactionNestLevel());
-}
+static BrandbosDdlFrames audit_guard_frames = {"brandbos audit guard", NULL, NIL};
 
 static bool
 audit_guard_active(FunctionCallInfo fcinfo, const char *fn)
@@ -491,21 +464,12 @@ brandbos_audit_guard_start(PG_FUNCTION_ARGS)
 	if (!audit_guard_active(fcinfo, "brandbos.audit_guard_start()"))
 		PG_RETURN_VOID();
 	trigdata = (EventTriggerData *) fcinfo->context;
-	if (audit_guard_cxt == NULL)
-	{
-		audit_guard_cxt = AllocSetContextCreate(TopMemoryContext, "brandbos audit guard",
-												ALLOCSET_SMALL_SIZES);
-		RegisterXactCallback(audit_guard_xact_callback, NULL);
-		RegisterSubXactCallback(audit_guard_subxact_callback, NULL);
-	}
-	old = MemoryContextSwitchTo(audit_guard_cxt);
+	old = MemoryContextSwitchTo(brandbos_ddl_frames_context(&audit_guard_frames));
 	frame = palloc(sizeof(AuditGuardFrame));
-	frame->parsetree = trigdata->parsetree;
-	frame->nest_level = GetCurrentTransactionNestLevel();
 	frame->triggers = audit_triggers_now();
 	frame->tokens = audit_table_tokens();
-	audit_guard_frames = lappend(audit_guard_frames, frame);
 	MemoryContextSwitchTo(old);
+	brandbos_ddl_frame_push(&audit_guard_frames, &frame->hdr, trigdata->parsetree);
 	PG_RETURN_VOID();
 }
 
@@ -552,22 +516,12 @@ brandbos_audit_guard_end(PG_FUNCTION_ARGS)
 	List	   *tokens = NIL;
 	Relation	trigrel;
 	ListCell   *lc;
-	int			i;
 
 	if (!audit_guard_active(fcinfo, "brandbos.audit_guard_end()"))
 		PG_RETURN_VOID();
 	trigdata = (EventTriggerData *) fcinfo->context;
 	tag = GetCommandTagName(trigdata->tag);
-	for (i = list_length(audit_guard_frames) - 1; i >= 0; i--)
-	{
-		AuditGuardFrame *f = list_nth(audit_guard_frames, i);
-
-		if (f->parsetree == trigdata->parsetree)
-		{
-			frame = f;
-			break;
-		}
-	}
+	frame = (AuditGuardFrame *) brandbos_ddl_frame_find(&audit_guard_frames, trigdata->parsetree);
 	if (frame == NULL)
 		PG_RETURN_VOID();		/* the start trigger did not see this command */
 
@@ -583,9 +537,7 @@ brandbos_audit_guard_end(PG_FUNCTION_ARGS)
 	}
 	foreach(lc, frame->tokens)
 		tokens = lappend(tokens, pstrdup(lfirst(lc)));
-	audit_guard_frames = list_truncate(audit_guard_frames, i);
-	if (audit_guard_frames == NIL)
-		MemoryContextReset(audit_guard_cxt);
+	brandbos_ddl_frame_drop(&audit_guard_frames, &frame->hdr);
 
 	if (audit_tables_bent(tokens, audit_table_tokens()))
 		refuse_after(psprintf("%s on an audit table", tag),

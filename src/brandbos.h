@@ -371,6 +371,32 @@ extern void brandbos_unprotect_values(Oid relid, const char *colname);
 /* seal every value a table holds that is not an envelope for its row */
 extern void brandbos_seal_existing_values(Oid relid);
 
+/* ---- ddl_frames.c: from a guard's ddl_command_start to its end -------- */
+
+/* one command's frame; a guard's own frame struct starts with it */
+typedef struct BrandbosDdlFrame
+{
+	Node	   *parsetree;
+	int			nest_level;
+} BrandbosDdlFrame;
+
+/* a guard's stack of frames: {"context name", NULL, NIL} */
+typedef struct BrandbosDdlFrames
+{
+	const char *name;
+	MemoryContext cxt;
+	List	   *frames;
+} BrandbosDdlFrames;
+
+/* the memory context frames (and what they point to) are allocated in */
+extern MemoryContext brandbos_ddl_frames_context(BrandbosDdlFrames *stack);
+extern void brandbos_ddl_frame_push(BrandbosDdlFrames *stack, BrandbosDdlFrame *frame,
+									Node *parsetree);
+/* the newest frame of this parse tree, or NULL */
+extern BrandbosDdlFrame *brandbos_ddl_frame_find(BrandbosDdlFrames *stack, Node *parsetree);
+/* drop it and every frame above it; copy what you need out first */
+extern void brandbos_ddl_frame_drop(BrandbosDdlFrames *stack, BrandbosDdlFrame *frame);
+
 /* ---- protect_guard.c: protection the table owner cannot switch off ---- */
 
 /*

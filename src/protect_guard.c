@@ -448,40 +448,13 @@ unguarded_tables(void)
 
 typedef struct GuardFrame
 {
-	Node	   *parsetree;
-	int			nest_level;
+	BrandbosDdlFrame hdr;		/* must be first (ddl_frames.c) */
 	List	   *unguarded;		/* OIDs */
 	Oid			renamed;		/* ALTER TABLE ... RENAME TO: the table */
 	NameData	renamed_from;	/* ... and its name before */
 } GuardFrame;
 
-static MemoryContext guard_cxt = NULL;
-static List *guard_frames = NIL;
-
-static void
-forget_frames_from(int nest_level)
-{
-	while (guard_frames != NIL &&
-		   ((GuardFrame *) llast(guard_frames))->nest_level >= nest_level)
-		guard_frames = list_delete_last(guard_frames);
-	if (guard_frames == NIL)
-		MemoryContextReset(guard_cxt);
-}
-
-static void
-guard_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		forget_frames_from(0);
-}
-
-static void
-guard_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-					   SubTransactionId parentSubid, void *arg)
-{
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		forget_frames_from(GetCurrentTransactionNestLevel());
-}
+static BrandbosDdlFrames guard_frames = {"brandbos protect guard", NULL, NIL};
 
 /*
  * ALTER TABLE t RENAME TO u: the companion views follow the table by OID,
@@ -573,18 +546,9 @@ brandbos_protect_guard_start(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	trigdata = (EventTriggerData *) fcinfo->context;
 	brandbos_protect_ddl_start(trigdata->parsetree);
-	if (guard_cxt == NULL)
-	{
-		guard_cxt = AllocSetContextCreate(TopMemoryContext, "brandbos protect guard",
-										  ALLOCSET_SMALL_SIZES);
-		RegisterXactCallback(guard_xact_callback, NULL);
-		RegisterSubXactCallback(guard_subxact_callback, NULL);
-	}
 	unguarded = unguarded_tables();
-	old = MemoryContextSwitchTo(guard_cxt);
+	old = MemoryContextSwitchTo(brandbos_ddl_frames_context(&guard_frames));
 	frame = palloc(sizeof(GuardFrame));
-	frame->parsetree = trigdata->parsetree;
-	frame->nest_level = GetCurrentTransactionNestLevel();
 	frame->unguarded = list_copy(unguarded);
 	frame->renamed = InvalidOid;
 	if (IsA(trigdata->parsetree, RenameStmt) &&
@@ -596,8 +560,8 @@ brandbos_protect_guard_start(PG_FUNCTION_ARGS)
 		if (OidIsValid(frame->renamed))
 			namestrcpy(&frame->renamed_from, get_rel_name(frame->renamed));
 	}
-	guard_frames = lappend(guard_frames, frame);
 	MemoryContextSwitchTo(old);
+	brandbos_ddl_frame_push(&guard_frames, &frame->hdr, trigdata->parsetree);
 	PG_RETURN_VOID();
 }
 
@@ -611,27 +575,20 @@ brandbos_protect_guard_end(PG_FUNCTION_ARGS)
 	Oid			renamed = InvalidOid;
 	NameData	renamed_from;
 	ListCell   *lc;
-	int			i;
+	GuardFrame *frame;
 
 	if (!guard_active(fcinfo, "brandbos.protect_guard_end()"))
 		PG_RETURN_VOID();
 	trigdata = (EventTriggerData *) fcinfo->context;
 
 	/* this command's frame; frames above it belong to failed nested commands */
-	for (i = list_length(guard_frames) - 1; i >= 0; i--)
+	frame = (GuardFrame *) brandbos_ddl_frame_find(&guard_frames, trigdata->parsetree);
+	if (frame != NULL)
 	{
-		GuardFrame *frame = list_nth(guard_frames, i);
-
-		if (frame->parsetree == trigdata->parsetree)
-		{
-			unguarded_before = list_copy(frame->unguarded);
-			renamed = frame->renamed;
-			renamed_from = frame->renamed_from;
-			guard_frames = list_truncate(guard_frames, i);
-			if (guard_frames == NIL)
-				MemoryContextReset(guard_cxt);
-			break;
-		}
+		unguarded_before = list_copy(frame->unguarded);
+		renamed = frame->renamed;
+		renamed_from = frame->renamed_from;
+		brandbos_ddl_frame_drop(&guard_frames, &frame->hdr);
 	}
 
 	if (OidIsValid(renamed))

@@ -71,8 +71,8 @@ count_version(BrandbosColumnScan *scan, uint32 version)
 		scan->capacity = Max(8, scan->capacity * 2);
 		if (scan->versions == NULL)
 		{
-			scan->versions = palloc(sizeof(uint32) * scan->capacity);
-			scan->counts = palloc(sizeof(int64) * scan->capacity);
+			scan->versions = MemoryContextAlloc(scan->result_cxt, sizeof(uint32) * scan->capacity);
+			scan->counts = MemoryContextAlloc(scan->result_cxt, sizeof(int64) * scan->capacity);
 		}
 		else
 		{
@@ -125,14 +125,21 @@ scan_relation(Relation rel, AttrNumber attnum, bool as_text,
 		Datum		value = slot_getattr(slot, attnum, &isnull);
 		uint32		version;
 		int			format;
+		bool		is_envelope;
+		MemoryContext old;
 
 		if ((++n & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
 		if (isnull)
 			continue;
-		MemoryContextSwitchTo(rowcxt);
+		/* detoasting the header allocates: in rowcxt, reset per row */
+		old = MemoryContextSwitchTo(rowcxt);
+		is_envelope = brandbos_envelope_header(value, as_text, &version, &format);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
+		/* the counts outlive the scan: never in rowcxt */
 		scan->values++;
-		if (brandbos_envelope_header(value, as_text, &version, &format))
+		if (is_envelope)
 		{
 			count_version(scan, version);
 			if (format != BB_ENV_FORMAT)
@@ -140,8 +147,6 @@ scan_relation(Relation rel, AttrNumber attnum, bool as_text,
 		}
 		else
 			scan->not_envelopes++;
-		MemoryContextSwitchTo(scan->result_cxt);
-		MemoryContextReset(rowcxt);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	table_endscan(tscan);

@@ -5,7 +5,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(24);
+SELECT plan(26);
 
 CREATE ROLE bb_mallory LOGIN;
 CREATE ROLE bb_kim LOGIN IN ROLE brandbos_keymaster;
@@ -124,6 +124,25 @@ SELECT is((SELECT key_versions FROM brandbos.protected_columns WHERE table_name 
           ARRAY[1], 'the owner sees the key versions of its own table');
 RESET ROLE;
 SELECT is((SELECT count(*)::int FROM public.bb_trap_log), 0, 'no planted code ran at any point');
+
+-- counting stays exact over many key versions and toasted envelopes (the counts must not
+-- live in the per-row memory the scan resets)
+CREATE TABLE public.many (id int PRIMARY KEY, token text);
+SELECT brandbos.protect_column('public.many', 'token');
+DO $$
+BEGIN
+    FOR i IN 1..12 LOOP
+        PERFORM brandbos.rotate_key();
+        INSERT INTO public.many
+        SELECT i, string_agg(md5(random()::text || g), '') FROM generate_series(1, 100) g;
+    END LOOP;
+END $$;
+SELECT is((SELECT count(*)::int FROM brandbos.key_status()
+            WHERE version > 3 AND rows_using = 1), 12,
+          'key_status counts one toasted value under each of 12 versions');
+SELECT is((SELECT cardinality(key_versions) FROM brandbos.protected_columns
+            WHERE table_name = 'public.many'::regclass), 12,
+          'protected_columns lists the 12 versions');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -443,11 +443,7 @@ static BrandbosDdlFrames audit_guard_frames = {"brandbos audit guard", NULL, NIL
 static bool
 audit_guard_active(FunctionCallInfo fcinfo, const char *fn)
 {
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be called as an event trigger", fn)));
-	if (creating_extension && CurrentExtensionObject == get_extension_oid("brandbos", true))
+	if (!brandbos_ddl_guard_applies(fcinfo, fn))
 		return false;
 	return !brandbos_guard_bypass && OidIsValid(brandbos_relid("audit_entries"));
 }

@@ -397,6 +397,12 @@ extern BrandbosDdlFrame *brandbos_ddl_frame_find(BrandbosDdlFrames *stack, Node 
 /* drop it and every frame above it; copy what you need out first */
 extern void brandbos_ddl_frame_drop(BrandbosDdlFrames *stack, BrandbosDdlFrame *frame);
 
+/*
+ * Checks shared by the guards' event-trigger functions: 39P01 unless called
+ * as an event trigger; false while brandbos's own install script runs.
+ */
+extern bool brandbos_ddl_guard_applies(FunctionCallInfo fcinfo, const char *fn);
+
 /* ---- protect_guard.c: protection the table owner cannot switch off ---- */
 
 /*

@@ -17,6 +17,8 @@
 #include "brandbos.h"
 
 #include "access/xact.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
 #include "utils/memutils.h"
 
 static void
@@ -99,4 +101,16 @@ brandbos_ddl_frame_drop(BrandbosDdlFrames *stack, BrandbosDdlFrame *frame)
 	}
 	if (stack->frames == NIL && stack->cxt != NULL)
 		MemoryContextReset(stack->cxt);
+}
+
+bool
+brandbos_ddl_guard_applies(FunctionCallInfo fcinfo, const char *fn)
+{
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be called as an event trigger", fn)));
+	/* brandbos's own install script, not another extension's, passes */
+	return !(creating_extension &&
+			 CurrentExtensionObject == get_extension_oid("brandbos", true));
 }

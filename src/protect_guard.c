@@ -522,12 +522,7 @@ follow_table_rename(Oid relid, const char *oldname)
 static bool
 guard_active(FunctionCallInfo fcinfo, const char *fn)
 {
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("%s must be called as an event trigger", fn)));
-	/* brandbos's own install script, not another extension's, passes */
-	if (creating_extension && CurrentExtensionObject == get_extension_oid("brandbos", true))
+	if (!brandbos_ddl_guard_applies(fcinfo, fn))
 		return false;
 	return !brandbos_protect_guard_bypass && OidIsValid(brandbos_relid("column_registry"));
 }

@@ -82,7 +82,15 @@ typedef struct CachedDataKey
 static CachedDataKey key_cache[MAX_CACHED_KEYS];
 static int	key_cache_len = 0;
 static uint32 active_version = 0;	/* 0 = not known */
+/*
+ * The relation whose invalidations throw the cache away.  Kept when the
+ * cache is flushed: a backend that forgot it would no longer hear of the
+ * rotations and destructions other backends commit, and would go on
+ * sealing under a version that is retired, or destroyed.
+ */
 static Oid	data_keys_relid = InvalidOid;
+/* bumped whenever the cache is thrown away: a version resolved before is suspect */
+static uint64 key_cache_generation = 0;
 static bool key_created_in_xact = false;
 
 static void flush_key_cache(void);
@@ -405,7 +413,7 @@ flush_key_cache(void)
 		sodium_free(key_cache[i].key);
 	key_cache_len = 0;
 	active_version = 0;
-	data_keys_relid = InvalidOid;
+	key_cache_generation++;
 }
 
 static void
@@ -732,6 +740,7 @@ brandbos_active_key_version(void)
 	for (;;)
 	{
 		uint32		version;
+		uint64		generation = key_cache_generation;
 
 		if (active_version == 0)
 			active_version = resolve_active_version();
@@ -742,12 +751,17 @@ brandbos_active_key_version(void)
 		{
 			/*
 			 * Taking the lock reads pending invalidations: a rotation or
-			 * destruction committed meanwhile clears active_version, and
-			 * the loop moves on to the version that is active now.
+			 * destruction committed meanwhile flushes the cache, and the
+			 * loop moves on to the version that is active now.  So does a
+			 * flush while the version was being read (its answer may
+			 * predate what the flush announced).
 			 */
 			lock_key_version(version, AccessShareLock);
-			if (active_version != version)
+			if (key_cache_generation != generation || active_version != version)
+			{
+				active_version = 0;
 				continue;
+			}
 		}
 		sealing_lxid = lxid;
 		sealing_subxid = subxid;

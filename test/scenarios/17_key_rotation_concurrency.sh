@@ -34,6 +34,10 @@
 #   e. a table under enable_tenant_isolation (FORCE RLS), no context set: reencrypt moves
 #      every row, key_versions shows only the active key, destroy_key(old) succeeds; the
 #      same with CALL reencrypt_table.
+#   f. a long-lived session whose key cache is full (it decrypted values under 64 keys) then
+#      seals: it must still hear of the rotation and destruction that other sessions commit
+#      afterwards, and seal its next row under the new key, never under the destroyed one
+#      (the cache once forgot which relation to listen to when it evicted its keys).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -117,7 +121,7 @@ CREATE ROLE writer LOGIN;
 CREATE ROLE km LOGIN;
 CREATE ROLE dec LOGIN;
 SQL
-for db in ca cb cc cd ce; do
+for db in ca cb cc cd ce cf; do
 	bb_psql "$C" -c "CREATE DATABASE $db" >/dev/null
 	BB_DB=$db bb_psql "$C" >/dev/null <<'SQL'
 CREATE EXTENSION brandbos;
@@ -563,6 +567,45 @@ assert_eq "e: reencrypt_progress: rows_done = 40, finished" "40|false" \
 	              WHERE table_name = 'e'::regclass")"
 assert_eq "e: key_versions shows only the active key 3" "{3}" "$(versions ce e)"
 assert_eq "e: destroy_key(2) succeeds" "00000" "$(rstate km ce 'SELECT brandbos.destroy_key(2)')"
+
+# =================================================================================================
+# f. a full key cache still hears of rotations and destructions
+# =================================================================================================
+diag "f. a session that decrypted values under 64 keys, then seals across a rotate + destroy"
+make_table cf f
+rq writer cf -c "GRANT INSERT ON f TO km, dec" >/dev/null
+# 64 rows, each under its own key (1..64); key 65 is active
+# shellcheck disable=SC2016   # dollar quotes are SQL
+rq km cf -c 'DO $$
+BEGIN
+	FOR i IN 1..64 LOOP
+		INSERT INTO f VALUES (i, $a$f-$a$ || i, $a$n$a$);
+		PERFORM brandbos.rotate_key();
+		COMMIT;
+	END LOOP;
+END $$' >/dev/null
+assert_eq "f: 64 rows under 64 keys, key 65 active" "64|65" \
+	"$(su cf "SELECT count(DISTINCT brandbos.envelope_key_version(secret)) || '|' ||
+	           (SELECT version FROM brandbos.data_keys WHERE status = 'active') FROM f")"
+bg_open fw dec cf
+bg_send fw "SELECT count(*) FILTER (WHERE secret = 'f-' || id) FROM f_decrypted;"
+bg_send fw "INSERT INTO f VALUES (100, 'f-100', 'fw');"
+bg_send fw "SELECT brandbos.envelope_key_version(secret) FROM f WHERE id = 100;"
+bg_wait fw 20 || true
+assert_eq "f: the session decrypts the 64 rows (64 keys cached), then seals row 100 under key 65" \
+	"64 65" "$(tr '\n' ' ' <<<"$BG_OUT" | sed 's/ $//')"
+assert_eq "f: keymaster rotate_key() -> 66" "66" "$(rv km cf 'SELECT brandbos.rotate_key()')"
+assert_eq "f: reencrypt(f) moves the 65 rows" "65" "$(rv km cf "SELECT brandbos.reencrypt('f')")"
+assert_eq "f: destroy_key(65) succeeds" "00000" "$(rstate km cf 'SELECT brandbos.destroy_key(65)')"
+bg_send fw "INSERT INTO f VALUES (101, 'f-101', 'fw');"
+bg_send fw "SELECT brandbos.envelope_key_version(secret) FROM f WHERE id = 101;"
+bg_wait fw 20 || true
+assert_eq "f: the same session seals its next row under the new key 66, not the destroyed 65" "66" "$BG_OUT"
+bg_close fw
+assert_eq "f: no value is sealed under a destroyed key" "0" \
+	"$(su cf "SELECT count(*) FROM f WHERE brandbos.envelope_key_version(secret)
+	           IN (SELECT version FROM brandbos.data_keys WHERE status = 'destroyed')")"
+assert_eq "f: all 66 rows decrypt (decryptor, f_decrypted)" "66|66" "$(decrypt_check cf f "'f-' || id")"
 
 check "server did not crash" bash -c "! grep -qE 'terminated by signal|PANIC' '$(bb_logfile "$C")'"
 sc_finish

@@ -22,6 +22,8 @@
 #   BB_FUZZ_SECONDS                       seconds per fuzz target (60)
 #   BB_PORT_PRELOAD / BB_PORT_PLAIN       ports of the two clusters (55432 / 55433)
 #   BB_SCENARIO_TIMEOUT                   seconds per scenario (600)
+#   BB_PGTAP_ONLY=GLOB                    pgTAP files whose name matches GLOB only (e.g. '5*')
+#   BB_SCENARIO_ONLY=GLOB                 scenarios whose name matches GLOB only (e.g. '17_*')
 #   BB_KEEP=1                             keep the two clusters running afterwards
 #   BB_WORK                               scratch tree (default tmp_check/, see test/lib/cluster.sh)
 #
@@ -198,7 +200,8 @@ run_pgtap() {
 }
 
 if want pgtap; then
-	mapfile -t PGTAP_FILES < <(find "$BB_ROOT/test/pgtap" -maxdepth 1 -name '*.sql' 2>/dev/null | sort)
+	mapfile -t PGTAP_FILES < <(find "$BB_ROOT/test/pgtap" -maxdepth 1 -name '*.sql' \
+		-name "${BB_PGTAP_ONLY:-*}.sql" 2>/dev/null | sort)
 	if (( ${#PGTAP_FILES[@]} == 0 )); then
 		section "pgTAP"
 		echo "  no test/pgtap/*.sql files"
@@ -273,7 +276,8 @@ fi
 if want scenarios; then
 	section "scenarios (test/scenarios, ${SCENARIO_TIMEOUT}s each)"
 	# scenarios are NN_name.sh; other .sh files there are libraries they source
-	mapfile -t SCENARIOS < <(find "$BB_ROOT/test/scenarios" -maxdepth 1 -name '[0-9]*.sh' 2>/dev/null | sort)
+	mapfile -t SCENARIOS < <(find "$BB_ROOT/test/scenarios" -maxdepth 1 -name '[0-9]*.sh' \
+		-name "${BB_SCENARIO_ONLY:-*}.sh" 2>/dev/null | sort)
 	if (( ${#SCENARIOS[@]} == 0 )); then
 		echo "  no test/scenarios/*.sh scripts"
 	fi

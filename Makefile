@@ -35,6 +35,7 @@ OBJS        = src/brandbos.o \
               src/audit_digest.o \
               src/audit_leaf.o \
               src/audit_writer.o \
+              src/audit_row_image.o \
               src/audit_sealer.o \
               src/audit_verify.o \
               src/audit_guard.o \

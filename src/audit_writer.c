@@ -342,130 +342,11 @@ brandbos_log_event(PG_FUNCTION_ARGS)
 										  PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3)));
 }
 
-/* ---------------------------------------------------------------------
- * Row images as JSON
- * --------------------------------------------------------------------- */
-
-/* append one value as JSON */
-static void
-append_json_value(StringInfo buf, Datum value, Oid typid)
-{
-	Oid			outfn;
-	bool		isvarlena;
-	char	   *s;
-
-	getTypeOutputInfo(typid, &outfn, &isvarlena);
-	s = OidOutputFunctionCall(outfn, value);
-	switch (getBaseType(typid))
-	{
-		case BOOLOID:
-			appendStringInfoString(buf, strcmp(s, "t") == 0 ? "true" : "false");
-			break;
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case OIDOID:
-			appendStringInfoString(buf, s);
-			break;
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
-			/* NaN and infinities are not JSON numbers */
-			if (strspn(s, "0123456789.-+eE") == strlen(s) && strpbrk(s, "0123456789"))
-				appendStringInfoString(buf, s);
-			else
-				escape_json(buf, s);
-			break;
-		case JSONOID:
-		case JSONBOID:
-			appendStringInfoString(buf, s);
-			break;
-		default:
-			escape_json(buf, s);
-			break;
-	}
-	pfree(s);
-}
-
-static void
-append_row_json(StringInfo buf, HeapTuple tuple, TupleDesc tupdesc, Bitmapset *protected)
-{
-	int			a;
-	bool		first = true;
-
-	appendStringInfoChar(buf, '{');
-	for (a = 0; a < tupdesc->natts; a++)
-	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
-		bool		isnull;
-		Datum		value;
-
-		if (att->attisdropped)
-			continue;
-		if (!first)
-			appendStringInfoChar(buf, ',');
-		first = false;
-		escape_json(buf, NameStr(att->attname));
-		appendStringInfoChar(buf, ':');
-		value = heap_getattr(tuple, att->attnum, tupdesc, &isnull);
-		if (isnull)
-			appendStringInfoString(buf, "null");
-		else if (bms_is_member(att->attnum, protected))
-			appendStringInfoString(buf, "\"[protected]\"");
-		else
-			append_json_value(buf, value, att->atttypid);
-	}
-	appendStringInfoChar(buf, '}');
-}
-
-/* primary key of a row as text: the value, or a JSON array when composite */
-static char *
-row_key_text(HeapTuple tuple, TupleDesc tupdesc, int nkeys, AttrNumber *keys)
-{
-	StringInfoData buf;
-	int			k;
-
-	if (nkeys == 1)
-	{
-		bool		isnull;
-		Datum		v = heap_getattr(tuple, keys[0], tupdesc, &isnull);
-		Oid			outfn;
-		bool		isvarlena;
-
-		if (isnull)
-			return NULL;
-		getTypeOutputInfo(TupleDescAttr(tupdesc, keys[0] - 1)->atttypid, &outfn, &isvarlena);
-		return OidOutputFunctionCall(outfn, v);
-	}
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '[');
-	for (k = 0; k < nkeys; k++)
-	{
-		bool		isnull;
-		Datum		v = heap_getattr(tuple, keys[k], tupdesc, &isnull);
-
-		if (k > 0)
-			appendStringInfoChar(&buf, ',');
-		if (isnull)
-			appendStringInfoString(&buf, "null");
-		else
-			append_json_value(&buf, v, TupleDescAttr(tupdesc, keys[k] - 1)->atttypid);
-	}
-	appendStringInfoChar(&buf, ']');
-	return buf.data;
-}
-
 static char *
 qualified_name(Relation rel)
 {
 	return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									  RelationGetRelationName(rel));
-}
-
-static Jsonb *
-json_text_to_jsonb(StringInfo buf)
-{
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf->data)));
 }
 
 PG_FUNCTION_INFO_V1(brandbos_audit_trigger);
@@ -476,7 +357,7 @@ brandbos_audit_trigger(PG_FUNCTION_ARGS)
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Relation	rel;
 	TupleDesc	tupdesc;
-	StringInfoData buf;
+	Jsonb	   *details;
 	const char *action;
 	char	   *resource_id = NULL;
 	int			nkeys;
@@ -492,7 +373,6 @@ brandbos_audit_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	rel = td->tg_relation;
 	tupdesc = RelationGetDescr(rel);
-	initStringInfo(&buf);
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
@@ -506,8 +386,8 @@ brandbos_audit_trigger(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not count rows before TRUNCATE");
 		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		brandbos_spi_end(&state);
-		appendStringInfo(&buf, "{\"row_count\": " INT64_FORMAT "}", count);
-		brandbos_audit_append("truncate", qualified_name(rel), NULL, json_text_to_jsonb(&buf));
+		brandbos_audit_append("truncate", qualified_name(rel), NULL,
+							  brandbos_audit_count_details("row_count", count));
 		return PointerGetDatum(NULL);
 	}
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
@@ -520,58 +400,23 @@ brandbos_audit_trigger(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 	{
 		action = "insert";
-		appendStringInfoString(&buf, "{\"new\":");
-		append_row_json(&buf, td->tg_trigtuple, tupdesc, protected);
-		appendStringInfoChar(&buf, '}');
-		resource_id = row_key_text(td->tg_trigtuple, tupdesc, nkeys, keys);
+		details = brandbos_audit_row_change(NULL, td->tg_trigtuple, tupdesc, protected);
+		resource_id = brandbos_audit_row_key(td->tg_trigtuple, tupdesc, nkeys, keys);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
 	{
 		action = "delete";
-		appendStringInfoString(&buf, "{\"old\":");
-		append_row_json(&buf, td->tg_trigtuple, tupdesc, protected);
-		appendStringInfoChar(&buf, '}');
-		resource_id = row_key_text(td->tg_trigtuple, tupdesc, nkeys, keys);
+		details = brandbos_audit_row_change(td->tg_trigtuple, NULL, tupdesc, protected);
+		resource_id = brandbos_audit_row_key(td->tg_trigtuple, tupdesc, nkeys, keys);
 	}
 	else
 	{
-		HeapTuple	oldtup = td->tg_trigtuple;
-		HeapTuple	newtup = td->tg_newtuple;
-		bool		first = true;
-		int			a;
-
 		action = "update";
-		appendStringInfoString(&buf, "{\"old\":");
-		append_row_json(&buf, oldtup, tupdesc, protected);
-		appendStringInfoString(&buf, ",\"new\":");
-		append_row_json(&buf, newtup, tupdesc, protected);
-		appendStringInfoString(&buf, ",\"changed\":[");
-		for (a = 0; a < tupdesc->natts; a++)
-		{
-			Form_pg_attribute att = TupleDescAttr(tupdesc, a);
-			bool		oldnull,
-						newnull;
-			Datum		o,
-						n;
-
-			if (att->attisdropped)
-				continue;
-			o = heap_getattr(oldtup, att->attnum, tupdesc, &oldnull);
-			n = heap_getattr(newtup, att->attnum, tupdesc, &newnull);
-			if (oldnull == newnull &&
-				(oldnull || datumIsEqual(o, n, att->attbyval, att->attlen)))
-				continue;
-			if (!first)
-				appendStringInfoChar(&buf, ',');
-			first = false;
-			escape_json(&buf, NameStr(att->attname));
-		}
-		appendStringInfoString(&buf, "]}");
-		resource_id = row_key_text(newtup, tupdesc, nkeys, keys);
+		details = brandbos_audit_row_change(td->tg_trigtuple, td->tg_newtuple, tupdesc, protected);
+		resource_id = brandbos_audit_row_key(td->tg_newtuple, tupdesc, nkeys, keys);
 	}
 
-	brandbos_audit_append(action, qualified_name(rel), resource_id, json_text_to_jsonb(&buf));
-	pfree(buf.data);
+	brandbos_audit_append(action, qualified_name(rel), resource_id, details);
 	return PointerGetDatum(NULL);
 }
 

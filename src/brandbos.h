@@ -274,6 +274,17 @@ extern void brandbos_audit_payload_hash(Jsonb *details, inet *ip,
 extern void brandbos_audit_leaf_hash(const BrandbosAuditRow *row,
 									 unsigned char *out);
 
+/* ---- audit_row_image.c: what an audit row says about a table row ------ */
+
+/* {"old": ..., "new": ..., "changed": [...]}; either tuple may be NULL */
+extern Jsonb *brandbos_audit_row_change(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+										Bitmapset *protected_attnums);
+/* {"<key>": count} */
+extern Jsonb *brandbos_audit_count_details(const char *key, int64 count);
+/* the primary key as text: the value, or a JSON array for a composite key */
+extern char *brandbos_audit_row_key(HeapTuple tuple, TupleDesc tupdesc, int nkeys,
+									AttrNumber *keys);
+
 /* ---- audit_writer.c --------------------------------------------------- */
 
 /*

@@ -3,7 +3,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(90);
+SELECT plan(94);
 
 -- shape
 SELECT has_view('brandbos', 'audit_log', 'brandbos.audit_log exists');
@@ -196,6 +196,39 @@ SELECT CASE WHEN current_setting('shared_preload_libraries') ~ 'brandbos'
     THEN throws_ok($$ALTER TABLE accounts DISABLE TRIGGER ALL$$, '42501', NULL,
                    'preloaded: disabling all triggers of a table is refused')
     ELSE skip('the utility hook needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
+
+-- the row image maps each type to its jsonb value
+CREATE DOMAIN small_count AS int CHECK (VALUE >= 0);
+CREATE TYPE pair AS (a int, b text);
+CREATE TABLE typed (
+    id int PRIMARY KEY, b boolean, i2 smallint, i8 bigint, o oid, n numeric, n_nan numeric,
+    n_inf numeric, f8 float8, f8_nan float8, f8_inf float8, f4 real, j json, jb jsonb, t text,
+    d small_count, arr int[], p pair, ts timestamptz, by bytea, u uuid, nul text);
+SELECT brandbos.enable_audit('typed');
+INSERT INTO typed VALUES (1, true, -7, 9007199254740993, 42, 12.50, 'NaN', 'Infinity',
+    1.5e300, 'NaN', '-Infinity', 0.25, '{"z": [1, 2], "a": null}', '{"k": {"x": 1}}',
+    E'quote " and \\ and é', 3, '{1,2}', '(1,"x y")', '2026-01-02 03:04:05+00', '\x00ff',
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', NULL);
+SET LOCAL timezone = 'UTC';
+SELECT is((SELECT details->'new' FROM brandbos.audit_log WHERE resource_type = 'public.typed' AND action = 'insert'),
+          jsonb_build_object('id', 1, 'b', true, 'i2', -7, 'i8', 9007199254740993, 'o', 42,
+              'n', 12.50, 'n_nan', 'NaN', 'n_inf', 'Infinity', 'f8', 1.5e300, 'f8_nan', 'NaN',
+              'f8_inf', '-Infinity', 'f4', 0.25, 'j', '{"z": [1, 2], "a": null}'::jsonb,
+              'jb', '{"k": {"x": 1}}'::jsonb, 't', E'quote " and \\ and é', 'd', 3,
+              'arr', '{1,2}', 'p', '(1,"x y")', 'ts', '2026-01-02 03:04:05+00',
+              'by', '\x00ff', 'u', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'nul', NULL),
+          'the row image: numbers, booleans, NaN/Infinity as strings, json nested, the rest as printed');
+SELECT is((SELECT jsonb_typeof(details->'new'->'n') || ' ' || (details->'new'->>'n')
+             FROM brandbos.audit_log WHERE resource_type = 'public.typed' AND action = 'insert'),
+          'number 12.50', 'a numeric keeps its scale in the row image');
+UPDATE typed SET t = 'changed', nul = 'now set' WHERE id = 1;
+SELECT is((SELECT details->'changed' FROM brandbos.audit_log WHERE resource_type = 'public.typed' AND action = 'update'),
+          '["t", "nul"]'::jsonb, 'an update lists the changed columns in column order');
+CREATE TABLE typed_pair (a int, b text, PRIMARY KEY (a, b));
+SELECT brandbos.enable_audit('typed_pair');
+INSERT INTO typed_pair VALUES (5, 'x "y"');
+SELECT is((SELECT resource_id FROM brandbos.audit_log WHERE resource_type = 'public.typed_pair'),
+          '[5,"x \"y\""]', 'a composite key is a compact JSON array as resource_id');
 
 -- tampering by a superuser who edits the catalog to disable the guard
 UPDATE pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'brandbos.audit_entries'::regclass;

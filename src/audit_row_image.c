@@ -1,0 +1,318 @@
+/*
+ * audit_row_image.c — what an audit row says about a changed table row.
+ *
+ * The details of an INSERT, UPDATE or DELETE are a jsonb object: "new" and
+ * "old" hold the row images (column name -> value), and an UPDATE lists the
+ * "changed" columns.  A value of a protected column is the string
+ * "[protected]", never its envelope or plaintext.  The images are built as
+ * JsonbValues and packed once, without printing JSON text and parsing it
+ * back.
+ *
+ * Value mapping (the same jsonb that to_jsonb-style text would parse to):
+ * boolean -> true/false; integers, numeric and floats -> JSON numbers, except
+ * NaN and infinities, which are strings; json and jsonb -> nested as they
+ * are; everything else -> the string its output function prints.  Domains
+ * map as their base type.
+ *
+ * The resource id of a row is its primary key as text: the value itself for
+ * a one-column key, a compact JSON array for a composite one.
+ */
+#include "brandbos.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+
+static const char protected_marker[] = "[protected]";
+
+static void
+push_string(JsonbParseState **state, JsonbIteratorToken token, const char *s, int len)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) s;
+	v.val.string.len = len;
+	(void) pushJsonbValue(state, token, &v);
+}
+
+static void
+push_key(JsonbParseState **state, const char *key)
+{
+	push_string(state, WJB_KEY, key, strlen(key));
+}
+
+static void
+push_numeric(JsonbParseState **state, Numeric n)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = n;
+	(void) pushJsonbValue(state, WJB_VALUE, &v);
+}
+
+/* a float's output as a JSON number when it is one, else as a string */
+static void
+push_float_text(JsonbParseState **state, const char *s)
+{
+	size_t		len = strlen(s);
+
+	if (strspn(s, "0123456789.-+eE") == len && strpbrk(s, "0123456789") != NULL)
+		push_numeric(state, DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(s),
+																ObjectIdGetDatum(InvalidOid),
+																Int32GetDatum(-1))));
+	else
+		push_string(state, WJB_VALUE, s, len);
+}
+
+/* one column value */
+static void
+push_value(JsonbParseState **state, Datum value, Oid typid)
+{
+	Oid			base = getBaseType(typid);
+	Oid			outfn;
+	bool		isvarlena;
+	char	   *s;
+
+	switch (base)
+	{
+		case BOOLOID:
+			{
+				JsonbValue	v;
+
+				v.type = jbvBool;
+				v.val.boolean = DatumGetBool(value);
+				(void) pushJsonbValue(state, WJB_VALUE, &v);
+				return;
+			}
+		case INT2OID:
+			push_numeric(state, DatumGetNumeric(DirectFunctionCall1(int2_numeric, value)));
+			return;
+		case INT4OID:
+			push_numeric(state, DatumGetNumeric(DirectFunctionCall1(int4_numeric, value)));
+			return;
+		case INT8OID:
+			push_numeric(state, DatumGetNumeric(DirectFunctionCall1(int8_numeric, value)));
+			return;
+		case OIDOID:
+			push_numeric(state, DatumGetNumeric(DirectFunctionCall1(int8_numeric,
+																	Int64GetDatum((int64) DatumGetObjectId(value)))));
+			return;
+		case NUMERICOID:
+			{
+				Numeric		n = DatumGetNumeric(value);
+
+				if (!numeric_is_nan(n) && !numeric_is_inf(n))
+				{
+					push_numeric(state, n);
+					return;
+				}
+				break;			/* "NaN", "Infinity": strings */
+			}
+		case JSONBOID:
+			{
+				Jsonb	   *jb = DatumGetJsonbP(value);
+				JsonbValue	v;
+
+				v.type = jbvBinary;
+				v.val.binary.data = &jb->root;
+				v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
+				(void) pushJsonbValue(state, WJB_VALUE, &v);
+				return;
+			}
+		default:
+			break;
+	}
+
+	getTypeOutputInfo(typid, &outfn, &isvarlena);
+	s = OidOutputFunctionCall(outfn, value);
+	if (base == FLOAT4OID || base == FLOAT8OID)
+		push_float_text(state, s);
+	else if (base == JSONOID)
+	{
+		Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
+		JsonbValue	v;
+
+		v.type = jbvBinary;
+		v.val.binary.data = &jb->root;
+		v.val.binary.len = VARSIZE(jb) - VARHDRSZ;
+		(void) pushJsonbValue(state, WJB_VALUE, &v);
+	}
+	else
+		push_string(state, WJB_VALUE, s, strlen(s));
+}
+
+/* one row image, an object of its live columns */
+static void
+push_row(JsonbParseState **state, HeapTuple tuple, TupleDesc tupdesc, Bitmapset *protected)
+{
+	int			a;
+
+	(void) pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+	for (a = 0; a < tupdesc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+		bool		isnull;
+		Datum		value;
+
+		if (att->attisdropped)
+			continue;
+		push_key(state, NameStr(att->attname));
+		value = heap_getattr(tuple, att->attnum, tupdesc, &isnull);
+		if (isnull)
+		{
+			JsonbValue	v;
+
+			v.type = jbvNull;
+			(void) pushJsonbValue(state, WJB_VALUE, &v);
+		}
+		else if (bms_is_member(att->attnum, protected))
+			push_string(state, WJB_VALUE, protected_marker, sizeof(protected_marker) - 1);
+		else
+			push_value(state, value, att->atttypid);
+	}
+	(void) pushJsonbValue(state, WJB_END_OBJECT, NULL);
+}
+
+Jsonb *
+brandbos_audit_row_change(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+						  Bitmapset *protected)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	if (oldtup != NULL)
+	{
+		push_key(&state, "old");
+		push_row(&state, oldtup, tupdesc, protected);
+	}
+	if (newtup != NULL)
+	{
+		push_key(&state, "new");
+		push_row(&state, newtup, tupdesc, protected);
+	}
+	if (oldtup != NULL && newtup != NULL)
+	{
+		int			a;
+
+		push_key(&state, "changed");
+		(void) pushJsonbValue(&state, WJB_BEGIN_ARRAY, NULL);
+		for (a = 0; a < tupdesc->natts; a++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+			bool		oldnull,
+						newnull;
+			Datum		o,
+						n;
+
+			if (att->attisdropped)
+				continue;
+			o = heap_getattr(oldtup, att->attnum, tupdesc, &oldnull);
+			n = heap_getattr(newtup, att->attnum, tupdesc, &newnull);
+			if (oldnull == newnull &&
+				(oldnull || datumIsEqual(o, n, att->attbyval, att->attlen)))
+				continue;
+			push_string(&state, WJB_ELEM, NameStr(att->attname), strlen(NameStr(att->attname)));
+		}
+		(void) pushJsonbValue(&state, WJB_END_ARRAY, NULL);
+	}
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(result);
+}
+
+Jsonb *
+brandbos_audit_count_details(const char *key, int64 count)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *result;
+
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	push_key(&state, key);
+	push_numeric(&state, DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(count))));
+	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbValueToJsonb(result);
+}
+
+/* one key value as compact JSON text, for a composite key's array */
+static void
+append_key_json(StringInfo buf, Datum value, Oid typid)
+{
+	Oid			base = getBaseType(typid);
+	Oid			outfn;
+	bool		isvarlena;
+	char	   *s;
+
+	getTypeOutputInfo(typid, &outfn, &isvarlena);
+	s = OidOutputFunctionCall(outfn, value);
+	switch (base)
+	{
+		case BOOLOID:
+			appendStringInfoString(buf, strcmp(s, "t") == 0 ? "true" : "false");
+			break;
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+			appendStringInfoString(buf, s);
+			break;
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			if (strspn(s, "0123456789.-+eE") == strlen(s) && strpbrk(s, "0123456789"))
+				appendStringInfoString(buf, s);
+			else
+				escape_json(buf, s);
+			break;
+		case JSONOID:
+		case JSONBOID:
+			appendStringInfoString(buf, s);
+			break;
+		default:
+			escape_json(buf, s);
+			break;
+	}
+	pfree(s);
+}
+
+char *
+brandbos_audit_row_key(HeapTuple tuple, TupleDesc tupdesc, int nkeys, AttrNumber *keys)
+{
+	StringInfoData buf;
+	int			k;
+
+	if (nkeys == 1)
+	{
+		bool		isnull;
+		Datum		v = heap_getattr(tuple, keys[0], tupdesc, &isnull);
+		Oid			outfn;
+		bool		isvarlena;
+
+		if (isnull)
+			return NULL;
+		getTypeOutputInfo(TupleDescAttr(tupdesc, keys[0] - 1)->atttypid, &outfn, &isvarlena);
+		return OidOutputFunctionCall(outfn, v);
+	}
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (k = 0; k < nkeys; k++)
+	{
+		bool		isnull;
+		Datum		v = heap_getattr(tuple, keys[k], tupdesc, &isnull);
+
+		if (k > 0)
+			appendStringInfoChar(&buf, ',');
+		if (isnull)
+			appendStringInfoString(&buf, "null");
+		else
+			append_key_json(&buf, v, TupleDescAttr(tupdesc, keys[k] - 1)->atttypid);
+	}
+	appendStringInfoChar(&buf, ']');
+	return buf.data;
+}

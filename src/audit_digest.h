@@ -1,16 +1,16 @@
 /*
- * audit_digest.h — reading an audit digest (the JSON object that
+ * audit_digest.h — checking the values of an audit digest (the object that
  * brandbos.audit_digest() returns and users keep outside the database),
  * free of PostgreSQL headers so it can be unit-tested and fuzzed.
  *
- * The input is untrusted text: a complete JSON document (RFC 8259) whose
- * top level must be an object.  Members read: "format" (must be
- * BB_DIGEST_FORMAT), "chain_id" and "block_hash" (64 hexadecimal
- * characters each), "block_id" (a positive integer without fraction or
- * exponent), and, when present, "signature" (128 hex) and "public_key"
- * (64 hex).  Other members are skipped after a syntax check; a member
- * named twice is refused (its meaning would be ambiguous).  Nesting is
- * limited to BB_DIGEST_MAX_DEPTH levels.
+ * The digest reaches brandbos as jsonb, already parsed by PostgreSQL; the
+ * caller (audit_verify.c) looks its members up and hands their values here
+ * as text with their JSON kind.  Rules: "format" is the string
+ * BB_DIGEST_FORMAT; "chain_id" and "block_hash" are strings of 64
+ * hexadecimal characters; "block_id" is a number written without sign,
+ * fraction or exponent, from 1 to 2^63 - 1; "signature" (128 hex) and
+ * "public_key" (64 hex) are optional, but strings of the right length when
+ * present.  Values are untrusted: nothing is read past the given lengths.
  */
 #ifndef BRANDBOS_AUDIT_DIGEST_H
 #define BRANDBOS_AUDIT_DIGEST_H
@@ -19,15 +19,13 @@
 #include <stdint.h>
 
 #define BB_DIGEST_FORMAT "brandbos-audit-digest-1"
-#define BB_DIGEST_MAX_DEPTH 32
+#define BB_DIGEST_MAX_DEPTH 32	/* nesting allowed in members brandbos does not read */
 
 typedef enum bb_digest_status
 {
 	BB_DIGEST_OK = 0,
-	BB_DIGEST_NOT_JSON,			/* syntax error, or bytes after the document */
 	BB_DIGEST_TOO_DEEP,
 	BB_DIGEST_NOT_OBJECT,
-	BB_DIGEST_DUPLICATE_MEMBER,
 	BB_DIGEST_BAD_FORMAT,
 	BB_DIGEST_BAD_CHAIN_ID,
 	BB_DIGEST_BAD_BLOCK_ID,
@@ -35,6 +33,33 @@ typedef enum bb_digest_status
 	BB_DIGEST_BAD_SIGNATURE,
 	BB_DIGEST_BAD_PUBLIC_KEY
 } bb_digest_status;
+
+/* the JSON kind of a member's value */
+typedef enum bb_json_kind
+{
+	BB_JSON_ABSENT = 0,
+	BB_JSON_STRING,
+	BB_JSON_NUMBER,				/* text: the number as PostgreSQL prints it */
+	BB_JSON_OTHER				/* true, false, null, array or object */
+} bb_json_kind;
+
+typedef struct bb_json_member
+{
+	bb_json_kind kind;
+	const char *text;			/* STRING and NUMBER only; not NUL-terminated */
+	size_t		len;
+} bb_json_member;
+
+/* the members brandbos reads, as found in the digest */
+typedef struct bb_digest_members
+{
+	bb_json_member format;
+	bb_json_member chain_id;
+	bb_json_member block_id;
+	bb_json_member block_hash;
+	bb_json_member signature;
+	bb_json_member public_key;
+} bb_digest_members;
 
 typedef struct bb_digest
 {
@@ -47,8 +72,8 @@ typedef struct bb_digest
 	unsigned char public_key[32];
 } bb_digest;
 
-/* parse len bytes of json (need not be NUL-terminated) into *out */
-extern bb_digest_status bb_digest_parse(const char *json, size_t len, bb_digest *out);
+/* check the members and decode them into *out (zeroed first) */
+extern bb_digest_status bb_digest_check(const bb_digest_members *in, bb_digest *out);
 
 /* one sentence saying what is wrong, for error details */
 extern const char *bb_digest_status_text(bb_digest_status status);

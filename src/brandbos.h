@@ -20,6 +20,7 @@
 #include "utils/relcache.h"
 
 #include "audit_canonical.h"
+#include "audit_digest.h"
 
 #define BRANDBOS_SCHEMA				"brandbos"
 #define BRANDBOS_DATA_KEY_BYTES		32
@@ -273,6 +274,9 @@ extern void brandbos_audit_payload_hash(Jsonb *details, inet *ip,
 /* leaf hash of a row */
 extern void brandbos_audit_leaf_hash(const BrandbosAuditRow *row,
 									 unsigned char *out);
+
+/* ---- audit_digest_read.c: a caller's digest, read from its jsonb ----- */
+extern bb_digest_status brandbos_audit_digest_read(Jsonb *digest, bb_digest *out);
 
 /* ---- audit_row_image.c: what an audit row says about a table row ------ */
 

@@ -26,9 +26,13 @@ The pre-request function (created by the scenario) reports, through PostgREST's 
 response.headers mechanism, the backend pid, current_user and brandbos's helpers as the
 request saw them; the main query's response_headers column carries them back.
 
+The pre-request function (created by the scenario) also passes the proxy's x-forwarded-for
+and user-agent headers to brandbos.set_request, for the audit log.
+
 After every request the same client connection runs a probe transaction without any claims
 (another pooled client of the same database), recording what a stranger on that server
-connection would see.
+connection would see, and writing one audit row (brandbos.log_event) that must carry none of
+the request's actor fields.
 
 Workload: phase `one` runs sequentially over three client connections to PgBouncer's
 one-connection pool (so every probe runs on the backend the request just used); phase
@@ -42,8 +46,8 @@ Output (CSV with a header line, read by the scenario with \\copy):
   OUT/requests.csv   one line per request and per probe
   OUT/audit_expected.csv   one line per row change that must be in brandbos.audit_log
   OUT/model.csv      the final model: the rows each tenant must hold at the end
-Exit status 0 when the run completed (the checks are the scenario's); 2 on a usage or
-connection problem, with the reason on stderr.
+Exit status 0 when the run completed (the checks are the scenario's), 1 when a worker thread
+stopped on an error, 2 on a usage or connection problem; the reason goes to stderr.
 """
 
 import argparse
@@ -636,7 +640,7 @@ def main():
     ap.add_argument("--users", required=True, help="a1,a2,b1,b2 user uuids")
     ap.add_argument("--out", required=True)
     ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--requests", type=int, default=60, help="requests per worker in phase pool")
+    ap.add_argument("--requests", type=int, default=100, help="requests per worker in phase pool")
     ap.add_argument("--seed", type=int, default=33)
     a = ap.parse_args()
     secret = os.environ.get("PGRST_JWT_SECRET", "").encode()

@@ -17,7 +17,8 @@ PACKAGES=(
 	python3-minimal                          # hash recomputation in the audit tamper scenarios
 	clang-14 libclang-rt-14-dev              # libFuzzer + ASan/UBSan runtimes (make fuzz, test-asan)
 	clang-tidy-14 cppcheck                   # make lint
-	pgbouncer                                # the transaction-pooling scenario
+	pgbouncer                                # the transaction-pooling scenarios
+	python3-psycopg                          # psycopg 3: the PostgREST-shaped client (scenario 33)
 )
 
 missing=()

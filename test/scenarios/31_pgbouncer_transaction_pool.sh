@@ -39,49 +39,20 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 C=s31_pgbouncer
-PGB_PORT=56431
+PGB_PORT_S31=${BB_PORT_S31_PGBOUNCER:-56431}
 POOL_SIZE=2
 CLIENTS=16
 SECS=${BB_POOLER_SECONDS:-20}
-PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
 DIR=$(bb_clusterdir "$C")
-PGB_PIDFILE=$DIR/pgbouncer.pid
-
-# ---- PgBouncer life cycle ---------------------------------------------------------------------
-# Stops the PgBouncer this script started (its pid file), waiting until it is gone.
-pgb_stop() {
-	local pid i
-	[[ -r $PGB_PIDFILE ]] || return 0
-	pid=$(cat "$PGB_PIDFILE" 2>/dev/null) || return 0
-	[[ $pid =~ ^[0-9]+$ ]] || return 0
-	[[ $(cat "/proc/$pid/comm" 2>/dev/null) == pgbouncer ]] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		_bb_alive "$pid" || return 0
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-}
-
-# lib.sh's EXIT trap destroys the clusters and exits; stop PgBouncer first, keeping the status.
-# shellcheck disable=SC2317   # invoked by the trap
-_s31_exit() {
-	local rc=$?
-	set +e
-	pgb_stop
-	(exit "$rc")
-	_sc_exit
-}
-trap _s31_exit EXIT
 
 if [[ ! -x $PGBOUNCER ]]; then
 	fail "PgBouncer is installed ($PGBOUNCER)" "run test/deps.sh (Debian package pgbouncer)"
 	sc_finish
 fi
-pgb_stop   # one left behind by an earlier run killed before its trap ran
+sc_pgbouncer_stop "$C"   # one left behind by an earlier run killed before its trap ran
 
 # ---- cluster, roles, data ----------------------------------------------------------------------
-sc_cluster "$C" 55531 yes
+sc_cluster "$C" "${BB_PORT_S31:-55531}" yes
 SECRET="s31-$(head -c 24 /dev/urandom | od -An -v -tx1 | tr -d ' \n')"
 sc_conf_set "$C" brandbos.jwt_secret "$SECRET"
 bb_cluster_restart "$C"
@@ -168,62 +139,14 @@ assert_eq "ground truth: tenant tK owns 10*K rows (K = 1..8), 24 tokens signed" 
 	                   || '|' || (SELECT count(*) FROM tokens)")"
 
 # ---- PgBouncer ----------------------------------------------------------------------------------
-# bbpool: the application's pool (default_pool_size); bbone: one server connection only.
-# Clients authenticate with trust on loopback (auth_file lists who may connect); PgBouncer
-# reaches the server over its unix socket.  No server_reset_query: in transaction mode
-# PgBouncer would not run it anyway, and brandbos must not need it.
-cat >"$DIR/userlist.txt" <<'EOF'
-"app" ""
-"postgres" ""
-EOF
-cat >"$DIR/pgbouncer.ini" <<EOF
-[databases]
-bbpool = host=$(bb_sockdir "$C") port=$(bb_port "$C") dbname=postgres
-bbone = host=$(bb_sockdir "$C") port=$(bb_port "$C") dbname=postgres pool_size=1
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGB_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $DIR/userlist.txt
-admin_users = postgres
-pool_mode = transaction
-default_pool_size = $POOL_SIZE
-min_pool_size = 0
-reserve_pool_size = 0
-max_client_conn = 200
-server_reset_query =
-server_reset_query_always = 0
-ignore_startup_parameters = extra_float_digits
-logfile = $DIR/pgbouncer.log
-pidfile = $PGB_PIDFILE
-EOF
-chmod 0644 "$DIR/userlist.txt" "$DIR/pgbouncer.ini"
-chown postgres:postgres "$DIR/userlist.txt" "$DIR/pgbouncer.ini" 2>/dev/null || true
-
-# psql through PgBouncer as app: pgb_psql DB [psql args...]
-pgb_psql() {
-	local db=$1
-	shift
-	bb_run_as_pg "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PGB_PORT" -U app -d "$db" "$@"
-}
-# PgBouncer's admin console: pgb_admin 'SHOW ...'
-pgb_admin() {
-	bb_run_as_pg "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PGB_PORT" -U postgres -d pgbouncer -A -F '|' -c "$1"
-}
-
-bb_run_as_pg "$PGBOUNCER" -d "$DIR/pgbouncer.ini" >"$DIR/pgbouncer.start" 2>&1 \
-	|| { cat "$DIR/pgbouncer.start" >&2; tail -n 20 "$DIR/pgbouncer.log" >&2 || true; false; }
-up=""
-for ((i = 0; i < 100; i++)); do
-	up=$(pgb_psql bbpool -At -c 'SELECT 1' 2>/dev/null || true)
-	if [[ $up == 1 ]]; then break; fi
-	sleep 0.1
-done
-assert_eq "PgBouncer (pid $(cat "$PGB_PIDFILE" 2>/dev/null || echo '?')) accepts connections on 127.0.0.1:$PGB_PORT" 1 "$up"
-if [[ $up != 1 ]]; then
-	diag "$(tail -n 20 "$DIR/pgbouncer.log" 2>/dev/null)"
+# bbpool: the application's pool (default_pool_size); bbone: one server connection only
+# (lib.sh's sc_pgbouncer: transaction mode, no server_reset_query).  pgb_psql connects as app.
+pgb_rc=0
+sc_pgbouncer "$C" "$PGB_PORT_S31" "$POOL_SIZE" app 2>"$DIR/pgbouncer.err" || pgb_rc=$?
+if (( pgb_rc == 0 )); then
+	pass "PgBouncer (pid $(cat "$PGB_PIDFILE" 2>/dev/null || echo '?')) accepts connections on 127.0.0.1:$PGB_PORT"
+else
+	fail "PgBouncer accepts connections on 127.0.0.1:$PGB_PORT_S31" "$(cat "$DIR/pgbouncer.err")"
 	sc_finish
 fi
 assert_eq "PgBouncer runs in transaction mode, default_pool_size = $POOL_SIZE, no server_reset_query" \
@@ -441,7 +364,7 @@ ab_case "the client disconnects inside its transaction" "BEGIN;
 $ctx2
 $probe;" any
 
-if pgb_stop && [[ ! -e /proc/$(cat "$PGB_PIDFILE" 2>/dev/null || echo none) ]]; then
+if sc_pgbouncer_stop && [[ ! -e /proc/$(cat "$PGB_PIDFILE" 2>/dev/null || echo none) ]]; then
 	pass "PgBouncer stopped"
 else
 	fail "PgBouncer stopped"

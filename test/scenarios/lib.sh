@@ -20,6 +20,23 @@
 #   sc_server_crashed NAME           exit 0 when the server log shows a crashed backend
 #   sc_finish                        print the plan, exit 1 if anything failed
 #
+# PgBouncer (Debian package pgbouncer; $PGBOUNCER, default /usr/sbin/pgbouncer):
+#   sc_pgbouncer CLUSTER PORT POOL_SIZE USER...
+#                                    start a PgBouncer on 127.0.0.1:PORT in front of CLUSTER
+#                                    (over its unix socket): pool_mode = transaction, no server
+#                                    reset query, databases bbpool (default_pool_size =
+#                                    POOL_SIZE) and bbone (pool_size = 1), both the cluster's
+#                                    postgres database; the USERs may log in (trust), postgres
+#                                    is the admin.  Waits until the first USER can connect;
+#                                    returns non-zero (reason on stderr) when it cannot.  Its
+#                                    files and pid file are in the cluster's directory; it is
+#                                    stopped when the script exits.
+#   sc_pgbouncer_stop [CLUSTER]      stop the PgBouncer of CLUSTER (default: the one started),
+#                                    waiting until it is gone; call it before sc_cluster to
+#                                    stop one that an earlier, killed run left behind
+#   pgb_psql DB [psql args...]       psql through it as $PGB_USER (default: the first USER)
+#   pgb_admin SQL                    its admin console ('SHOW ...'), -A -F '|'
+#
 # When the script dies before sc_finish (a set-up step failed under set -e), the exit
 # trap reports it as a failed check, shows the end of the server logs and exits non-zero.
 
@@ -141,9 +158,98 @@ sc_finish() {
 	exit 0
 }
 
+# ---- PgBouncer ------------------------------------------------------------------------------
+PGBOUNCER=${PGBOUNCER:-/usr/sbin/pgbouncer}
+PGB_PORT=""
+PGB_PIDFILE=""
+PGB_USER=""
+
+# shellcheck disable=SC2120   # CLUSTER is optional
+sc_pgbouncer_stop() {
+	local pidfile=$PGB_PIDFILE pid i
+	if [[ -n ${1:-} ]]; then pidfile="$(bb_clusterdir "$1")/pgbouncer.pid"; fi
+	[[ -n $pidfile && -r $pidfile ]] || return 0
+	pid=$(cat "$pidfile" 2>/dev/null) || return 0
+	[[ $pid =~ ^[0-9]+$ ]] || return 0
+	[[ $(cat "/proc/$pid/comm" 2>/dev/null) == pgbouncer ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		_bb_alive "$pid" || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+pgb_psql() {
+	local db=$1
+	shift
+	bb_run_as_pg "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PGB_PORT" -U "$PGB_USER" -d "$db" "$@"
+}
+
+pgb_admin() {
+	bb_run_as_pg "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PGB_PORT" -U postgres -d pgbouncer -A -F '|' -c "$1"
+}
+
+sc_pgbouncer() {
+	local c=$1 port=$2 pool=$3 dir u i up=""
+	shift 3
+	if [[ ! -x $PGBOUNCER ]]; then
+		echo "lib.sh: PgBouncer is not installed ($PGBOUNCER): run test/deps.sh" >&2
+		return 1
+	fi
+	dir=$(bb_clusterdir "$c")
+	PGB_PORT=$port
+	PGB_PIDFILE=$dir/pgbouncer.pid
+	PGB_USER=$1
+	# auth_file lists who may connect (auth_type = trust); PgBouncer reaches the server over
+	# its unix socket.  No server_reset_query: in transaction mode PgBouncer would not run it
+	# anyway, and brandbos must not need it.
+	for u in "$@" postgres; do printf '"%s" ""\n' "$u"; done | sort -u >"$dir/userlist.txt"
+	cat >"$dir/pgbouncer.ini" <<-INI
+		[databases]
+		bbpool = host=$(bb_sockdir "$c") port=$(bb_port "$c") dbname=postgres
+		bbone = host=$(bb_sockdir "$c") port=$(bb_port "$c") dbname=postgres pool_size=1
+
+		[pgbouncer]
+		listen_addr = 127.0.0.1
+		listen_port = $port
+		unix_socket_dir =
+		auth_type = trust
+		auth_file = $dir/userlist.txt
+		admin_users = postgres
+		pool_mode = transaction
+		default_pool_size = $pool
+		min_pool_size = 0
+		reserve_pool_size = 0
+		max_client_conn = 200
+		server_reset_query =
+		server_reset_query_always = 0
+		ignore_startup_parameters = extra_float_digits
+		logfile = $dir/pgbouncer.log
+		pidfile = $PGB_PIDFILE
+	INI
+	chmod 0644 "$dir/userlist.txt" "$dir/pgbouncer.ini"
+	if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$dir/userlist.txt" "$dir/pgbouncer.ini"; fi
+	if ! bb_run_as_pg "$PGBOUNCER" -d "$dir/pgbouncer.ini" >"$dir/pgbouncer.start" 2>&1; then
+		cat "$dir/pgbouncer.start" >&2
+		tail -n 20 "$dir/pgbouncer.log" >&2 2>/dev/null || true
+		return 1
+	fi
+	for ((i = 0; i < 100; i++)); do
+		up=$(pgb_psql bbpool -At -c 'SELECT 1' 2>/dev/null || true)
+		if [[ $up == 1 ]]; then return 0; fi
+		sleep 0.1
+	done
+	echo "lib.sh: PgBouncer on 127.0.0.1:$port does not accept connections" >&2
+	tail -n 20 "$dir/pgbouncer.log" >&2 2>/dev/null || true
+	return 1
+}
+
 _sc_exit() {
 	local rc=$? c
 	set +e
+	# shellcheck disable=SC2119   # the one this script started
+	sc_pgbouncer_stop
 	if (( ! SC_FINISHED )); then
 		SC_N=$((SC_N + 1))
 		printf 'not ok %d - scenario aborted before its end (exit status %d, line %s)\n' \

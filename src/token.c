@@ -21,7 +21,9 @@
  * for others to read: a configuration file (a reload logs every changed
  * value), ALTER SYSTEM, ALTER DATABASE / ROLE ... SET (pg_db_role_setting
  * is readable by every role), a function's SET clause (pg_proc), the
- * server's command line.  SHOW and pg_settings never display it.
+ * server's command line.  SHOW and pg_settings never display it.  When
+ * preloaded, a utility hook refuses those statements before PostgreSQL
+ * does, with the statement (which holds the secret) hidden from the log.
  *
  * The file follows the root key file's rules (secret_file.c).  Its content
  * is kept in sodium_malloc memory and read again at the first use after the
@@ -36,6 +38,8 @@
 
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -405,6 +409,63 @@ assign_jwt_secret_file(const char *newval, void *extra)
 	file_secret_tried = false;
 }
 
+static ProcessUtility_hook_type prev_utility_hook = NULL;
+
+static bool
+sets_plain_secret(VariableSetStmt *stmt)
+{
+	return stmt != NULL && stmt->kind == VAR_SET_VALUE && stmt->name != NULL &&
+		pg_strcasecmp(stmt->name, "brandbos.jwt_secret") == 0;
+}
+
+/* CREATE / ALTER FUNCTION options: is one of them SET brandbos.jwt_secret? */
+static bool
+options_set_plain_secret(List *options)
+{
+	ListCell   *lc;
+
+	foreach(lc, options)
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (strcmp(d->defname, "set") == 0 && d->arg != NULL && IsA(d->arg, VariableSetStmt) &&
+			sets_plain_secret((VariableSetStmt *) d->arg))
+			return true;
+	}
+	return false;
+}
+
+static void
+token_utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				   ProcessUtilityContext context, ParamListInfo params,
+				   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *n = pstmt->utilityStmt;
+	bool		refuse = false;
+
+	if (IsA(n, AlterSystemStmt))
+		refuse = sets_plain_secret(((AlterSystemStmt *) n)->setstmt);
+	else if (IsA(n, AlterDatabaseSetStmt))
+		refuse = sets_plain_secret(((AlterDatabaseSetStmt *) n)->setstmt);
+	else if (IsA(n, AlterRoleSetStmt))
+		refuse = sets_plain_secret(((AlterRoleSetStmt *) n)->setstmt);
+	else if (IsA(n, CreateFunctionStmt))
+		refuse = options_set_plain_secret(((CreateFunctionStmt *) n)->options);
+	else if (IsA(n, AlterFunctionStmt))
+		refuse = options_set_plain_secret(((AlterFunctionStmt *) n)->actions);
+	if (refuse)
+		ereport(ERROR,
+				(errcode(ERRCODE_CANT_CHANGE_RUNTIME_PARAM),
+				 errmsg("brandbos.jwt_secret can only be set in a session"),
+				 errdetail("ALTER SYSTEM, ALTER DATABASE or ROLE ... SET and a function's SET clause store the value where the server log or other roles can read it."),
+				 errhint("Put the secret in a file and name it in brandbos.jwt_secret_file."),
+				 errhidestmt(true)));
+	if (prev_utility_hook)
+		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
 void
 brandbos_token_init(void)
 {
@@ -433,9 +494,13 @@ brandbos_token_init(void)
 							   "Issuer a token's \"iss\" claim must equal; empty: not checked.",
 							   NULL, &jwt_issuer, "", PGC_SUSET, 0, NULL, NULL, NULL);
 
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	prev_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = token_utility_hook;
+
 	/* preloaded: read the file once in the postmaster (children inherit it) and say so */
-	if (process_shared_preload_libraries_in_progress &&
-		jwt_secret_file != NULL && jwt_secret_file[0] != '\0')
+	if (jwt_secret_file != NULL && jwt_secret_file[0] != '\0')
 	{
 		load_file_secret();
 		if (file_secret == NULL)

@@ -8,7 +8,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
-SELECT plan(49);
+SELECT plan(60);
 
 CREATE FUNCTION t56_b64url(b bytea) RETURNS text LANGUAGE sql IMMUTABLE AS
 $$ SELECT translate(rtrim(replace(encode(b, 'base64'), E'\n', ''), '='), '+/', '-_') $$;
@@ -183,6 +183,31 @@ SELECT ok(t56_error_text(t56_jwt(:'hdr', format('{"sub":"u","exp":%s,"x":%s%s}',
 RESET ROLE;
 RESET max_stack_depth;
 SELECT is(brandbos.current_user_id(), NULL, 'no refused token left a context behind');
+
+-- ---- the secret: never stored where other roles read it, never displayed --------------------
+\set dbsecret 'a-secret-a-dba-would-put-in-alter-database-0123'
+SELECT throws_ok(format('ALTER DATABASE %I SET brandbos.jwt_secret = %L', current_database(), :'dbsecret'),
+                 '55P02', NULL, 'ALTER DATABASE ... SET brandbos.jwt_secret: 55P02');
+SELECT throws_ok(format('ALTER ROLE bb56_user SET brandbos.jwt_secret = %L', :'dbsecret'),
+                 '55P02', NULL, 'ALTER ROLE ... SET brandbos.jwt_secret: 55P02');
+SELECT throws_ok(format('ALTER ROLE bb56_user IN DATABASE %I SET brandbos.jwt_secret = %L', current_database(), :'dbsecret'),
+                 '55P02', NULL, 'ALTER ROLE ... IN DATABASE ... SET brandbos.jwt_secret: 55P02');
+SELECT throws_ok(format('ALTER ROLE ALL SET brandbos.jwt_secret = %L', :'dbsecret'),
+                 '55P02', NULL, 'ALTER ROLE ALL SET brandbos.jwt_secret: 55P02');
+SELECT throws_ok(format('CREATE FUNCTION t56_secret_fn() RETURNS int LANGUAGE sql SET brandbos.jwt_secret = %L AS ''SELECT 1''', :'dbsecret'),
+                 '55P02', NULL, 'a function''s SET brandbos.jwt_secret clause: 55P02');
+SELECT throws_ok(format('ALTER DATABASE %I SET brandbos.jwt_secret_file = ''/tmp/x''', current_database()),
+                 '55P02', NULL, 'ALTER DATABASE ... SET brandbos.jwt_secret_file: 55P02');
+SELECT is((SELECT count(*)::int FROM pg_db_role_setting WHERE array_to_string(setconfig, ' ') LIKE '%jwt_secret%'), 0,
+          'pg_db_role_setting holds no brandbos.jwt_secret');
+SELECT throws_ok($$SET LOCAL brandbos.jwt_secret = 'shorter-than-32-bytes'$$, '22023', NULL,
+                 'a brandbos.jwt_secret shorter than 32 bytes: 22023');
+SELECT is(current_setting('brandbos.jwt_secret'), '(set, hidden)', 'SHOW never displays the secret, even to a superuser');
+CREATE ROLE bb56_monitor LOGIN IN ROLE pg_read_all_settings;
+SET LOCAL ROLE bb56_monitor;
+SELECT is(current_setting('brandbos.jwt_secret'), '(set, hidden)', 'nor to pg_read_all_settings');
+SELECT is((SELECT count(*)::int FROM pg_settings WHERE setting LIKE '%' || :'secret' || '%'), 0, 'nor does pg_settings');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

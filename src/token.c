@@ -21,9 +21,10 @@
  * for others to read: a configuration file (a reload logs every changed
  * value), ALTER SYSTEM, ALTER DATABASE / ROLE ... SET (pg_db_role_setting
  * is readable by every role), a function's SET clause (pg_proc), the
- * server's command line.  SHOW and pg_settings never display it.  When
- * preloaded, a utility hook refuses those statements before PostgreSQL
- * does, with the statement (which holds the secret) hidden from the log.
+ * server's command line.  SHOW and pg_settings never display it.  In every
+ * session that has loaded the library (all of them when preloaded), a
+ * utility hook refuses those statements before PostgreSQL does, with the
+ * statement (which holds the secret) hidden from the log.
  *
  * The file follows the root key file's rules (secret_file.c).  Its content
  * is kept in sodium_malloc memory and read again at the first use after the
@@ -494,10 +495,11 @@ brandbos_token_init(void)
 							   "Issuer a token's \"iss\" claim must equal; empty: not checked.",
 							   NULL, &jwt_issuer, "", PGC_SUSET, 0, NULL, NULL, NULL);
 
-	if (!process_shared_preload_libraries_in_progress)
-		return;
+	/* in every session that loads the library: the statements never reach the log */
 	prev_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = token_utility_hook;
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 
 	/* preloaded: read the file once in the postmaster (children inherit it) and say so */
 	if (jwt_secret_file != NULL && jwt_secret_file[0] != '\0')

@@ -16,8 +16,9 @@
 #      (path, mode), never a byte of the content.
 #   5. the server log holds neither secret, nor any token presented, nor malformed claims.
 # Cluster without preload:
-#   6. the library loaded in the session refuses ALTER DATABASE ... SET the same way; a
-#      value PostgreSQL stored while the library was not loaded is never used.
+#   6. the library loaded in the session refuses ALTER DATABASE ... SET the same way, keeping
+#      the statement out of the log; a value PostgreSQL stored while the library was not
+#      loaded is never used.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -138,7 +139,7 @@ printf '%s\n' "BEGIN;" "SELECT brandbos.authenticate(tok) ->> 'sub' FROM s32_tok
 old_out=""
 while read -r -t 30 line <&"${OLD[0]}"; do
 	old_out+="$line"$'\n'
-	[[ $line == done ]] && break
+	[[ $line == "done" ]] && break
 done
 assert_match "the session opened before the reload verifies the new secret's token" $'u-file2\n' "$old_out"
 assert_match "and refuses the old secret's token (28000)" 'ERROR: +28000' "$old_out"
@@ -215,6 +216,11 @@ out=$(bb_psql "$P" -v VERBOSITY=verbose -At -c 'BEGIN' \
 assert_match "a stored database-level value is refused when brandbos loads (a warning)" 'WARNING: +55P02' "$out"
 assert_match "and never used: the secret stays empty" $'\nt\n?$' "$out"
 bb_psql "$P" -c "ALTER DATABASE postgres RESET brandbos.jwt_secret" >/dev/null 2>&1 || true
+if grep -qF -- "$PLAIN_SECRET" "$(bb_logfile "$P")"; then
+	fail "no preload: the refused statements did not put the secret in the server log"
+else
+	pass "no preload: the refused statements did not put the secret in the server log"
+fi
 
 for c in "$C" "$P"; do
 	if sc_server_crashed "$c"; then

@@ -9,7 +9,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(36);
+SELECT plan(37);
 
 CREATE SCHEMA t55_auth;
 CREATE FUNCTION t55_auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
@@ -46,6 +46,10 @@ GRANT brandbos_context_admin TO bb55_app;
 \set user_claims '{"aud":"authenticated","exp":4102444800,"iat":1700000000,"sub":"6f1c6a8e-6a43-4b7e-9d0b-1f6c3a2b9e01","email":"a@example.com","phone":"","role":"authenticated","aal":"aal1","session_id":"b1f0e7a2-0c55-4a53-9d2f-5b1c0e8a7d33","is_anonymous":false}'
 \set anon_claims '{"iss":"supabase-demo","role":"anon","exp":1983812996}'
 \set service_claims '{"iss":"supabase-demo","role":"service_role","exp":1983812996}'
+
+SELECT ok((SELECT provolatile = 's' AND proparallel = 's' AND has_function_privilege('bb55_authenticator', oid, 'EXECUTE')
+             FROM pg_proc WHERE oid = 'brandbos.role()'::regprocedure),
+          'brandbos.role() is STABLE PARALLEL SAFE and executable by a login role');
 
 SET LOCAL brandbos.trust_request_jwt_claims = on;
 SET LOCAL ROLE bb55_authenticator;

@@ -42,6 +42,8 @@ OBJS        = src/brandbos.o \
               src/audit_guard.o \
               src/restore_mode.o \
               src/audit_xid_ring.o \
+              src/secret_file.o \
+              src/token.o \
               src/context.o \
               src/policies.o \
               src/deliberation.o

@@ -506,6 +506,8 @@ CREATE FUNCTION brandbos.uid() RETURNS uuid
 	AS 'MODULE_PATHNAME', 'brandbos_current_user_uuid' LANGUAGE C STABLE PARALLEL SAFE;
 CREATE FUNCTION brandbos.jwt() RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'brandbos_claims' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION brandbos.role() RETURNS text
+	AS 'MODULE_PATHNAME', 'brandbos_current_app_role' LANGUAGE C STABLE PARALLEL SAFE;
 
 CREATE FUNCTION brandbos.enable_tenant_isolation(tbl regclass, tenant_column name DEFAULT 'tenant_id')
 	RETURNS void
@@ -606,7 +608,7 @@ GRANT EXECUTE ON FUNCTION brandbos.authenticate(text),
 						  brandbos.current_user_uuid(), brandbos.current_tenant_uuid(),
 						  brandbos.current_app_role(), brandbos.claims(), brandbos.claim(text),
 						  brandbos.is_admin(), brandbos.is_org_owner(text), brandbos.has_app_role(text),
-						  brandbos.uid(), brandbos.jwt() TO PUBLIC;
+						  brandbos.uid(), brandbos.jwt(), brandbos.role() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION brandbos.set_context(text, text, text, jsonb),
 						  brandbos.sign_token(jsonb, interval) TO brandbos_context_admin;
 -- policies are the table owner's business (checked in C)

@@ -7,6 +7,7 @@
  * prints a notice when it is missing.
  */
 #include "brandbos.h"
+#include "token.h"
 
 #include <sodium.h>
 #include <unistd.h>
@@ -43,6 +44,7 @@ _PG_init(void)
 	brandbos_xid_ring_init();
 	brandbos_guard_init();
 	brandbos_protect_guard_init();
+	brandbos_token_init();
 	brandbos_context_init();
 	if (process_shared_preload_libraries_in_progress)
 		brandbos_log_scrub_init();

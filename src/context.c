@@ -7,7 +7,7 @@
  * previous one, and parallel workers receive it with the leader's settings.
  * Their check hook refuses every write (SET, set_config, RESET, ALTER ROLE
  * ... SET) unless one of the three writers below is running:
- *   - brandbos.authenticate(token): an HS256 JWT verified here;
+ *   - brandbos.authenticate(token): an HS256 JWT verified by token.c;
  *   - brandbos.set_context(...): only for brandbos_context_admin;
  *   - brandbos.set_request(ip, user_agent): request metadata only.
  * authenticate and set_context refuse to run outside a transaction block,
@@ -16,7 +16,8 @@
  * Assign hooks keep C copies of the values, so the helpers used in policies
  * cost one function call and no lookup.  With
  * brandbos.trust_request_jwt_claims on, the helpers fall back to
- * PostgREST's request.jwt.claims when no brandbos context is set.
+ * PostgREST's request.jwt.claims when no brandbos context is set, and then
+ * return what Supabase's auth.uid(), auth.jwt() and auth.role() return.
  *
  * When preloaded, a utility hook refuses SET ROLE, RESET ROLE and SET
  * SESSION AUTHORIZATION while a context is set, and parse analysis refuses
@@ -25,14 +26,13 @@
  */
 #include "brandbos.h"
 #include "jwt.h"
+#include "token.h"
 
-#include <math.h>
 #include <sodium.h>
 
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -49,7 +49,6 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
-#define MAX_TOKEN_BYTES 16384
 /* brandbos.set_request keeps at most this many bytes of a user agent, whole characters */
 #define USER_AGENT_MAX_BYTES 1024
 
@@ -57,7 +56,6 @@
  * Settings
  * --------------------------------------------------------------------- */
 
-static char *jwt_secret = NULL;
 static char *tenant_claim = NULL;
 static bool trust_request_jwt_claims = false;
 
@@ -317,88 +315,11 @@ require_transaction_block(const char *function)
 				 errhint("Run BEGIN first, then COMMIT or ROLLBACK at the end of the request.")));
 }
 
-/* the HS256 secret: brandbos.jwt_secret, or derived from the root key */
-static unsigned char *
-token_secret(size_t *len)
-{
-	unsigned char *secret;
-
-	if (jwt_secret != NULL && jwt_secret[0] != '\0')
-	{
-		*len = strlen(jwt_secret);
-		return (unsigned char *) pstrdup(jwt_secret);
-	}
-	if (!brandbos_root_key_available())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("no secret to verify tokens with"),
-				 errhint("Set brandbos.jwt_secret (for Supabase, the project's JWT secret), or load a root key to derive one.")));
-	secret = palloc(32);
-	brandbos_derive_secret("brandbos jwt secret v1", secret);
-	*len = 32;
-	return secret;
-}
-
-static void token_malformed(const char *detail) pg_attribute_noreturn();
-static void token_refused(const char *why) pg_attribute_noreturn();
-
-static void
-token_malformed(const char *detail)
-{
-	/* errhidestmt: the statement text holds the token; keep it out of the log */
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("token is not a valid JWT"),
-			 errdetail("%s", detail),
-			 errhidestmt(true)));
-}
-
-static void
-token_refused(const char *why)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-			 errmsg("token refused: %s", why),
-			 errhidestmt(true)));
-}
-
-/* parse JSON text that must be an object, without raising a parser error */
-static Jsonb *
-json_object_or_null(const char *data, size_t len)
-{
-	JsonLexContext *lex;
-	char	   *copy = pnstrdup(data, len);
-	Jsonb	   *jb;
-
-	if (strlen(copy) != len)
-		return NULL;			/* embedded NUL */
-	if (!pg_verifymbstr(copy, len, true))
-		return NULL;			/* not valid in the database encoding: never stored */
-	lex = makeJsonLexContextCstringLen(copy, len, GetDatabaseEncoding(), false);
-	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
-		return NULL;
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(copy)));
-	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
-		return NULL;
-	return jb;
-}
-
-static JsonbValue *
-member(Jsonb *obj, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	return findJsonbValueFromContainer(&obj->root, JB_FOBJECT, &k);
-}
-
 /* a string or number member as a C string; NULL if absent or another type */
 static char *
 member_text(Jsonb *obj, const char *key)
 {
-	JsonbValue *v = member(obj, key);
+	JsonbValue *v = brandbos_jsonb_member(obj, key);
 
 	if (v == NULL)
 		return NULL;
@@ -409,41 +330,16 @@ member_text(Jsonb *obj, const char *key)
 	return NULL;
 }
 
-/* a NumericDate member in seconds; false if absent; raises if not a number */
-static bool
-member_seconds(Jsonb *obj, const char *key, double *out)
-{
-	JsonbValue *v = member(obj, key);
-
-	if (v == NULL)
-		return false;
-	if (v->type != jbvNumeric)
-		token_malformed(psprintf("The \"%s\" claim is not a number.", key));
-	*out = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-	return true;
-}
-
 PG_FUNCTION_INFO_V1(brandbos_authenticate);
 /* SQL: brandbos.authenticate(token text) returns jsonb */
 Datum
 brandbos_authenticate(PG_FUNCTION_ARGS)
 {
 	text	   *token_text;
-	char	   *token;
-	size_t		len;
-	unsigned char *buf;
-	bb_jwt		jwt;
-	bb_jwt_status status;
-	Jsonb	   *header,
-			   *claims;
-	char	   *alg,
-			   *sub,
+	Jsonb	   *claims;
+	char	   *sub,
 			   *tenant,
 			   *role;
-	unsigned char *secret;
-	size_t		secret_len;
-	double		now,
-				t;
 	JsonbValue *sub_value;
 
 	require_transaction_block("brandbos.authenticate()");
@@ -452,41 +348,11 @@ brandbos_authenticate(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("token must not be null")));
 	token_text = PG_GETARG_TEXT_PP(0);
-	len = VARSIZE_ANY_EXHDR(token_text);
-	if (len == 0 || len > MAX_TOKEN_BYTES)
-		token_malformed("The token is empty or longer than 16 kB.");
-	token = VARDATA_ANY(token_text);
+	claims = brandbos_token_verify(VARDATA_ANY(token_text), VARSIZE_ANY_EXHDR(token_text));
 
-	/* framing and header first; nothing of the payload is read until signed */
-	buf = palloc(len);
-	status = bb_jwt_parse(token, len, buf, &jwt);
-	if (status != BB_JWT_OK)
-		token_malformed(bb_jwt_status_text(status));
-	header = json_object_or_null((char *) jwt.header, jwt.header_len);
-	if (header == NULL)
-		token_malformed("The token header is not a JSON object.");
-	alg = member_text(header, "alg");
-	if (alg == NULL || strcmp(alg, "HS256") != 0)
-		token_refused("the algorithm is not HS256");
-
-	secret = token_secret(&secret_len);
-	status = bb_jwt_verify_hs256(token, &jwt, secret, secret_len);
-	sodium_memzero(secret, secret_len);
-	if (status != BB_JWT_OK)
-		token_refused("the signature does not match");
-
-	claims = json_object_or_null((char *) jwt.payload, jwt.payload_len);
-	if (claims == NULL)
-		token_malformed("The token payload is not a JSON object.");
-	now = (double) GetCurrentTimestamp() / USECS_PER_SEC +
-		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-	if (member_seconds(claims, "exp", &t) && !(now < t))
-		token_refused("it has expired");
-	if (member_seconds(claims, "nbf", &t) && now < t)
-		token_refused("it is not valid yet");
-	sub_value = member(claims, "sub");
+	sub_value = brandbos_jsonb_member(claims, "sub");
 	if (sub_value == NULL || sub_value->type != jbvString || sub_value->val.string.len == 0)
-		token_malformed("The token has no \"sub\" claim (a non-empty string).");
+		brandbos_token_malformed("The token has no \"sub\" claim (a non-empty string).");
 	sub = pnstrdup(sub_value->val.string.val, sub_value->val.string.len);
 	tenant = member_text(claims, tenant_claim && tenant_claim[0] ? tenant_claim : "tenant_id");
 	role = member_text(claims, "role");
@@ -597,7 +463,7 @@ brandbos_sign_token(PG_FUNCTION_ARGS)
 												JsonbPGetDatum(claims)));
 	claims_text = JsonbToCString(NULL, &claims->root, VARSIZE(claims));
 
-	secret = token_secret(&secret_len);
+	secret = brandbos_token_secret(&secret_len);
 	out = palloc(bb_jwt_signed_len(sizeof(header) - 1, strlen(claims_text)) + 1);
 	bb_jwt_sign_hs256(out, header, sizeof(header) - 1, claims_text, strlen(claims_text),
 					  secret, secret_len);
@@ -621,16 +487,15 @@ effective_context(void)
 		return &ctx;
 	if (postgrest_seen == NULL || strcmp(postgrest_seen, raw) != 0)
 	{
-		Jsonb	   *claims = json_object_or_null(raw, strlen(raw));
+		Jsonb	   *claims = brandbos_json_object_or_null(raw, strlen(raw));
 		MemoryContext old = MemoryContextSwitchTo(context_memory);
 
 		memset(&postgrest, 0, sizeof(postgrest));
 		postgrest_seen = pstrdup(raw);
 		if (claims != NULL)
 		{
-			char	   *sub = member_text(claims, "sub");
-
-			set_id(&postgrest.user, sub);
+			/* as Supabase's auth.uid(), auth.role(), auth.jwt(): each claim, or NULL */
+			set_id(&postgrest.user, member_text(claims, "sub"));
 			set_id(&postgrest.tenant, member_text(claims, tenant_claim && tenant_claim[0] ? tenant_claim : "tenant_id"));
 			postgrest.app_role = copy_text(member_text(claims, "role"));
 			postgrest.claims_json = pstrdup(raw);
@@ -638,7 +503,8 @@ effective_context(void)
 		}
 		MemoryContextSwitchTo(old);
 	}
-	return postgrest.user.as_text || postgrest.tenant.as_text ? &postgrest : &ctx;
+	/* claims that are no JSON object are no claims: every helper is NULL */
+	return postgrest.claims_json != NULL ? &postgrest : &ctx;
 }
 
 static Jsonb *
@@ -744,7 +610,7 @@ brandbos_claim(PG_FUNCTION_ARGS)
 	if (claims == NULL || PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	v = member(claims, name);
+	v = brandbos_jsonb_member(claims, name);
 	if (v == NULL || v->type == jbvNull)
 		PG_RETURN_NULL();
 	if (v->type == jbvString)
@@ -801,7 +667,7 @@ brandbos_is_org_owner(PG_FUNCTION_ARGS)
 
 	if (claims == NULL || PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
-	roles = member(claims, "org_roles");
+	roles = brandbos_jsonb_member(claims, "org_roles");
 	if (roles == NULL || roles->type != jbvBinary || !JsonContainerIsObject(roles->val.binary.data))
 		PG_RETURN_BOOL(false);
 	org = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -932,11 +798,6 @@ brandbos_context_init(void)
 	context_memory = AllocSetContextCreate(TopMemoryContext, "brandbos request context",
 										   ALLOCSET_SMALL_SIZES);
 
-	DefineCustomStringVariable("brandbos.jwt_secret",
-							   "Secret of HS256 tokens accepted by brandbos.authenticate().",
-							   "Empty: derived from the root key.  For Supabase, the project's JWT secret.",
-							   &jwt_secret, "", PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   NULL, NULL, NULL);
 	DefineCustomStringVariable("brandbos.tenant_claim",
 							   "Token claim that names the tenant.",
 							   NULL, &tenant_claim, "tenant_id", PGC_SUSET, 0, NULL, NULL, NULL);

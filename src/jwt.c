@@ -52,10 +52,11 @@ bb_jwt_parse(const char *token, size_t len, unsigned char *buf, bb_jwt *out)
 	if (bb_b64url_decode(out->payload, len - out->header_len, &out->payload_len,
 						 dot1 + 1, dot2 - (dot1 + 1)) != 0)
 		return BB_JWT_BAD_BASE64;
-	if (bb_b64url_decode(out->signature, sizeof(out->signature), &sig_len,
+	/* decoded segments are shorter than their text: all three fit in len bytes */
+	out->signature = out->payload + out->payload_len;
+	if (bb_b64url_decode(out->signature, len - out->header_len - out->payload_len, &sig_len,
 						 dot2 + 1, end - (dot2 + 1)) != 0)
 	{
-		/* too long for HS256, or not base64url: either way not ours */
 		out->signature_len = 0;
 		return BB_JWT_BAD_BASE64;
 	}

@@ -15,24 +15,28 @@ typedef enum bb_jwt_status
 	BB_JWT_OK = 0,
 	BB_JWT_NOT_THREE_SEGMENTS,	/* not header.payload.signature */
 	BB_JWT_BAD_BASE64,			/* a segment is not unpadded base64url */
-	BB_JWT_BAD_SIGNATURE		/* HMAC-SHA256 does not match */
+	BB_JWT_BAD_SIGNATURE		/* not 32 bytes, or HMAC-SHA256 does not match */
 } bb_jwt_status;
 
-/* a split token: decoded header and payload, raw signature */
+/*
+ * A split token: its three segments decoded.  The signature may have any
+ * length here (an HS512 or RS256 token frames like any other, so the caller
+ * can refuse it for its algorithm); only 32 bytes can verify.
+ */
 typedef struct bb_jwt
 {
 	unsigned char *header;		/* decoded, not NUL-terminated */
 	size_t		header_len;
 	unsigned char *payload;
 	size_t		payload_len;
-	unsigned char signature[BB_JWT_SIG_BYTES];
+	unsigned char *signature;
 	size_t		signature_len;
 	size_t		signing_input_len;	/* length of "header.payload" in the token */
 } bb_jwt;
 
 /*
- * Split and decode a token.  header and payload are written into buf, which
- * must hold len bytes.  Does not check the signature.
+ * Split and decode a token.  The three decoded segments are written into
+ * buf, which must hold len bytes.  Does not check the signature.
  */
 extern bb_jwt_status bb_jwt_parse(const char *token, size_t len, unsigned char *buf,
 								  bb_jwt *out);

@@ -26,6 +26,7 @@
  */
 #include "brandbos.h"
 #include "key_command.h"
+#include "secret_file.h"
 
 #include <ctype.h>
 #include <sodium.h>
@@ -119,48 +120,17 @@ parse_hex_key(const char *buf, size_t len, unsigned char *out)
 	return bin_len == ROOT_KEY_BYTES;
 }
 
-/* read a key file into out; on failure describe why in problem */
+/* read a key file into out (secret_file.c checks its permissions); on failure describe why */
 static bool
 read_key_file(const char *path, unsigned char *out, char *problem, size_t problem_len)
 {
-	char		buf[KEY_FILE_MAX_BYTES + 1];
-	struct stat st;
-	int			fd;
-	ssize_t		n;
+	unsigned char buf[KEY_FILE_MAX_BYTES];
+	size_t		n;
 	bool		ok;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-	{
-		snprintf(problem, problem_len, "could not open key file \"%s\": %s",
-				 path, strerror(errno));
+	if (!bb_read_secret_file(path, "key file", buf, sizeof(buf), &n, problem, problem_len))
 		return false;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-	{
-		close(fd);
-		snprintf(problem, problem_len, "key file \"%s\" is not a regular file", path);
-		return false;
-	}
-	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-	{
-		close(fd);
-		snprintf(problem, problem_len,
-				 "key file \"%s\" is accessible by group or others (mode %04o); it must be 0600 or 0400",
-				 path, (unsigned) (st.st_mode & 07777));
-		return false;
-	}
-	n = read(fd, buf, KEY_FILE_MAX_BYTES + 1);
-	close(fd);
-	if (n < 0 || n > KEY_FILE_MAX_BYTES)
-	{
-		sodium_memzero(buf, sizeof(buf));
-		snprintf(problem, problem_len,
-				 "key file \"%s\" could not be read or is longer than %d bytes",
-				 path, KEY_FILE_MAX_BYTES);
-		return false;
-	}
-	ok = parse_hex_key(buf, (size_t) n, out);
+	ok = parse_hex_key((const char *) buf, n, out);
 	sodium_memzero(buf, sizeof(buf));
 	if (!ok)
 		snprintf(problem, problem_len,

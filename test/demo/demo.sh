@@ -335,7 +335,6 @@ CREATE ROLE app_api NOLOGIN;
 GRANT SELECT, INSERT, UPDATE, DELETE ON documents TO app_api;
 GRANT USAGE ON SEQUENCE documents_id_seq TO app_api;
 GRANT brandbos_context_admin TO app_api;
-ALTER DATABASE postgres SET brandbos.jwt_secret = 'demo-secret-only-for-this-walkthrough-0123456789';
 SQL
 say "the identity provider signs a token per user (brandbos.sign_token stands in for it here)"
 TOKEN_ACME=$(bb_psql_value "$DEMO" "SELECT brandbos.sign_token('{\"sub\": \"alice\", \"tenant_id\": \"acme\", \"role\": \"authenticated\"}')")

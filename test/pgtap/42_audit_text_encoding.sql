@@ -61,7 +61,7 @@ SELECT throws_ok(format('SELECT brandbos.authenticate(%L)',
                  'a signed token with invalid UTF-8 in its payload is refused (22023)');
 SELECT is(brandbos.current_user_id(), NULL, 'and no user id reached the context');
 SELECT lives_ok(format('SELECT brandbos.authenticate(%L)',
-                       t42_jwt(convert_to('{"sub": "ü-user", "tenant_id": "t"}', 'UTF8'), 't42-secret-with-enough-length-000')),
+                       t42_jwt(convert_to('{"sub": "ü-user", "tenant_id": "t", "exp": 4102444800}', 'UTF8'), 't42-secret-with-enough-length-000')),
                 'a token with valid multibyte claims is accepted');
 
 -- ---- decrypt_text of a bytea envelope relabelled as text ---------------------------------

@@ -9,7 +9,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
-SELECT plan(171);
+SELECT plan(173);
 
 -- ---------------------------------------------------------------------------------------
 -- test helpers (public schema, dropped with the transaction's ROLLBACK)
@@ -367,8 +367,11 @@ SAVEPOINT mapping;
 SELECT brandbos.authenticate(t50_jwt(:'hdr', format('{"sub":"svc","role":"service_role","exp":%s}', t50_now() + 60), :'secret'));
 SELECT is(brandbos.is_admin(), true, 'role service_role: is_admin()');
 SELECT is(brandbos.current_tenant_id(), NULL, 'no tenant claim: tenant NULL');
+SELECT throws_ok(format('SELECT brandbos.authenticate(%L)', t50_jwt(:'hdr', '{"sub":"no-exp","tenant_id":"tenant-n"}', :'secret')),
+                 '28000', NULL, 'a token without exp is refused (brandbos.jwt_require_exp on by default)');
+SET LOCAL brandbos.jwt_require_exp = off;
 SELECT brandbos.authenticate(t50_jwt(:'hdr', '{"sub":"no-exp","tenant_id":"tenant-n"}', :'secret'));
-SELECT is(brandbos.current_tenant_id(), 'tenant-n', 'a token without exp verifies');
+SELECT is(brandbos.current_tenant_id(), 'tenant-n', 'with brandbos.jwt_require_exp off, a token without exp verifies');
 SELECT brandbos.authenticate(t50_jwt(:'hdr', '{"sub":"num","tenant_id":42}', :'secret'));
 SELECT is(brandbos.current_tenant_id(), '42', 'a numeric tenant claim becomes text');
 SELECT brandbos.authenticate(t50_jwt(:'hdr', format('{"sub":"nbf","tenant_id":"t-nbf","nbf":%s}', t50_now() - 60), :'secret'));
@@ -378,6 +381,7 @@ SELECT brandbos.authenticate(t50_jwt(:'hdr', '{"sub":"u","tenant_id":"ignored","
 SELECT is(brandbos.current_tenant_id(), 'org-7', 'brandbos.tenant_claim names the tenant claim');
 SET LOCAL brandbos.tenant_claim = 'tenant_id';
 ROLLBACK TO SAVEPOINT mapping;
+SELECT is(current_setting('brandbos.jwt_require_exp'), 'on', 'brandbos.jwt_require_exp is on again');
 
 -- ---------------------------------------------------------------------------------------
 -- refused tokens
@@ -437,9 +441,9 @@ SELECT throws_ok(format('SELECT brandbos.authenticate(%L)', t50_jwt(:'hdr', '{"s
                  '22023', NULL, 'a payload that is not JSON: 22023');
 SELECT throws_ok(format('SELECT brandbos.authenticate(%L)', t50_jwt(:'hdr', '"sub"', :'secret')),
                  '22023', NULL, 'a payload that is not an object: 22023');
-SELECT throws_ok(format('SELECT brandbos.authenticate(%L)', t50_jwt(:'hdr', '{"tenant_id":"t"}', :'secret')),
+SELECT throws_ok(format('SELECT brandbos.authenticate(%L)', t50_jwt(:'hdr', '{"tenant_id":"t","exp":4102444800}', :'secret')),
                  '22023', NULL, 'no sub: 22023');
-SELECT throws_ok(format('SELECT brandbos.authenticate(%L)', t50_jwt(:'hdr', '{"sub":123,"tenant_id":"t"}', :'secret')),
+SELECT throws_ok(format('SELECT brandbos.authenticate(%L)', t50_jwt(:'hdr', '{"sub":123,"tenant_id":"t","exp":4102444800}', :'secret')),
                  '22023', NULL, 'sub not a string: 22023');
 SELECT ok(t50_state('SELECT brandbos.authenticate(NULL)') IN ('22004', '22023'), 'a NULL token: an error (22004 or 22023)');
 SELECT is(brandbos.current_tenant_id(), NULL, 'no refused token left a context behind');
@@ -451,7 +455,7 @@ SELECT ok(t50_error_is_clean(t50_jwt(:'hdr', format('{"sub":"u","tenant_id":"t",
           'expired: the error names neither token nor secret');
 SELECT ok(t50_error_is_clean(t50_jwt('{"alg":"none"}', '{"sub":"u","tenant_id":"t"}', :'secret'), :'secret'),
           'alg none: the error names neither token nor secret');
-SELECT ok(t50_error_is_clean(t50_jwt(:'hdr', '{"sub":123,"tenant_id":"tenant-secretive"}', :'secret'), :'secret'),
+SELECT ok(t50_error_is_clean(t50_jwt(:'hdr', '{"sub":123,"tenant_id":"tenant-secretive","exp":4102444800}', :'secret'), :'secret'),
           'bad sub: the error names neither token nor secret');
 SELECT ok(t50_error_is_clean(t50_jwt(:'hdr', '{"sub":"u","tenant_id":"t"', :'secret'), :'secret'),
           'bad JSON: the error names neither token nor secret');

@@ -32,7 +32,7 @@ SELECT results_eq(
              ('protect_column(tbl regclass, col name)'),
              ('protect_trigger()'), ('protected_column_report()'), ('protection_problem(tbl regclass, col name)'),
              ('resume_session(session_id text)'),
-             ('rls_report(schemas name[])'), ('root_key_loaded()'),
+             ('rls_report(schemas name[])'), ('role()'), ('root_key_loaded()'),
              ('session_summary(session_id text)'), ('set_phase(session_id text, phase text)'),
              ('set_request(ip inet, user_agent text)'),
              ('start_session(problem_statement text, problem_context jsonb, max_rounds integer, budget numeric)'),

@@ -16,7 +16,7 @@
 #      PL/pgSQL check raises when a row of another tenant is visible.  Zero failures.
 #   4. the context cannot be smuggled in through PGOPTIONS or ALTER ROLE ... SET.
 #   5. no token and no JWT secret in the server log after refused tokens.
-#   6. without brandbos.jwt_secret and without a root key, authenticate fails with 55000;
+#   6. without brandbos.jwt_secret_file and without a root key, authenticate fails with 55000;
 #      with the secret and no root key it works.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -27,11 +27,11 @@ sc_cluster "$C" 55530 yes
 sc_helpers "$C"
 DIR=$(bb_clusterdir "$C")
 SECRET="s30-$(head -c 24 /dev/urandom | od -An -v -tx1 | tr -d ' \n')"
-sc_conf_set "$C" brandbos.jwt_secret "$SECRET"
+sc_write_secret "$DIR/jwt.secret" "$SECRET"
+sc_conf_set "$C" brandbos.jwt_secret_file "$DIR/jwt.secret"
 bb_cluster_restart "$C"
-assert_eq "brandbos.jwt_secret is set from postgresql.conf" \
-	"$(printf '%s' "$SECRET" | md5sum | cut -d' ' -f1)" \
-	"$(bb_psql_value "$C" "SELECT md5(current_setting('brandbos.jwt_secret'))")"
+assert_eq "brandbos.jwt_secret_file is set from postgresql.conf" "$DIR/jwt.secret" \
+	"$(bb_psql_value "$C" "SELECT current_setting('brandbos.jwt_secret_file')")"
 
 # psql as the application role (non-superuser: superusers bypass RLS)
 app_psql() {
@@ -273,19 +273,19 @@ if grep -qF -- "$SECRET" "$(bb_logfile "$C")"; then leaks=$((leaks + 1)); fi
 assert_eq "the server log holds no token, token segment or JWT secret" 0 "$leaks"
 
 # ---- 6. no secret at all: 55000; the JWT secret alone needs no root key ---------------------
-sc_conf_unset "$C" brandbos.jwt_secret
+sc_conf_unset "$C" brandbos.jwt_secret_file
 sc_conf_set "$C" brandbos.root_key_file "$DIR/no-such-root.key"
 bb_cluster_restart "$C"
 out=$(bb_psql "$C" -v VERBOSITY=verbose -At -c 'BEGIN' -c "SELECT brandbos.authenticate(tok) FROM tokens WHERE t = 1" 2>&1 || true)
-assert_match "no jwt_secret and no root key: authenticate fails with 55000" 'ERROR: +55000' "$out"
+assert_match "no jwt_secret_file and no root key: authenticate fails with 55000" 'ERROR: +55000' "$out"
 out=$(bb_psql "$C" -v VERBOSITY=verbose -At -c "SELECT brandbos.sign_token('{\"sub\": \"u\"}')" 2>&1 || true)
-assert_match "no jwt_secret and no root key: sign_token fails with 55000" 'ERROR: +55000' "$out"
-sc_conf_set "$C" brandbos.jwt_secret "$SECRET"
+assert_match "no jwt_secret_file and no root key: sign_token fails with 55000" 'ERROR: +55000' "$out"
+sc_conf_set "$C" brandbos.jwt_secret_file "$DIR/jwt.secret"
 bb_cluster_restart "$C"
 t4_rows=$(sc_try "$C" "SELECT count(*) FROM items WHERE tenant_id = 't4'")
 out=$(app_psql -At -F '|' -c 'BEGIN' -c "SELECT brandbos.authenticate(tok) ->> 'sub' FROM tokens WHERE t = 4" \
 	-c "SELECT count(*), string_agg(DISTINCT tenant_id, ','), brandbos.current_tenant_id() FROM items" -c 'COMMIT' 2>&1 || true)
-assert_eq "with brandbos.jwt_secret and no root key, tokens verify and isolate" "$(printf 'user4\n%s|t4|t4' "$t4_rows")" "$out"
+assert_eq "with brandbos.jwt_secret_file and no root key, tokens verify and isolate" "$(printf 'user4\n%s|t4|t4' "$t4_rows")" "$out"
 
 if sc_server_crashed "$C"; then
 	fail "no backend crashed" "$(grep -E 'terminated by signal|PANIC' "$(bb_logfile "$C")" | head -n 5)"

@@ -6,7 +6,7 @@
 # Scenario 30 simulates the pooler with one psql session; this one runs PgBouncer itself
 # (127.0.0.1:56431, pool_mode = transaction, default_pool_size = 2, no server_reset_query:
 # isolation must not depend on the pooler cleaning up), in front of a preloaded cluster with
-# brandbos.jwt_secret set.  A non-superuser role `app` (LOGIN, member of
+# brandbos.jwt_secret_file set.  A non-superuser role `app` (LOGIN, member of
 # brandbos_context_admin) reads `items` under brandbos.enable_tenant_isolation, where tenant
 # tK (K = 1..8) owns 10*K rows and has three users uK_1..uK_3; a token per user is signed in
 # advance with brandbos.sign_token.
@@ -54,7 +54,8 @@ sc_pgbouncer_stop "$C"   # one left behind by an earlier run killed before its t
 # ---- cluster, roles, data ----------------------------------------------------------------------
 sc_cluster "$C" "${BB_PORT_S31:-55531}" yes
 SECRET="s31-$(head -c 24 /dev/urandom | od -An -v -tx1 | tr -d ' \n')"
-sc_conf_set "$C" brandbos.jwt_secret "$SECRET"
+sc_write_secret "$DIR/jwt.secret" "$SECRET"
+sc_conf_set "$C" brandbos.jwt_secret_file "$DIR/jwt.secret"
 bb_cluster_restart "$C"
 
 # shellcheck disable=SC2016   # dollar quotes are SQL

@@ -17,6 +17,8 @@
 #   sc_conf_set NAME KEY VALUE       set KEY in postgresql.conf (replacing earlier lines)
 #   sc_conf_unset NAME KEY           remove KEY from postgresql.conf
 #   sc_write_key PATH                write a fresh random root key (0600, server's user)
+#   sc_write_secret PATH TEXT        write TEXT and a newline to PATH (0600, server's user),
+#                                    e.g. for brandbos.jwt_secret_file
 #   sc_server_crashed NAME           exit 0 when the server log shows a crashed backend
 #   sc_finish                        print the plan, exit 1 if anything failed
 #
@@ -131,6 +133,14 @@ sc_write_key() {
 	local path=$1
 	rm -f "$path"
 	( umask 077 && { head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n'; echo; } >"$path" )
+	if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$path"; fi
+	chmod 600 "$path"
+}
+
+sc_write_secret() {
+	local path=$1
+	rm -f "$path"
+	( umask 077 && printf '%s\n' "$2" >"$path" )
 	if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$path"; fi
 	chmod 600 "$path"
 }

@@ -41,6 +41,7 @@ OBJS        = src/brandbos.o \
               src/restore_mode.o \
               src/audit_xid_ring.o \
               src/context.o \
+              src/role_lock.o \
               src/policies.o \
               src/deliberation.o
 DATA        = sql/brandbos--0.1.0.sql

@@ -38,6 +38,14 @@
  * The lock ends with the (sub)transaction that set the context: a rolled
  * back savepoint releases it, a released one hands it to its parent.
  *
+ * Parallel workers run functions too, SET clauses included, so they must see
+ * the lock: it is also the internal setting brandbos.request_role_lock, set
+ * LOCAL when the lock begins, which workers receive with the leader's
+ * settings.  Only this file writes it; a reset of it (which runs no check
+ * hook) is refused as a statement and caught by its show hook and at the
+ * next statement start, like a reset of the role.  In the leader the C state
+ * below is what counts; in a worker, the setting.
+ *
  * The hooks are installed whenever the library is loaded.  A context can
  * only be set by a function of this library, so the lock is in place before
  * any context exists, preloaded or not.
@@ -73,6 +81,12 @@ typedef struct LockedSetting
 static LockedSetting role_setting = {"role", NULL, NULL, NULL};
 static LockedSetting session_authorization_setting = {"session_authorization", NULL, NULL, NULL};
 
+/* brandbos.request_role_lock: on while the lock holds */
+#define LOCK_SETTING "brandbos.request_role_lock"
+static bool lock_setting = false;
+static bool lock_setting_writing = false;
+static bool lock_setting_defined = false;
+
 static ProcessUtility_hook_type prev_utility_hook = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 static fmgr_hook_type prev_fmgr_hook = NULL;
@@ -80,7 +94,11 @@ static fmgr_hook_type prev_fmgr_hook = NULL;
 static bool
 lock_held(void)
 {
-	return lock_level > 0 && !InitializingParallelWorker;
+	if (InitializingParallelWorker)
+		return false;
+	if (IsParallelWorker())
+		return lock_setting;
+	return lock_level > 0;
 }
 
 static void
@@ -93,12 +111,21 @@ refuse(const char *what)
 			 errhint("Change role before brandbos.authenticate() or brandbos.set_context(), or end the transaction.")));
 }
 
-/* layer 4: fail when the session or outer user is not the recorded one */
+/*
+ * Layer 4: fail when the session or outer user is not the recorded one, or
+ * when the setting that carries the lock to parallel workers was reset.
+ * Only the backend that set the context recorded them (never a worker).
+ */
 static void
 check_effect(void)
 {
-	if (!lock_held())
+	if (lock_level == 0 || InitializingParallelWorker)
 		return;
+	if (!lock_setting)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s cannot be reset while a brandbos request context is set", LOCK_SETTING),
+				 errhint("It ends with the transaction.")));
 	if (GetSessionUserId() == locked_session_user && GetOuterUserId() == locked_outer_user)
 		return;
 	ereport(ERROR,
@@ -115,6 +142,17 @@ brandbos_role_lock_engage(void)
 
 	if (lock_level == 0)
 	{
+		lock_setting_writing = true;
+		PG_TRY();
+		{
+			(void) set_config_option(LOCK_SETTING, "on", PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_LOCAL, true, 0, false);
+		}
+		PG_FINALLY();
+		{
+			lock_setting_writing = false;
+		}
+		PG_END_TRY();
 		locked_session_user = GetSessionUserId();
 		locked_outer_user = GetOuterUserId();
 		lock_level = level;
@@ -166,6 +204,8 @@ statement_name(VariableSetStmt *stmt)
 		return reset ? "RESET ROLE" : "SET ROLE";
 	if (pg_strcasecmp(stmt->name, "session_authorization") == 0)
 		return reset ? "RESET SESSION AUTHORIZATION" : "SET SESSION AUTHORIZATION";
+	if (reset && pg_strcasecmp(stmt->name, LOCK_SETTING) == 0)
+		return "RESET " LOCK_SETTING;
 	return NULL;
 }
 
@@ -291,6 +331,30 @@ wrap_setting(LockedSetting *setting, GucStringCheckHook check, GucShowHook show)
 	setting->conf->show_hook = show;
 }
 
+/*
+ * brandbos.request_role_lock: written by brandbos_role_lock_engage(), by a
+ * parallel worker restoring its leader's settings, and at definition.
+ */
+static bool
+check_lock_setting(bool *newval, void **extra, GucSource source)
+{
+	if (lock_setting_writing || InitializingParallelWorker)
+		return true;
+	if (source == PGC_S_DEFAULT && !lock_setting_defined)
+		return true;
+	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+	GUC_check_errmsg("%s is set only by brandbos.authenticate() and brandbos.set_context()", LOCK_SETTING);
+	return false;
+}
+
+/* set_config(name, NULL, ...) resets without a check hook, then reads back */
+static const char *
+show_lock_setting(void)
+{
+	check_effect();
+	return lock_setting ? "on" : "off";
+}
+
 /* ---------------------------------------------------------------------
  * Layer 4: statements and functions
  * --------------------------------------------------------------------- */
@@ -323,6 +387,14 @@ role_lock_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *arg)
 void
 brandbos_role_lock_init(void)
 {
+	DefineCustomBoolVariable(LOCK_SETTING,
+							 "On while a brandbos request context locks the session's role.",
+							 "Set only by brandbos.authenticate() and brandbos.set_context(), for the rest of the (sub)transaction.",
+							 &lock_setting, false, PGC_USERSET,
+							 GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL,
+							 check_lock_setting, NULL, show_lock_setting);
+	lock_setting_defined = true;
+
 	wrap_setting(&role_setting, check_role_locked, show_role_locked);
 	wrap_setting(&session_authorization_setting, check_session_authorization_locked,
 				 show_session_authorization_locked);

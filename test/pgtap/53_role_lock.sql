@@ -53,7 +53,7 @@ RESET ROLE;
 -- ---------------------------------------------------------------------------------------
 BEGIN;
 CREATE EXTENSION brandbos;
-SELECT plan(90);
+SELECT plan(103);
 
 SELECT is(:'commit_locked'::text, '42501', 'with a context set (superuser session): SET ROLE is refused');
 SELECT is(:'after_commit'::text, 'ok as pg_monitor', 'after COMMIT the lock is gone: SET ROLE works again');
@@ -118,6 +118,22 @@ CREATE FUNCTION t53_work_mem() RETURNS text LANGUAGE sql SET work_mem = '8MB' AS
 $$ SELECT current_setting('work_mem') || '/' || current_user $$;
 CREATE FUNCTION t53_name_expr(n text) RETURNS text LANGUAGE sql AS
 $$ SELECT set_config(n, 'r-7', true) $$;
+-- parallel workers run functions and their SET clauses too
+CREATE FUNCTION t53_parallel_climb() RETURNS text LANGUAGE sql PARALLEL SAFE SET role = 'bb53_service' AS
+$$ SELECT current_user || '/' || (SELECT count(*) FROM public.t53_notes) $$;
+CREATE FUNCTION t53_lock_seen() RETURNS text LANGUAGE sql PARALLEL SAFE AS
+$$ SELECT current_setting('brandbos.request_role_lock') $$;
+CREATE FUNCTION t53_explain(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	r text;
+	res text := '';
+BEGIN
+	FOR r IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+		res := res || r || E'\n';
+	END LOOP;
+	RETURN res;
+END
+$$;
 
 -- ---------------------------------------------------------------------------------------
 -- without a context every climb works (so the assertions below test something)
@@ -125,17 +141,22 @@ $$ SELECT set_config(n, 'r-7', true) $$;
 SET LOCAL SESSION AUTHORIZATION bb53_app;
 SET LOCAL ROLE bb53_web;
 SELECT is(t53_who(), 'bb53_web/bb53_app/0', 'no context: bb53_web sees no row (fail closed)');
+SELECT is(current_setting('brandbos.request_role_lock'), 'off', 'no context: brandbos.request_role_lock is off');
 SAVEPOINT free;
 SELECT is(t53_climb_early(), 'bb53_service/bb53_app/5', 'no context: a SET role clause climbs to bb53_service');
 SELECT is(t53_plpgsql_set('bb53_web'), 'bb53_web/bb53_app/0', 'no context: PL/pgSQL set_config(role) runs (its plan is now cached)');
 SELECT is(t53_plpgsql_reset('role'), 'bb53_app/bb53_app/5', 'no context: PL/pgSQL set_config(name, NULL) resets to the login role (plan cached)');
 ROLLBACK TO SAVEPOINT free;
 SELECT is(t53_who(), 'bb53_web/bb53_app/0', 'back to bb53_web');
+-- a statement prepared, and a cursor opened, before the context
+PREPARE t53_prepared(text) AS SELECT set_config('role', $1, true);
+EXECUTE t53_prepared('bb53_web') \gset
 
 -- ---------------------------------------------------------------------------------------
 -- with a context
 -- ---------------------------------------------------------------------------------------
 SAVEPOINT locked;
+DECLARE t53_cursor CURSOR FOR SELECT set_config('role', NULL, true);
 SELECT brandbos.set_context('user-a', 'tenant-a');
 SELECT is(t53_who(), 'bb53_web/bb53_app/2', 'context set: bb53_web sees tenant-a''s 2 rows');
 
@@ -220,7 +241,31 @@ SELECT throws_ok($t$DO $d$ BEGIN SET ROLE bb53_service; END $d$$t$, '42501', NUL
 SELECT throws_ok($t$DO $d$ BEGIN RESET ROLE; END $d$$t$, '42501', NULL, 'DO: RESET ROLE: refused');
 SELECT throws_ok($t$DO $d$ BEGIN EXECUTE 'SET SESSION AUTHORIZATION postgres'; END $d$$t$, '42501', NULL,
                  'DO: EXECUTE SET SESSION AUTHORIZATION: refused');
+SELECT throws_ok($$EXECUTE t53_prepared('bb53_service')$$, '42501', NULL,
+                 'EXECUTE of a statement prepared before the context (set_config(role, $1)): refused');
+SELECT throws_ok($$FETCH t53_cursor$$, '42501', NULL,
+                 'FETCH from a cursor opened before the context (set_config(role, NULL)): refused');
 SELECT is(t53_who(), 'bb53_web/bb53_app/2', 'after the plans: role, session user and rows unchanged');
+
+-- parallel workers: the lock reaches them with the leader's settings
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', true) IS NOT NULL AS forced \gset
+SELECT ok(t53_explain('SELECT t53_lock_seen()') ~ 'Workers Launched: 1', 'forced parallel mode: the function runs in a worker');
+SELECT is(t53_lock_seen(), 'on', 'the worker sees brandbos.request_role_lock on');
+SELECT throws_ok($$SELECT t53_parallel_climb()$$, '42501', NULL,
+                 'a PARALLEL SAFE function with SET role, run in a parallel worker: refused');
+SELECT throws_ok($$SELECT t53_parallel_climb() FROM t53_notes$$, '42501', NULL,
+                 'the same over a table scan: refused');
+SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
+                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'off', true) IS NOT NULL AS unforced \gset
+-- the setting that carries the lock cannot be cleared
+SELECT throws_ok($$SET LOCAL brandbos.request_role_lock = off$$, '42501', NULL, 'SET brandbos.request_role_lock: refused');
+SELECT throws_ok($$RESET brandbos.request_role_lock$$, '42501', NULL, 'RESET brandbos.request_role_lock: refused');
+SELECT throws_ok($$SELECT set_config('brandbos.request_role_lock', NULL, true)$$, '42501', NULL,
+                 'set_config(brandbos.request_role_lock, NULL): refused');
+SELECT throws_ok($$SELECT set_config('brandbos.request_role_lock', 'off', true)$$, '42501', NULL,
+                 'set_config(brandbos.request_role_lock, off): refused');
+SELECT is(current_setting('brandbos.request_role_lock'), 'on', 'brandbos.request_role_lock stays on');
 SELECT is(current_setting('role'), 'bb53_web', 'the role setting reads bb53_web');
 SELECT is(current_setting('session_authorization'), 'bb53_app', 'the session_authorization setting reads bb53_app');
 
@@ -253,6 +298,7 @@ SELECT is(t53_who(), 'bb53_web/bb53_app/2', 'after all that: role, session user 
 -- savepoints: a rolled-back one ends the lock, a released one hands it to its parent
 ROLLBACK TO SAVEPOINT locked;
 SELECT is(brandbos.current_user_id(), NULL, 'ROLLBACK TO the savepoint before the context: no context');
+SELECT is(current_setting('brandbos.request_role_lock'), 'off', 'and brandbos.request_role_lock is off again');
 SELECT lives_ok($$SET LOCAL ROLE bb53_service$$, 'the lock is gone with it: SET ROLE works');
 SELECT is(t53_who(), 'bb53_service/bb53_app/5', 'and takes effect');
 SET LOCAL ROLE bb53_web;

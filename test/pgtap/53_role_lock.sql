@@ -53,7 +53,7 @@ RESET ROLE;
 -- ---------------------------------------------------------------------------------------
 BEGIN;
 CREATE EXTENSION brandbos;
-SELECT plan(103);
+SELECT plan(106);
 
 SELECT is(:'commit_locked'::text, '42501', 'with a context set (superuser session): SET ROLE is refused');
 SELECT is(:'after_commit'::text, 'ok as pg_monitor', 'after COMMIT the lock is gone: SET ROLE works again');
@@ -116,6 +116,8 @@ CREATE FUNCTION t53_definer_path() RETURNS text LANGUAGE sql SECURITY DEFINER
 ALTER FUNCTION t53_definer_path() OWNER TO bb53_owner;
 CREATE FUNCTION t53_work_mem() RETURNS text LANGUAGE sql SET work_mem = '8MB' AS
 $$ SELECT current_setting('work_mem') || '/' || current_user $$;
+CREATE FUNCTION t53_context_in_function() RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, public AS
+$$ BEGIN PERFORM brandbos.set_context('user-fn', 'tenant-a'); RETURN current_user; END $$;
 CREATE FUNCTION t53_name_expr(n text) RETURNS text LANGUAGE sql AS
 $$ SELECT set_config(n, 'r-7', true) $$;
 -- parallel workers run functions and their SET clauses too
@@ -311,6 +313,13 @@ SELECT throws_ok($$RESET ROLE$$, '42501', NULL, 'a context set in a released sav
 ROLLBACK TO SAVEPOINT nested;
 SELECT lives_ok($$SET LOCAL ROLE bb53_service$$, 'rolling back the parent ends the lock');
 SET LOCAL ROLE bb53_web;
+
+-- a context set inside a function with another SET clause: the lock outlives the call
+SAVEPOINT in_function;
+SELECT is(t53_context_in_function(), 'bb53_web', 'set_context inside a function with SET search_path works');
+SELECT is(current_setting('brandbos.request_role_lock'), 'on', 'after the call the lock setting is on');
+SELECT throws_ok($$SET ROLE bb53_service$$, '42501', NULL, 'and SET ROLE is refused');
+ROLLBACK TO SAVEPOINT in_function;
 
 -- a context set inside a function whose SET clause changed the role: on return the role
 -- goes back, so the call fails instead of leaving a context with another role

@@ -124,7 +124,7 @@ $$ SELECT set_config(n, 'r-7', true) $$;
 CREATE FUNCTION t53_parallel_climb() RETURNS text LANGUAGE sql PARALLEL SAFE SET role = 'bb53_service' AS
 $$ SELECT current_user || '/' || (SELECT count(*) FROM public.t53_notes) $$;
 CREATE FUNCTION t53_lock_seen() RETURNS text LANGUAGE sql PARALLEL SAFE AS
-$$ SELECT current_setting('brandbos.request_role_lock') $$;
+$$ SELECT current_setting('brandbos.request_role_lock', true) $$;
 CREATE FUNCTION t53_explain(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
 	r text;
@@ -143,7 +143,7 @@ $$;
 SET LOCAL SESSION AUTHORIZATION bb53_app;
 SET LOCAL ROLE bb53_web;
 SELECT is(t53_who(), 'bb53_web/bb53_app/0', 'no context: bb53_web sees no row (fail closed)');
-SELECT is(current_setting('brandbos.request_role_lock'), 'off', 'no context: brandbos.request_role_lock is off');
+SELECT is(current_setting('brandbos.request_role_lock', true), 'off', 'no context: brandbos.request_role_lock is off');
 SAVEPOINT free;
 SELECT is(t53_climb_early(), 'bb53_service/bb53_app/5', 'no context: a SET role clause climbs to bb53_service');
 SELECT is(t53_plpgsql_set('bb53_web'), 'bb53_web/bb53_app/0', 'no context: PL/pgSQL set_config(role) runs (its plan is now cached)');
@@ -267,7 +267,7 @@ SELECT throws_ok($$SELECT set_config('brandbos.request_role_lock', NULL, true)$$
                  'set_config(brandbos.request_role_lock, NULL): refused');
 SELECT throws_ok($$SELECT set_config('brandbos.request_role_lock', 'off', true)$$, '42501', NULL,
                  'set_config(brandbos.request_role_lock, off): refused');
-SELECT is(current_setting('brandbos.request_role_lock'), 'on', 'brandbos.request_role_lock stays on');
+SELECT is(current_setting('brandbos.request_role_lock', true), 'on', 'brandbos.request_role_lock stays on');
 SELECT is(current_setting('role'), 'bb53_web', 'the role setting reads bb53_web');
 SELECT is(current_setting('session_authorization'), 'bb53_app', 'the session_authorization setting reads bb53_app');
 
@@ -300,7 +300,7 @@ SELECT is(t53_who(), 'bb53_web/bb53_app/2', 'after all that: role, session user 
 -- savepoints: a rolled-back one ends the lock, a released one hands it to its parent
 ROLLBACK TO SAVEPOINT locked;
 SELECT is(brandbos.current_user_id(), NULL, 'ROLLBACK TO the savepoint before the context: no context');
-SELECT is(current_setting('brandbos.request_role_lock'), 'off', 'and brandbos.request_role_lock is off again');
+SELECT is(current_setting('brandbos.request_role_lock', true), 'off', 'and brandbos.request_role_lock is off again');
 SELECT lives_ok($$SET LOCAL ROLE bb53_service$$, 'the lock is gone with it: SET ROLE works');
 SELECT is(t53_who(), 'bb53_service/bb53_app/5', 'and takes effect');
 SET LOCAL ROLE bb53_web;
@@ -317,7 +317,7 @@ SET LOCAL ROLE bb53_web;
 -- a context set inside a function with another SET clause: the lock outlives the call
 SAVEPOINT in_function;
 SELECT is(t53_context_in_function(), 'bb53_web', 'set_context inside a function with SET search_path works');
-SELECT is(current_setting('brandbos.request_role_lock'), 'on', 'after the call the lock setting is on');
+SELECT is(current_setting('brandbos.request_role_lock', true), 'on', 'after the call the lock setting is on');
 SELECT throws_ok($$SET ROLE bb53_service$$, '42501', NULL, 'and SET ROLE is refused');
 ROLLBACK TO SAVEPOINT in_function;
 

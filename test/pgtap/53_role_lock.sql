@@ -250,16 +250,16 @@ SELECT throws_ok($$FETCH t53_cursor$$, '42501', NULL,
 SELECT is(t53_who(), 'bb53_web/bb53_app/2', 'after the plans: role, session user and rows unchanged');
 
 -- parallel workers: the lock reaches them with the leader's settings
-SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
-                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', true) IS NOT NULL AS forced \gset
+DO $$ BEGIN EXECUTE format('SET LOCAL %I = on', CASE WHEN current_setting('server_version_num')::int >= 160000
+                                      THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END); END $$;
 SELECT ok(t53_explain('SELECT t53_lock_seen()') ~ 'Workers Launched: 1', 'forced parallel mode: the function runs in a worker');
 SELECT is(t53_lock_seen(), 'on', 'the worker sees brandbos.request_role_lock on');
 SELECT throws_ok($$SELECT t53_parallel_climb()$$, '42501', NULL,
                  'a PARALLEL SAFE function with SET role, run in a parallel worker: refused');
 SELECT throws_ok($$SELECT t53_parallel_climb() FROM t53_notes$$, '42501', NULL,
                  'the same over a table scan: refused');
-SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
-                       THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'off', true) IS NOT NULL AS unforced \gset
+DO $$ BEGIN EXECUTE format('SET LOCAL %I = off', CASE WHEN current_setting('server_version_num')::int >= 160000
+                                      THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END); END $$;
 -- the setting that carries the lock cannot be cleared
 SELECT throws_ok($$SET LOCAL brandbos.request_role_lock = off$$, '42501', NULL, 'SET brandbos.request_role_lock: refused');
 SELECT throws_ok($$RESET brandbos.request_role_lock$$, '42501', NULL, 'RESET brandbos.request_role_lock: refused');

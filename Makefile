@@ -45,6 +45,7 @@ OBJS        = src/brandbos.o \
               src/secret_file.o \
               src/token.o \
               src/context.o \
+              src/role_lock.o \
               src/policies.o \
               src/deliberation.o
 DATA        = sql/brandbos--0.1.0.sql

@@ -46,6 +46,7 @@ _PG_init(void)
 	brandbos_protect_guard_init();
 	brandbos_token_init();
 	brandbos_context_init();
+	brandbos_role_lock_init();
 	if (process_shared_preload_libraries_in_progress)
 		brandbos_log_scrub_init();
 	brandbos_restore_mode_init();	/* last: its utility hook runs before the guards' */

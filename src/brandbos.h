@@ -442,6 +442,17 @@ extern void brandbos_context_init(void);
 extern void brandbos_context_actor(const char **user_id, const char **tenant_id,
 								   const char **ip, const char **user_agent);
 
+/* ---- role_lock.c: no role change while a request context is set ------ */
+
+extern void brandbos_role_lock_init(void);
+
+/*
+ * A request context is being set: from now until the (sub)transaction that
+ * set it ends, the session user and the role of SET ROLE cannot change
+ * (42501).  The lock follows savepoints by itself.
+ */
+extern void brandbos_role_lock_engage(void);
+
 /* ---- log_scrub.c: no plaintext in errors and the log (preloaded only) -- */
 
 extern void brandbos_log_scrub_init(void);

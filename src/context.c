@@ -19,10 +19,11 @@
  * PostgREST's request.jwt.claims when no brandbos context is set, and then
  * return what Supabase's auth.uid(), auth.jwt() and auth.role() return.
  *
- * When preloaded, a utility hook refuses SET ROLE, RESET ROLE and SET
- * SESSION AUTHORIZATION while a context is set, and parse analysis refuses
- * set_config('role' | 'session_authorization', ...), so an injected
- * statement cannot climb back to the pooled connection's own role.
+ * Setting a context engages the role lock (role_lock.c): until the
+ * (sub)transaction that set it ends, no statement can change the session's
+ * role, so an injected statement cannot climb back to the pooled
+ * connection's own role.  When preloaded, a utility hook refuses RESET of
+ * the internal settings.
  */
 #include "brandbos.h"
 #include "jwt.h"
@@ -35,13 +36,9 @@
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "nodes/nodeFuncs.h"
-#include "parser/analyze.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
-#include "utils/queryjumble.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -72,15 +69,6 @@ static bool context_writing = false;
 
 /* set once the settings exist: from then on a default can only come from RESET */
 static bool context_settings_defined = false;
-
-/*
- * The lowest (sub)transaction nesting level at which authenticate() or
- * set_context() ran, 0 when none: the role lock holds while it is set, even
- * if parts of the context were cleared; it follows savepoints like the
- * context itself (released with a rolled-back savepoint, inherited by the
- * parent of a committed one) and ends with the transaction.
- */
-static int	role_lock_level = 0;
 
 /* ---------------------------------------------------------------------
  * The values the helpers return
@@ -241,27 +229,12 @@ context_xact_callback(XactEvent event, void *arg)
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
 	{
-		role_lock_level = 0;
 		/* the settings revert right after this; their assign hooks refill */
 		memset(&ctx, 0, sizeof(ctx));
 		memset(&postgrest, 0, sizeof(postgrest));
 		postgrest_seen = NULL;
 		MemoryContextReset(context_memory);
 	}
-}
-
-static void
-context_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
-						 SubTransactionId parentSubid, void *arg)
-{
-	int			level = GetCurrentTransactionNestLevel();
-
-	if (role_lock_level == 0 || role_lock_level < level)
-		return;
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-		role_lock_level = 0;	/* set at this level: gone with it */
-	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-		role_lock_level = level - 1;	/* now the parent's */
 }
 
 /* is a brandbos context set in this transaction? */
@@ -287,8 +260,7 @@ static void
 write_context(const char *user_id, const char *tenant_id, const char *app_role,
 			  const char *claims_json)
 {
-	if (role_lock_level == 0 || GetCurrentTransactionNestLevel() < role_lock_level)
-		role_lock_level = GetCurrentTransactionNestLevel();
+	brandbos_role_lock_engage();
 	context_writing = true;
 	PG_TRY();
 	{
@@ -696,29 +668,12 @@ brandbos_context_actor(const char **user_id, const char **tenant_id,
 }
 
 /* ---------------------------------------------------------------------
- * The role lock (preloaded only)
+ * RESET of the internal settings (preloaded only)
  * --------------------------------------------------------------------- */
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
-static post_parse_analyze_hook_type prev_analyze_hook = NULL;
 
-static void
-refuse_role_change(const char *what)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("%s is not allowed while a brandbos request context is set", what),
-			 errdetail("The role of a request cannot change after its context was set."),
-			 errhint("Change role before brandbos.authenticate() or brandbos.set_context(), or end the transaction.")));
-}
-
-static bool
-is_role_setting(const char *name)
-{
-	return name != NULL && (pg_strcasecmp(name, "role") == 0 ||
-							pg_strcasecmp(name, "session_authorization") == 0);
-}
-
+/* RESET takes the reset value without the check hook: refuse it here */
 static void
 context_utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					 ProcessUtilityContext context, ParamListInfo params,
@@ -734,47 +689,10 @@ context_utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("the brandbos request context cannot be reset"),
 				 errhint("It ends with the transaction.")));
-	if ((role_lock_level > 0 || context_is_set()) && IsA(parsetree, VariableSetStmt))
-	{
-		VariableSetStmt *stmt = (VariableSetStmt *) parsetree;
-
-		if (is_role_setting(stmt->name))
-			refuse_role_change(stmt->kind == VAR_RESET ? "RESET ROLE" : "SET ROLE / SET SESSION AUTHORIZATION");
-		if (stmt->kind == VAR_RESET_ALL)
-			refuse_role_change("RESET ALL");
-	}
 	if (prev_utility_hook)
 		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
-}
-
-/* set_config() whose name is 'role'/'session_authorization' or not a constant */
-static bool
-find_role_set_config(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->funcid == F_SET_CONFIG)
-	{
-		Node	   *name = linitial(((FuncExpr *) node)->args);
-
-		if (!IsA(name, Const) || ((Const *) name)->constisnull ||
-			is_role_setting(TextDatumGetCString(((Const *) name)->constvalue)))
-			return true;
-	}
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, find_role_set_config, context, 0);
-	return expression_tree_walker(node, find_role_set_config, context);
-}
-
-static void
-context_analyze_hook(ParseState *pstate, Query *query, JumbleState *jstate)
-{
-	if (prev_analyze_hook)
-		prev_analyze_hook(pstate, query, jstate);
-	if ((role_lock_level > 0 || context_is_set()) && find_role_set_config((Node *) query, NULL))
-		refuse_role_change("set_config('role', ...)");
 }
 
 /* ---------------------------------------------------------------------
@@ -815,13 +733,10 @@ brandbos_context_init(void)
 	context_settings_defined = true;
 
 	RegisterXactCallback(context_xact_callback, NULL);
-	RegisterSubXactCallback(context_subxact_callback, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
 	{
 		prev_utility_hook = ProcessUtility_hook;
 		ProcessUtility_hook = context_utility_hook;
-		prev_analyze_hook = post_parse_analyze_hook;
-		post_parse_analyze_hook = context_analyze_hook;
 	}
 }

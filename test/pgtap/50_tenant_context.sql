@@ -1,7 +1,7 @@
 -- Tenant context (SPEC section 4): the internal settings cannot be written, set_context,
 -- authenticate (HS256 JWT, interop with tokens built by pgcrypto), sign_token, the helpers,
 -- the PostgREST request.jwt.claims fallback, savepoint semantics, parallel workers, the
--- role lock (preloaded cluster only) and the audit wiring.
+-- role lock and the audit wiring.
 --
 -- pgTAP runs inside one transaction: "outside a transaction block" (25P01) and the leak
 -- across COMMIT / ROLLBACK are tested in test/scenarios/30_pooler_context_leak.sh.
@@ -483,7 +483,7 @@ ROLLBACK TO SAVEPOINT postgrest;
 SELECT is(brandbos.current_tenant_id(), NULL, 'after the savepoint: nothing again');
 
 -- ---------------------------------------------------------------------------------------
--- the role lock (utility hook: preloaded cluster only)
+-- the role lock (preloaded or not; every path in 53_role_lock)
 -- ---------------------------------------------------------------------------------------
 -- without a context, role changes work
 SAVEPOINT roles_free;
@@ -497,42 +497,23 @@ SELECT is(session_user::text, 'bb50_other', 'no context: SET SESSION AUTHORIZATI
 SELECT lives_ok($$RESET SESSION AUTHORIZATION$$, 'no context: RESET SESSION AUTHORIZATION works');
 ROLLBACK TO SAVEPOINT roles_free;
 
-SELECT current_setting('shared_preload_libraries') ~ 'brandbos' AS preloaded \gset
 SAVEPOINT roles_locked;
 SET LOCAL ROLE bb50_app;
 SELECT brandbos.set_context('user-lock', 'tenant-lock');
-SELECT CASE WHEN :'preloaded'::boolean
-    THEN throws_ok($$SET ROLE bb50_other$$, '42501', NULL, 'preloaded, context set: SET ROLE is refused')
-    ELSE skip('the role lock needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
-SELECT CASE WHEN :'preloaded'::boolean
-    THEN throws_ok($$SET LOCAL ROLE bb50_other$$, '42501', NULL, 'preloaded, context set: SET LOCAL ROLE is refused')
-    ELSE skip('the role lock needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
-SELECT CASE WHEN :'preloaded'::boolean
-    THEN throws_ok($$RESET ROLE$$, '42501', NULL, 'preloaded, context set: RESET ROLE (back to the superuser) is refused')
-    ELSE skip('the role lock needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
-SELECT CASE WHEN :'preloaded'::boolean
-    THEN throws_ok($$SET ROLE NONE$$, '42501', NULL, 'preloaded, context set: SET ROLE NONE is refused')
-    ELSE skip('the role lock needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
-SELECT CASE WHEN :'preloaded'::boolean
-    THEN throws_ok($$SET SESSION AUTHORIZATION postgres$$, '42501', NULL,
-                   'preloaded, context set: SET SESSION AUTHORIZATION is refused')
-    ELSE skip('the role lock needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
-SELECT CASE WHEN :'preloaded'::boolean
-    THEN throws_ok($$RESET SESSION AUTHORIZATION$$, '42501', NULL,
-                   'preloaded, context set: RESET SESSION AUTHORIZATION is refused')
-    ELSE skip('the role lock needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
-SELECT CASE WHEN :'preloaded'::boolean
-    THEN throws_ok($$SELECT set_config('role', 'bb50_other', true)$$, '42501', NULL,
-                   'preloaded, context set: set_config(role) is refused')
-    ELSE skip('the role lock needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
-SELECT CASE WHEN :'preloaded'::boolean
-    THEN throws_ok($$SELECT set_config('role', 'none', false)$$, '42501', NULL,
-                   'preloaded, context set: set_config(role, none) is refused')
-    ELSE skip('the role lock needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
-SELECT CASE WHEN :'preloaded'::boolean
-    THEN ok(t50_state('RESET brandbos.request_user_id') <> '00000' OR t50_state('RESET ROLE') = '42501',
-            'preloaded, context set: RESET of a context setting does not lift the role lock')
-    ELSE skip('the role lock needs shared_preload_libraries (runs on the preloaded cluster)', 1) END;
+SELECT throws_ok($$SET ROLE bb50_other$$, '42501', NULL, 'context set: SET ROLE is refused');
+SELECT throws_ok($$SET LOCAL ROLE bb50_other$$, '42501', NULL, 'context set: SET LOCAL ROLE is refused');
+SELECT throws_ok($$RESET ROLE$$, '42501', NULL, 'context set: RESET ROLE (back to the superuser) is refused');
+SELECT throws_ok($$SET ROLE NONE$$, '42501', NULL, 'context set: SET ROLE NONE is refused');
+SELECT throws_ok($$SET SESSION AUTHORIZATION postgres$$, '42501', NULL,
+                 'context set: SET SESSION AUTHORIZATION is refused');
+SELECT throws_ok($$RESET SESSION AUTHORIZATION$$, '42501', NULL,
+                 'context set: RESET SESSION AUTHORIZATION is refused');
+SELECT throws_ok($$SELECT set_config('role', 'bb50_other', true)$$, '42501', NULL,
+                 'context set: set_config(role) is refused');
+SELECT throws_ok($$SELECT set_config('role', 'none', false)$$, '42501', NULL,
+                 'context set: set_config(role, none) is refused');
+SELECT ok(t50_state('RESET brandbos.request_user_id') <> '00000' OR t50_state('RESET ROLE') = '42501',
+            'context set: RESET of a context setting does not lift the role lock');
 SELECT is(current_user::text, 'bb50_app', 'the role is unchanged');
 SELECT is(session_user::text, 'postgres', 'the session user is unchanged');
 ROLLBACK TO SAVEPOINT roles_locked;

@@ -17,7 +17,9 @@ OBJS        = src/brandbos.o \
               src/envelope.o \
               src/base64url.o \
               src/jwt.o \
-              src/keys.o \
+              src/root_key.o \
+              src/data_keys.o \
+              src/key_admin.o \
               src/key_command.o \
               src/drop_guard.o \
               src/associated_data.o \

@@ -75,8 +75,9 @@ extern void brandbos_spi_end(BrandbosInternalState *state);
 /* Random bytes from a per-backend pool refilled from the OS (nonces). */
 extern void brandbos_random_bytes(unsigned char *out, size_t len);
 
-/* ---- keys.c: root key and data keys ---------------------------------- */
+/* ---- root_key.c, data_keys.c: root key and data keys ------------------ */
 
+/* the key settings and callbacks; preloaded, the root key is read here */
 extern void brandbos_keys_init(void);
 
 /* true when a root key is loaded in this backend (loads it if needed) */

@@ -24,7 +24,9 @@ OBJS        = src/brandbos.o \
               src/drop_guard.o \
               src/associated_data.o \
               src/cipher_sql.o \
-              src/protect.o \
+              src/table_shape.o \
+              src/protect_trigger.o \
+              src/protect_admin.o \
               src/value_scan.o \
               src/reencrypt.o \
               src/protect_guard.o \

@@ -339,16 +339,16 @@ extern void brandbos_xid_ring_note(int64 id);
 /* the fate of the transaction that took id, as far as the ring knows */
 extern BrandbosIdFate brandbos_xid_ring_fate(int64 id, TransactionId *xid);
 
-/* ---- protect.c: table facts shared with the audit trigger ------------- */
+/* ---- table_shape.c: table facts shared with the audit trigger --------- */
 
 /*
  * Primary-key columns and protected columns of a table, from the cache the
- * protect trigger keeps.  Raises 55000 when the table has no primary key.
+ * protect trigger shares.  Raises 55000 when the table has no primary key.
  */
 extern void brandbos_table_shape(Relation rel, int *nkeys, AttrNumber **key_attnums,
 								 Bitmapset **protected_attnums);
 
-/* ---- protect.c / reencrypt.c: rewriting protected rows in place ------ */
+/* ---- protect_trigger.c / reencrypt.c: rewriting protected rows in place */
 
 /* what a rewrite of protected rows in place does (reencrypt.c) */
 typedef enum BrandbosRewrite
@@ -368,13 +368,13 @@ extern Oid	brandbos_reseal_relid;
 extern BrandbosRewrite brandbos_rewrite_mode;
 extern const char *brandbos_unprotect_colname;
 
-/* does this stored row need the rewrite? */
+/* does this stored row need the rewrite? (protect_trigger.c) */
 extern bool brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, BrandbosRewrite mode);
 
-/* does the table have registered protected columns? */
+/* does the table have registered protected columns? (table_shape.c) */
 extern bool brandbos_table_is_protected(Oid relid);
 
-/* refuse, before it runs, DDL that would take values out of protection */
+/* refuse, before it runs, DDL that would take values out of protection (protect_admin.c) */
 extern void brandbos_protect_ddl_start(Node *parsetree);
 
 /* decrypt one protected column of a table in place (as its owner, no RLS) */
@@ -425,7 +425,7 @@ extern bool brandbos_ddl_guard_applies(FunctionCallInfo fcinfo, const char *fn);
  */
 extern char *brandbos_protection_problem(Oid relid, AttrNumber attnum);
 
-/* set by protect.c around its own trigger and view DDL only */
+/* set by protect_admin.c around its own trigger and view DDL only */
 extern bool brandbos_protect_guard_bypass;
 
 /* with preload: the utility hook that keeps brandbos's event triggers enabled */

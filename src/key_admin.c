@@ -145,15 +145,6 @@ brandbos_key_status(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-PG_FUNCTION_INFO_V1(brandbos_rotate_key);
-/* SQL: brandbos.rotate_key() returns int */
-Datum
-brandbos_rotate_key(PG_FUNCTION_ARGS)
-{
-	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "rotate brandbos data keys");
-	PG_RETURN_INT32((int32) brandbos_rotate_data_key());
-}
-
 /* the status of a version, or an error if there is none */
 static char *
 key_version_status(int32 version)
@@ -168,6 +159,15 @@ key_version_status(int32 version)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("data key version %d does not exist", version)));
 	return brandbos_keys_text(0, 1);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_rotate_key);
+/* SQL: brandbos.rotate_key() returns int */
+Datum
+brandbos_rotate_key(PG_FUNCTION_ARGS)
+{
+	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "rotate brandbos data keys");
+	PG_RETURN_INT32((int32) brandbos_rotate_data_key());
 }
 
 PG_FUNCTION_INFO_V1(brandbos_retire_key);

@@ -42,6 +42,7 @@ OBJS        = src/brandbos.o \
               src/audit_row_image.o \
               src/audit_sealer.o \
               src/audit_verify.o \
+              src/audit_retention.o \
               src/audit_guard.o \
               src/restore_mode.o \
               src/audit_xid_ring.o \

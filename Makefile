@@ -17,12 +17,16 @@ OBJS        = src/brandbos.o \
               src/envelope.o \
               src/base64url.o \
               src/jwt.o \
-              src/keys.o \
+              src/root_key.o \
+              src/data_keys.o \
+              src/key_admin.o \
               src/key_command.o \
               src/drop_guard.o \
               src/associated_data.o \
               src/cipher_sql.o \
-              src/protect.o \
+              src/table_shape.o \
+              src/protect_trigger.o \
+              src/protect_admin.o \
               src/value_scan.o \
               src/reencrypt.o \
               src/protect_guard.o \
@@ -39,6 +43,7 @@ OBJS        = src/brandbos.o \
               src/audit_digest_read.o \
               src/audit_sealer.o \
               src/audit_verify.o \
+              src/audit_retention.o \
               src/audit_guard.o \
               src/restore_mode.o \
               src/audit_xid_ring.o \

@@ -1,5 +1,5 @@
 /*
- * audit_verify.c — checking the audit chain, digests, redaction and pruning.
+ * audit_verify.c — checking the audit chain, and the digests that anchor it.
  *
  * verify_audit trusts nothing stored: it recomputes every row's payload and
  * leaf hash from its columns, every block's Merkle root from those leaves,
@@ -12,15 +12,13 @@
  * blocks is reported.  Problems are returned as rows; malformed stored
  * values are problems too, never errors.
  *
- * Redaction and pruning are the only sanctioned changes.  Redaction writes
- * a record (audit_redactions) and an audit event; verification accepts a
- * cleared payload only when both exist.  Pruning is trusted only through
- * what no caller can write: each audit_prunes row carries an Ed25519
- * signature (the audit signing key) over the pruned block's hash, pruned
- * blocks form a prefix of the chain, and a pruned block must have no row
- * left (a row still present in its range is checked like any other).  The
- * audit_pruned event is for readers; verification does not rely on it, and
- * log_event refuses to write it (the reserved namespace, audit_writer.c).
+ * Two changes are sanctioned (audit_retention.c), and accepted only
+ * through what no caller can write alone: a cleared payload when the row
+ * has both an audit_redactions record and an audit_redacted event; a block
+ * whose rows are all gone when it has an audit_prunes record with a
+ * well-formed signature that verifies against the trusted key (when there
+ * is one), and every block before it was pruned too.  A row still present in a pruned block's range is
+ * checked like any other; the audit_pruned event is for readers only.
  *
  * verify_audit_digest answers false whenever the current chain does not
  * extend the digest, a chain rebuilt from its first block included; it
@@ -29,6 +27,7 @@
  */
 #include "brandbos.h"
 #include "audit_digest.h"
+#include "audit_store.h"
 #include "merkle.h"
 
 #include <sodium.h>
@@ -56,9 +55,6 @@
 #define P_BROKEN_CHAIN	"broken chain"
 #define P_BAD_SIGNATURE "bad signature"
 #define P_NOT_CHECKED	"signatures not checked"
-
-/* domain of the signature over a pruned block's hash (audit_prunes.signature) */
-#define PRUNE_LABEL		"brandbos audit prune v1"
 
 typedef struct Reporter
 {
@@ -143,23 +139,6 @@ parse_digest(Jsonb *digest, bb_digest *parsed)
 
 	if (status != BB_DIGEST_OK)
 		malformed_digest(bb_digest_status_text(status));
-}
-
-/* the hash that a prune record's signature covers */
-static void
-prune_message(unsigned char *out, int64 block_id, const unsigned char *block_hash)
-{
-	crypto_generichash_state st;
-	unsigned char be[8];
-	int			i;
-
-	for (i = 0; i < 8; i++)
-		be[i] = (unsigned char) (((uint64) block_id) >> (56 - 8 * i));
-	crypto_generichash_init(&st, NULL, 0, BB_HASH_BYTES);
-	crypto_generichash_update(&st, (const unsigned char *) PRUNE_LABEL, sizeof(PRUNE_LABEL) - 1);
-	crypto_generichash_update(&st, be, sizeof(be));
-	crypto_generichash_update(&st, block_hash, BB_HASH_BYTES);
-	crypto_generichash_final(&st, out, BB_HASH_BYTES);
 }
 
 /* a block row as read from brandbos.audit_blocks */
@@ -600,7 +579,7 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 			const char *why = NULL;
 			unsigned char msg[BB_HASH_BYTES];
 
-			prune_message(msg, b.h.block_id, b.stored_hash);
+			brandbos_audit_prune_message(msg, b.h.block_id, b.stored_hash);
 			if (!pruned_prefix)
 				why = "an earlier block still has its rows, and prune_audit prunes only the oldest blocks";
 			else if (!pr->has_signature)
@@ -834,179 +813,23 @@ brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
 }
 
 /* ---------------------------------------------------------------------
- * Redaction and pruning
+ * Offered to audit_retention.c (audit_store.h)
  * --------------------------------------------------------------------- */
 
-PG_FUNCTION_INFO_V1(brandbos_redact_audit);
-/* SQL: brandbos.redact_audit(id bigint, reason text) returns void */
-Datum
-brandbos_redact_audit(PG_FUNCTION_ARGS)
+void
+brandbos_audit_sql(const char *sql, int nargs, Oid *types, Datum *values, int expect)
 {
-	BrandbosInternalState state;
-	int64		id;
-	char	   *reason;
-	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	StringInfoData details;
-
-	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "redact the brandbos audit log");
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("id and reason must not be null")));
-	id = PG_GETARG_INT64(0);
-	reason = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (reason[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a redaction needs a reason")));
-
-	brandbos_spi_begin(&state, brandbos_extension_owner());
-	values[0] = Int64GetDatum(id);
-	run_sql("SELECT 1 FROM brandbos.audit_entries WHERE id = $1 FOR SHARE", 1, types, values, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("audit row " INT64_FORMAT " does not exist", id)));
-	values[1] = CStringGetTextDatum(reason);
-	values[2] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-	run_sql("INSERT INTO brandbos.audit_redactions (audit_id, reason, redacted_at, redacted_by) "
-			"VALUES ($1, $2, pg_catalog.now(), $3::pg_catalog.name) ON CONFLICT (audit_id) DO NOTHING",
-			3, types, values, SPI_OK_INSERT);
-	brandbos_audit_maintenance = true;
-	PG_TRY();
-	{
-		run_sql("UPDATE brandbos.audit_entries SET details = NULL, ip_address = NULL, user_agent = NULL "
-				"WHERE id = $1", 1, types, values, SPI_OK_UPDATE);
-	}
-	PG_FINALLY();
-	{
-		brandbos_audit_maintenance = false;
-	}
-	PG_END_TRY();
-	brandbos_spi_end(&state);
-
-	initStringInfo(&details);
-	appendStringInfoString(&details, "{\"reason\": ");
-	escape_json(&details, reason);
-	appendStringInfoChar(&details, '}');
-	brandbos_audit_append("audit_redacted", "audit_log", psprintf(INT64_FORMAT, id),
-						  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(details.data))));
-	PG_RETURN_VOID();
+	run_sql(sql, nargs, types, values, expect);
 }
 
-PG_FUNCTION_INFO_V1(brandbos_prune_audit);
-/* SQL: brandbos.prune_audit(before timestamptz) returns bigint */
-Datum
-brandbos_prune_audit(PG_FUNCTION_ARGS)
+bool
+brandbos_audit_get_hash(HeapTuple tup, TupleDesc desc, int col, unsigned char *out, size_t len)
 {
-	BrandbosInternalState state;
-	Oid			types[3] = {TIMESTAMPTZOID, INT8OID, TEXTOID};
-	Datum		values[3];
-	int64		first_block,
-				last_block,
-				last_id;
-	uint64		deleted = 0;
-	bool		isnull;
+	return get_hash(tup, desc, col, out, len);
+}
 
-	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "prune the brandbos audit log");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("before must not be null")));
-	values[0] = PG_GETARG_DATUM(0);
-
-	brandbos_spi_begin(&state, brandbos_extension_owner());
-	run_sql("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
-
-	/*
-	 * Whole blocks not pruned yet, up to the newest one sealed before the
-	 * cut: always a prefix of the chain, which is what verify_audit accepts.
-	 */
-	run_sql("SELECT min(block_id), max(block_id), max(last_id) FROM brandbos.audit_blocks b "
-			"WHERE block_id <= (SELECT max(block_id) FROM brandbos.audit_blocks WHERE sealed_at < $1) "
-			"AND NOT EXISTS (SELECT 1 FROM brandbos.audit_prunes p WHERE p.block_id = b.block_id)",
-			1, types, values, SPI_OK_SELECT);
-	first_block = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-	{
-		SPITupleTable *targets;
-		uint64		n,
-					k;
-		unsigned char pk[crypto_sign_PUBLICKEYBYTES];
-		unsigned char sk[crypto_sign_SECRETKEYBYTES];
-		Oid			rtypes[3] = {INT8OID, TEXTOID, BYTEAOID};
-		Datum		rvalues[3];
-		char	   *who = GetUserNameFromId(GetUserId(), false);
-		int64	   *ids;
-		bytea	  **sigs;
-
-		last_block = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		last_id = get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
-		values[1] = Int64GetDatum(last_id);
-
-		/* each record signs the pruned block's hash (55000 without a root key) */
-		values[1] = Int64GetDatum(first_block);
-		values[2] = Int64GetDatum(last_block);
-		types[2] = INT8OID;
-		run_sql("SELECT block_id, block_hash FROM brandbos.audit_blocks WHERE block_id BETWEEN $2 AND $3 "
-				"ORDER BY block_id", 3, types, values, SPI_OK_SELECT);
-		targets = SPI_tuptable;
-		n = SPI_processed;
-		ids = palloc(sizeof(int64) * Max(n, 1));
-		sigs = palloc(sizeof(bytea *) * Max(n, 1));
-		for (k = 0; k < n; k++)
-		{
-			unsigned char hash[BB_HASH_BYTES];
-
-			ids[k] = get_int8(targets->vals[k], targets->tupdesc, 1, &isnull);
-			if (!get_hash(targets->vals[k], targets->tupdesc, 2, hash, BB_HASH_BYTES))
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("audit block " INT64_FORMAT " has a malformed hash", ids[k]),
-						 errhint("Run brandbos.verify_audit() before pruning.")));
-			sigs[k] = palloc(VARHDRSZ + crypto_sign_BYTES);
-			SET_VARSIZE(sigs[k], VARHDRSZ + crypto_sign_BYTES);
-			prune_message((unsigned char *) VARDATA(sigs[k]), ids[k], hash);	/* signed below */
-		}
-		SPI_freetuptable(targets);
-		brandbos_audit_signing_keypair(pk, sk);
-		for (k = 0; k < n; k++)
-		{
-			unsigned char msg[BB_HASH_BYTES];
-
-			memcpy(msg, VARDATA(sigs[k]), BB_HASH_BYTES);
-			crypto_sign_detached((unsigned char *) VARDATA(sigs[k]), NULL, msg, BB_HASH_BYTES, sk);
-		}
-		sodium_memzero(sk, sizeof(sk));
-		for (k = 0; k < n; k++)
-		{
-			rvalues[0] = Int64GetDatum(ids[k]);
-			rvalues[1] = CStringGetTextDatum(who);
-			rvalues[2] = PointerGetDatum(sigs[k]);
-			run_sql("INSERT INTO brandbos.audit_prunes (block_id, pruned_at, pruned_by, signature) "
-					"VALUES ($1, pg_catalog.now(), $2::pg_catalog.name, $3)", 3, rtypes, rvalues, SPI_OK_INSERT);
-		}
-
-		values[1] = Int64GetDatum(last_id);
-		brandbos_audit_pruning = true;
-		PG_TRY();
-		{
-			run_sql("DELETE FROM brandbos.audit_entries WHERE id <= $2", 2, types, values, SPI_OK_DELETE);
-			deleted = SPI_processed;
-		}
-		PG_FINALLY();
-		{
-			brandbos_audit_pruning = false;
-		}
-		PG_END_TRY();
-	}
-	brandbos_spi_end(&state);
-
-	if (!isnull)
-		brandbos_audit_append("audit_pruned", "audit_log", NULL,
-							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(
-								  psprintf("{\"first_block\": " INT64_FORMAT ", \"last_block\": " INT64_FORMAT
-										   ", \"rows\": " UINT64_FORMAT "}", first_block, last_block, deleted)))));
-	PG_RETURN_INT64((int64) deleted);
+int64
+brandbos_audit_get_int8(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
+{
+	return get_int8(tup, desc, col, isnull);
 }

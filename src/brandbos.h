@@ -76,8 +76,9 @@ extern void brandbos_spi_end(BrandbosInternalState *state);
 /* Random bytes from a per-backend pool refilled from the OS (nonces). */
 extern void brandbos_random_bytes(unsigned char *out, size_t len);
 
-/* ---- keys.c: root key and data keys ---------------------------------- */
+/* ---- root_key.c, data_keys.c: root key and data keys ------------------ */
 
+/* the key settings and callbacks; preloaded, the root key is read here */
 extern void brandbos_keys_init(void);
 
 /* true when a root key is loaded in this backend (loads it if needed) */
@@ -342,16 +343,16 @@ extern void brandbos_xid_ring_note(int64 id);
 /* the fate of the transaction that took id, as far as the ring knows */
 extern BrandbosIdFate brandbos_xid_ring_fate(int64 id, TransactionId *xid);
 
-/* ---- protect.c: table facts shared with the audit trigger ------------- */
+/* ---- table_shape.c: table facts shared with the audit trigger --------- */
 
 /*
  * Primary-key columns and protected columns of a table, from the cache the
- * protect trigger keeps.  Raises 55000 when the table has no primary key.
+ * protect trigger shares.  Raises 55000 when the table has no primary key.
  */
 extern void brandbos_table_shape(Relation rel, int *nkeys, AttrNumber **key_attnums,
 								 Bitmapset **protected_attnums);
 
-/* ---- protect.c / reencrypt.c: rewriting protected rows in place ------ */
+/* ---- protect_trigger.c / reencrypt.c: rewriting protected rows in place */
 
 /* what a rewrite of protected rows in place does (reencrypt.c) */
 typedef enum BrandbosRewrite
@@ -371,13 +372,13 @@ extern Oid	brandbos_reseal_relid;
 extern BrandbosRewrite brandbos_rewrite_mode;
 extern const char *brandbos_unprotect_colname;
 
-/* does this stored row need the rewrite? */
+/* does this stored row need the rewrite? (protect_trigger.c) */
 extern bool brandbos_row_needs_reseal(Relation rel, TupleTableSlot *slot, BrandbosRewrite mode);
 
-/* does the table have registered protected columns? */
+/* does the table have registered protected columns? (table_shape.c) */
 extern bool brandbos_table_is_protected(Oid relid);
 
-/* refuse, before it runs, DDL that would take values out of protection */
+/* refuse, before it runs, DDL that would take values out of protection (protect_admin.c) */
 extern void brandbos_protect_ddl_start(Node *parsetree);
 
 /* decrypt one protected column of a table in place (as its owner, no RLS) */
@@ -428,7 +429,7 @@ extern bool brandbos_ddl_guard_applies(FunctionCallInfo fcinfo, const char *fn);
  */
 extern char *brandbos_protection_problem(Oid relid, AttrNumber attnum);
 
-/* set by protect.c around its own trigger and view DDL only */
+/* set by protect_admin.c around its own trigger and view DDL only */
 extern bool brandbos_protect_guard_bypass;
 
 /* with preload: the utility hook that keeps brandbos's event triggers enabled */

@@ -2,7 +2,7 @@
  * cipher_sql.c — sealing and opening values, and the SQL functions on them.
  *
  * brandbos_seal_datum / brandbos_open_datum put envelope.c's pure codec
- * together with the data keys of keys.c and PostgreSQL's bytea/text datums.
+ * together with the data keys of data_keys.c and PostgreSQL's bytea/text datums.
  * Every function that returns plaintext checks brandbos_decryptor here, in
  * C, whatever EXECUTE grants say.
  *

@@ -1,7 +1,7 @@
 /*
  * key_command.c — run a shell command with a deadline and capture its stdout.
  *
- * keys.c runs brandbos.root_key_command through this, in the postmaster
+ * root_key.c runs brandbos.root_key_command through this, in the postmaster
  * (with preload, before the server accepts connections) or in a backend.
  * popen() cannot be given a time limit and its child cannot be killed as a
  * whole, so a hanging key command used to hang the server's start.

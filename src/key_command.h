@@ -2,7 +2,7 @@
  * key_command.h — run a shell command with a deadline and capture its stdout.
  *
  * Pure POSIX C (no PostgreSQL headers), so the unit tests run it on its own.
- * Used by keys.c for brandbos.root_key_command.
+ * Used by root_key.c for brandbos.root_key_command.
  */
 #ifndef BRANDBOS_KEY_COMMAND_H
 #define BRANDBOS_KEY_COMMAND_H

@@ -3,7 +3,7 @@
  * owner does with DDL.
  *
  * The protection of a column rests on objects that live beside the user's
- * table (protect.c makes them):
+ * table (protect_admin.c makes them):
  *   - the row trigger zz_brandbos_protect, BEFORE INSERT OR UPDATE, function
  *     brandbos.protect_trigger, enabled ALWAYS (so session_replication_role
  *     cannot skip it), with no WHEN clause, column list or arguments, on the

@@ -6,7 +6,7 @@
  *
  * Unwraps the data key from brandbos.data_keys.wrapped_key with the root
  * key (XChaCha20-Poly1305, associated data "brandbos data key" || version,
- * as keys.c does), then prints, in hex, 0xBB 0x78 0x01 || version || nonce
+ * as data_keys.c does), then prints, in hex, 0xBB 0x78 0x01 || version || nonce
  * || XChaCha20-Poly1305(plain, associated data = AD): format 1, whose
  * associated data is the caller's bytes alone.  Test code only.
  */

@@ -40,7 +40,7 @@ OBJS        = src/brandbos.o \
               src/audit_leaf.o \
               src/audit_writer.o \
               src/audit_row_image.o \
-              src/audit_digest_read.o \
+              src/audit_digest_sql.o \
               src/audit_sealer.o \
               src/audit_verify.o \
               src/audit_retention.o \

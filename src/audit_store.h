@@ -1,7 +1,8 @@
 /*
- * audit_store.h — reading brandbos's audit tables through SPI, and the
- * message a prune record signs; shared by audit_verify.c (which defines
- * the readers) and audit_retention.c (which defines the prune message).
+ * audit_store.h — reading brandbos's audit tables through SPI, the trusted
+ * signing key, digests and the message a prune record signs; shared by
+ * audit_verify.c (which defines the readers), audit_digest_sql.c (digests)
+ * and audit_retention.c (which defines the prune message).
  *
  * The readers never raise for a malformed stored value: verification
  * reports such values as problems, so they answer false or NULL instead.
@@ -10,6 +11,37 @@
 #define BRANDBOS_AUDIT_STORE_H
 
 #include "brandbos.h"
+#include "audit_digest.h"
+#include "merkle.h"
+
+#include <sodium.h>
+
+#include "utils/jsonb.h"
+
+/* a block row as read from brandbos.audit_blocks */
+typedef struct BlockRow
+{
+	bb_block_header h;
+	unsigned char stored_hash[BB_HASH_BYTES];
+	unsigned char signature[crypto_sign_BYTES];
+	unsigned char public_key[crypto_sign_PUBLICKEYBYTES];
+	int64	   *missing;
+	int			nmissing;
+	bool		well_formed;	/* every column present and of its size */
+} BlockRow;
+
+/* the columns brandbos_audit_read_block expects, in this order */
+#define BLOCK_COLUMNS "block_id, prev_hash, root_hash, first_id, last_id, row_count, missing_ids, " \
+	"sealed_at, block_hash, signature, public_key"
+
+extern void brandbos_audit_read_block(HeapTuple tup, TupleDesc desc, BlockRow *b);
+
+/* the key blocks must be signed with, derived from the root key; false without one */
+extern bool brandbos_audit_trusted_public_key(unsigned char *pk);
+
+/* a caller's digest (untrusted) checked and decoded; 22023 when malformed */
+extern void brandbos_audit_parse_digest(Jsonb *digest, bb_digest *parsed);
+extern void brandbos_audit_malformed_digest(const char *what) pg_attribute_noreturn();
 
 /* run internal SQL inside an SPI connection; elog unless SPI returns expect */
 extern void brandbos_audit_sql(const char *sql, int nargs, Oid *types, Datum *values,

@@ -1,5 +1,5 @@
 /*
- * audit_verify.c — checking the audit chain, and the digests that anchor it.
+ * audit_verify.c — checking the audit chain: verify_audit.
  *
  * verify_audit trusts nothing stored: it recomputes every row's payload and
  * leaf hash from its columns, every block's Merkle root from those leaves,
@@ -17,13 +17,11 @@
  * has both an audit_redactions record and an audit_redacted event; a block
  * whose rows are all gone when it has an audit_prunes record with a
  * well-formed signature that verifies against the trusted key (when there
- * is one), and every block before it was pruned too.  A row still present in a pruned block's range is
- * checked like any other; the audit_pruned event is for readers only.
+ * is one), and every block before it was pruned too.  A row still present
+ * in a pruned block's range is checked like any other; the audit_pruned
+ * event is for readers only.
  *
- * verify_audit_digest answers false whenever the current chain does not
- * extend the digest, a chain rebuilt from its first block included; it
- * raises 22023 only for a malformed digest and 42704 only for a digest of
- * another database (another name or system identifier).
+ * Digests (writing one, verify_audit_digest) are audit_digest_sql.c's.
  */
 #include "brandbos.h"
 #include "audit_digest.h"
@@ -41,7 +39,6 @@
 #include "utils/array.h"
 #include "commands/dbcommands.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/xid8.h"
 #include "utils/timestamp.h"
@@ -117,47 +114,8 @@ get_int8(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
 }
 
 /* the public key derived from the root key, when one is loaded */
-static bool
-expected_public_key(unsigned char *pk)
-{
-	unsigned char sk[crypto_sign_SECRETKEYBYTES];
-
-	if (!brandbos_root_key_available())
-		return false;
-	brandbos_audit_signing_keypair(pk, sk);
-	sodium_memzero(sk, sizeof(sk));
-	return true;
-}
-
-static void malformed_digest(const char *what);
-
-/* read a caller's digest (untrusted); 22023 when malformed */
-static void
-parse_digest(Jsonb *digest, bb_digest *parsed)
-{
-	bb_digest_status status = brandbos_audit_digest_read(digest, parsed);
-
-	if (status != BB_DIGEST_OK)
-		malformed_digest(bb_digest_status_text(status));
-}
-
-/* a block row as read from brandbos.audit_blocks */
-typedef struct BlockRow
-{
-	bb_block_header h;
-	unsigned char stored_hash[BB_HASH_BYTES];
-	unsigned char signature[crypto_sign_BYTES];
-	unsigned char public_key[crypto_sign_PUBLICKEYBYTES];
-	int64	   *missing;
-	int			nmissing;
-	bool		well_formed;
-} BlockRow;
-
-#define BLOCK_COLUMNS "block_id, prev_hash, root_hash, first_id, last_id, row_count, missing_ids, " \
-	"sealed_at, block_hash, signature, public_key"
-
-static void
-read_block(HeapTuple tup, TupleDesc desc, BlockRow *b)
+void
+brandbos_audit_read_block(HeapTuple tup, TupleDesc desc, BlockRow *b)
 {
 	bool		isnull;
 	bool		ok = true;
@@ -492,12 +450,12 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 				 errmsg("from_block must be at least 1")));
 	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
 	{
-		parse_digest(PG_GETARG_JSONB_P(1), &given);
+		brandbos_audit_parse_digest(PG_GETARG_JSONB_P(1), &given);
 		if (!given.has_public_key)
-			malformed_digest("The digest has no public_key member, so it cannot say which key signed the chain.");
+			brandbos_audit_malformed_digest("The digest has no public_key member, so it cannot say which key signed the chain.");
 		have_given = true;
 	}
-	if (expected_public_key(trusted_pk))
+	if (brandbos_audit_trusted_public_key(trusted_pk))
 		trust = TRUSTED_ROOT;
 	else if (have_given)
 	{
@@ -528,7 +486,7 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 		static const unsigned char zero[BB_HASH_BYTES];
 		const PruneRecord *pr;
 
-		read_block(blocks->vals[i], blocks->tupdesc, &b);
+		brandbos_audit_read_block(blocks->vals[i], blocks->tupdesc, &b);
 		if (b.h.block_id < from)
 		{
 			prev = b;			/* only the anchor of the chain check */
@@ -611,210 +569,21 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 }
 
 /* ---------------------------------------------------------------------
- * Digests
+ * Offered to audit_retention.c and audit_digest_sql.c (audit_store.h)
  * --------------------------------------------------------------------- */
 
-
-static char *
-hex(const unsigned char *data, size_t len)
+/* the public key the chain must be signed with: derived from the root key, if loaded */
+bool
+brandbos_audit_trusted_public_key(unsigned char *pk)
 {
-	char	   *out = palloc(len * 2 + 1);
+	unsigned char sk[crypto_sign_SECRETKEYBYTES];
 
-	sodium_bin2hex(out, len * 2 + 1, data, len);
-	return out;
+	if (!brandbos_root_key_available())
+		return false;
+	brandbos_audit_signing_keypair(pk, sk);
+	sodium_memzero(sk, sizeof(sk));
+	return true;
 }
-
-/* chain id: hex of the first block's hash (survives dump and restore) */
-static char *
-chain_id(void)
-{
-	unsigned char h[BB_HASH_BYTES];
-
-	run_sql("SELECT block_hash FROM brandbos.audit_blocks WHERE block_id = 1", 0, NULL, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0 || !get_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, h, BB_HASH_BYTES))
-		return NULL;
-	return hex(h, BB_HASH_BYTES);
-}
-
-PG_FUNCTION_INFO_V1(brandbos_audit_digest);
-/* SQL: brandbos.audit_digest() returns jsonb */
-Datum
-brandbos_audit_digest(PG_FUNCTION_ARGS)
-{
-	BrandbosInternalState state;
-	BlockRow	b;
-	char	   *chain;
-	StringInfoData json;
-	Jsonb	   *result;
-
-	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "read the brandbos audit digest");
-	brandbos_spi_begin(&state, brandbos_extension_owner());
-	chain = chain_id();
-	run_sql("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks ORDER BY block_id DESC LIMIT 1",
-			0, NULL, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0 || chain == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the audit log has no sealed block yet"),
-				 errhint("Call brandbos.seal_audit() first.")));
-	read_block(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &b);
-
-	initStringInfo(&json);
-	appendStringInfo(&json,
-					 "{\"format\": \"%s\", \"chain_id\": \"%s\", \"database\": ",
-					 BB_DIGEST_FORMAT, chain);
-	escape_json(&json, get_database_name(MyDatabaseId));
-	appendStringInfo(&json,
-					 ", \"system_identifier\": \"" UINT64_FORMAT "\", \"block_id\": " INT64_FORMAT
-					 ", \"last_id\": " INT64_FORMAT ", \"block_hash\": \"%s\", \"signature\": \"%s\""
-					 ", \"public_key\": \"%s\", \"sealed_at\": ",
-					 GetSystemIdentifier(), b.h.block_id, b.h.last_id,
-					 hex(b.stored_hash, BB_HASH_BYTES), hex(b.signature, crypto_sign_BYTES),
-					 hex(b.public_key, crypto_sign_PUBLICKEYBYTES));
-	escape_json(&json, timestamptz_to_str(b.h.sealed_at));
-	appendStringInfoChar(&json, '}');
-	brandbos_spi_end(&state);
-
-	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
-	PG_RETURN_JSONB_P(result);
-}
-
-static void
-malformed_digest(const char *what)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("malformed audit digest"),
-			 errdetail("%s", what),
-			 errhint("Pass the jsonb that brandbos.audit_digest() returned.")));
-}
-
-/* a string member of the digest, or NULL */
-static char *
-digest_string(Jsonb *digest, const char *key)
-{
-	JsonbValue	v;
-
-	if (!JB_ROOT_IS_OBJECT(digest) ||
-		getKeyJsonValueFromContainer(&digest->root, key, strlen(key), &v) == NULL ||
-		v.type != jbvString)
-		return NULL;
-	return pnstrdup(v.val.string.val, v.val.string.len);
-}
-
-/*
- * Whether the digest names this database: its name and the cluster's
- * system identifier.  (A restored copy has another system identifier; its
- * digests still verify while the chain id matches.)
- */
-static bool
-digest_of_this_database(Jsonb *digest)
-{
-	char	   *db = digest_string(digest, "database");
-	char	   *sysid = digest_string(digest, "system_identifier");
-	char	   *name = get_database_name(MyDatabaseId);
-
-	return db != NULL && sysid != NULL && name != NULL && strcmp(db, name) == 0 &&
-		strcmp(sysid, psprintf(UINT64_FORMAT, GetSystemIdentifier())) == 0;
-}
-
-PG_FUNCTION_INFO_V1(brandbos_verify_audit_digest);
-/*
- * SQL: brandbos.verify_audit_digest(digest jsonb) returns boolean
- *
- * True when the digest's block still exists unchanged and every later
- * block chains to it (and, with a trusted key, is signed by it); false
- * whenever the current chain does not extend the digest, including a chain
- * rebuilt from its first block in this database.  Errors: 22023 malformed,
- * 42704 a digest of another database, 22004 NULL.
- */
-Datum
-brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
-{
-	Jsonb	   *digest;
-	char	   *chain;
-	bb_digest	parsed;
-	int64		block_id;
-	BrandbosInternalState state;
-	Oid			argtype = INT8OID;
-	Datum		arg;
-	uint64		i;
-	bool		intact = true;
-	BlockRow	prev;
-	unsigned char trusted_pk[crypto_sign_PUBLICKEYBYTES];
-	bool		have_pk;
-
-	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "verify a brandbos audit digest");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("digest must not be null")));
-	digest = PG_GETARG_JSONB_P(0);
-	/* the digest is untrusted: its members are checked by audit_digest.c */
-	parse_digest(digest, &parsed);
-	block_id = parsed.block_id;
-
-	/*
-	 * The key later blocks must be signed with: the root-derived one, else
-	 * the digest's own (the caller kept it outside).  Without either only
-	 * the hash chain from the digest's block is checked, which is what
-	 * "extends the digest" means; never the key stored in each block.
-	 */
-	have_pk = expected_public_key(trusted_pk);
-	if (!have_pk && parsed.has_public_key)
-	{
-		memcpy(trusted_pk, parsed.public_key, sizeof(trusted_pk));
-		have_pk = true;
-	}
-
-	brandbos_spi_begin(&state, brandbos_extension_owner());
-	chain = chain_id();
-	if (chain == NULL || strcmp(chain, hex(parsed.chain_id, BB_HASH_BYTES)) != 0)
-	{
-		/* this database's chain was rebuilt (or emptied): it does not extend the digest */
-		if (digest_of_this_database(digest))
-		{
-			brandbos_spi_end(&state);
-			PG_RETURN_BOOL(false);
-		}
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("the digest belongs to another audit chain"),
-				 errdetail("It was taken from another database (its database name or system identifier differ) and its chain id is not this database's.")));
-	}
-
-	arg = Int64GetDatum(block_id);
-	run_sql("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks WHERE block_id >= $1 ORDER BY block_id",
-			1, &argtype, &arg, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		intact = false;			/* the block is gone */
-	for (i = 0; intact && i < SPI_processed; i++)
-	{
-		BlockRow	b;
-		unsigned char recomputed[BB_HASH_BYTES];
-
-		read_block(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &b);
-		bb_block_hash(recomputed, &b.h);
-		/* the block itself is sound ... */
-		intact = b.well_formed && memcmp(recomputed, b.stored_hash, BB_HASH_BYTES) == 0 &&
-			(!have_pk || crypto_sign_verify_detached(b.signature, recomputed, BB_HASH_BYTES,
-													 trusted_pk) == 0);
-		/* ... and is the digest's block, or chains to the one before it */
-		if (intact && i == 0)
-			intact = b.h.block_id == block_id &&
-				memcmp(b.stored_hash, parsed.block_hash, BB_HASH_BYTES) == 0;
-		else if (intact)
-			intact = b.h.block_id == prev.h.block_id + 1 &&
-				memcmp(b.h.prev_hash, prev.stored_hash, BB_HASH_BYTES) == 0;
-		prev = b;
-	}
-	brandbos_spi_end(&state);
-	PG_RETURN_BOOL(intact);
-}
-
-/* ---------------------------------------------------------------------
- * Offered to audit_retention.c (audit_store.h)
- * --------------------------------------------------------------------- */
 
 void
 brandbos_audit_sql(const char *sql, int nargs, Oid *types, Datum *values, int expect)

@@ -276,9 +276,6 @@ extern void brandbos_audit_payload_hash(Jsonb *details, inet *ip,
 extern void brandbos_audit_leaf_hash(const BrandbosAuditRow *row,
 									 unsigned char *out);
 
-/* ---- audit_digest_read.c: a caller's digest, read from its jsonb ----- */
-extern bb_digest_status brandbos_audit_digest_read(Jsonb *digest, bb_digest *out);
-
 /* ---- audit_row_image.c: what an audit row says about a table row ------ */
 
 /* {"old": ..., "new": ..., "changed": [...]}; either tuple may be NULL */

@@ -42,6 +42,8 @@ OBJS        = src/brandbos.o \
               src/audit_xid_ring.o \
               src/context.o \
               src/policies.o \
+              src/isolation_check.o \
+              src/isolation_guard.o \
               src/deliberation.o
 DATA        = sql/brandbos--0.1.0.sql
 REGRESS     = envelope_format

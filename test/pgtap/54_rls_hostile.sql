@@ -12,7 +12,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
 CREATE EXTENSION file_fdw;
-SELECT plan(75);
+SELECT plan(78);
 
 -- rows affected by a statement
 CREATE FUNCTION t54_rows(q text) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -140,6 +140,30 @@ SET LOCAL ROLE bb54_app;
 SELECT is((SELECT count(*)::int FROM s54.events_3) + (SELECT count(*)::int FROM s54.events_5a), 0,
           'without a context the later partitions show nothing');
 ROLLBACK TO SAVEPOINT none;
+
+-- inheritance children, and a partition created inside CREATE SCHEMA (by a superuser,
+-- rolled back: the partition is the superuser's)
+SET LOCAL ROLE bb54_owner;
+CREATE TABLE s54.docs (id int, tenant_id text, body text);
+SELECT brandbos.enable_tenant_isolation('s54.docs');
+CREATE TABLE s54.docs_child (extra int) INHERITS (s54.docs);
+CREATE TABLE s54.docs_adopted (id int, tenant_id text, body text);
+ALTER TABLE s54.docs_adopted INHERIT s54.docs;
+RESET ROLE;
+INSERT INTO s54.docs_child VALUES (1, 'tenant-b', 'b', 0);
+INSERT INTO s54.docs_adopted VALUES (2, 'tenant-b', 'b');
+SAVEPOINT schema_elt;
+CREATE SCHEMA s54y CREATE TABLE events_y PARTITION OF s54.events FOR VALUES FROM (700) TO (800);
+SELECT is((SELECT count(*)::int FROM pg_policies WHERE schemaname = 's54y' AND tablename = 'events_y'
+            AND policyname LIKE 'brandbos_tenant_%' AND permissive = 'RESTRICTIVE'), 4,
+          'a partition created inside CREATE SCHEMA is isolated');
+ROLLBACK TO SAVEPOINT schema_elt;
+SAVEPOINT inherit_a;
+SET LOCAL ROLE bb54_app;
+SELECT brandbos.set_context('user-a', 'tenant-a');
+SELECT is(t54_reach_b('s54.docs_child'), 'seen 0, updated 0, deleted 0', 'a child created with INHERITS: no reach');
+SELECT is(t54_reach_b('s54.docs_adopted'), 'seen 0, updated 0, deleted 0', 'a table adopted with INHERIT: no reach');
+ROLLBACK TO SAVEPOINT inherit_a;
 
 -- a foreign table cannot carry row level security, so it cannot join (not even for a superuser)
 CREATE FOREIGN TABLE s54.events_f (id int, tenant_id text, body text) SERVER t54_files OPTIONS (filename '/dev/null');

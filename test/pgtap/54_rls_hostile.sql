@@ -12,7 +12,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
 CREATE EXTENSION file_fdw;
-SELECT plan(78);
+SELECT plan(80);
 
 -- rows affected by a statement
 CREATE FUNCTION t54_rows(q text) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -172,6 +172,17 @@ SELECT throws_ok($$ALTER TABLE s54.events ATTACH PARTITION s54.events_f FOR VALU
 SELECT throws_ok($$CREATE FOREIGN TABLE s54.events_g PARTITION OF s54.events FOR VALUES FROM (1000) TO (1100)
                    SERVER t54_files OPTIONS (filename '/dev/null')$$, '42809', NULL,
                  'a foreign partition of an isolated table: 42809');
+
+-- the guard's event trigger: the owner cannot touch it; with preload, nor can a superuser
+SET LOCAL ROLE bb54_owner;
+SELECT throws_ok('ALTER EVENT TRIGGER brandbos_isolation_guard DISABLE', '42501', NULL,
+                 'the table owner cannot disable the isolation guard');
+RESET ROLE;
+SELECT CASE WHEN current_setting('shared_preload_libraries') ~ 'brandbos'
+       THEN throws_ok('ALTER EVENT TRIGGER brandbos_isolation_guard DISABLE', '42501', NULL,
+                      'with preload, a superuser cannot disable the isolation guard')
+       ELSE lives_ok('ALTER EVENT TRIGGER brandbos_isolation_guard DISABLE; ALTER EVENT TRIGGER brandbos_isolation_guard ENABLE ALWAYS',
+                     'without preload, a superuser can disable the isolation guard (README)') END;
 
 -- ---------------------------------------------------------------------------------------
 -- restrictive: a hostile permissive policy by the owner does not widen

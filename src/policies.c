@@ -1,16 +1,23 @@
 /*
  * policies.c — one-call Row Level Security for tenant and owner isolation.
  *
- * enable_tenant_isolation / enable_owner_isolation give a table ENABLE and
- * FORCE ROW LEVEL SECURITY, one policy per command comparing the column
- * with the request context (typed to the column: text helpers for text and
- * varchar, uuid helpers for uuid), a policy for brandbos.is_admin() given
- * to members of brandbos_tenant_admin, the
- * context as the column's default, and an index leading with the column.
- * The policies call STABLE C helpers directly — no subquery, so they work
- * where subqueries in policies are not allowed (Citus) and cost one
- * function call per row.  Every statement is built with quoted identifiers
- * and run as the caller, who must own the table.
+ * enable_tenant_isolation / enable_owner_isolation give a table, and every
+ * partition (or inheritance child) below it, ENABLE and FORCE ROW LEVEL
+ * SECURITY, one RESTRICTIVE policy per command comparing the column with
+ * the request context (typed to the column: text helpers for text and
+ * varchar, uuid helpers for uuid; isolation_check.c writes the expression),
+ * the permissive brandbos_base (USING true) without which restrictive
+ * policies would hide every row, the context as the column's default, and,
+ * on the table called for, an index leading with the column (a partitioned
+ * index covers the partitions).  Restrictive policies are ANDed: tenant and
+ * owner isolation mean both, and no permissive policy widens them.  The
+ * policies call STABLE C helpers directly — no subquery, so they work where
+ * subqueries in policies are not allowed (Citus), cost one function call
+ * per row, and keep the tenant comparison an index condition.
+ *
+ * Every statement is built with quoted identifiers and run as the caller,
+ * who must own the table and each partition.  isolation_guard.c calls
+ * brandbos_isolation_apply() for partitions that join later.
  */
 #include "brandbos.h"
 
@@ -21,6 +28,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -78,8 +86,16 @@ isolation_target(FunctionCallInfo fcinfo, int nargs, Oid *relid_out)
 static List *
 isolation_tree(Oid relid)
 {
-	List	   *rels = find_all_inheritors(relid, AccessExclusiveLock, NULL);
+	List	   *rels;
 	ListCell   *lc;
+
+	/*
+	 * Lock the table before reading its partitions: a partition attached
+	 * meanwhile either committed before (and is in the list) or waits, and
+	 * its guard then sees this call's policies.
+	 */
+	LockRelationOid(relid, AccessExclusiveLock);
+	rels = find_all_inheritors(relid, AccessExclusiveLock, NULL);
 
 	foreach(lc, rels)
 		(void) brandbos_require_owned_table(lfirst_oid(lc));

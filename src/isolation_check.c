@@ -175,9 +175,10 @@ brandbos_isolation_expected(Oid relid, BrandbosIsolation *iso)
 		BrandbosIsolation up;
 
 		brandbos_isolation_own(lfirst_oid(lc), &up);
-		if (iso->tenant_col[0] == '\0')
+		/* "?": the relation's own policies of the kind compare no column */
+		if ((iso->tenant_col[0] == '\0' || strcmp(iso->tenant_col, "?") == 0) && up.tenant_col[0] != '\0')
 			strlcpy(iso->tenant_col, up.tenant_col, NAMEDATALEN);
-		if (iso->owner_col[0] == '\0')
+		if ((iso->owner_col[0] == '\0' || strcmp(iso->owner_col, "?") == 0) && up.owner_col[0] != '\0')
 			strlcpy(iso->owner_col, up.owner_col, NAMEDATALEN);
 	}
 }

@@ -12,7 +12,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
 CREATE EXTENSION file_fdw;
-SELECT plan(80);
+SELECT plan(81);
 
 -- rows affected by a statement
 CREATE FUNCTION t54_rows(q text) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -346,6 +346,10 @@ DROP POLICY brandbos_tenant_insert ON s54.events_5a;
 DROP POLICY brandbos_tenant_update ON s54.events_5a;
 DROP POLICY brandbos_tenant_delete ON s54.events_5a;
 ALTER POLICY brandbos_tenant_update ON s54.events_2b TO bb54_ops;
+ALTER POLICY brandbos_tenant_select ON s54.events_2c USING (true);
+ALTER POLICY brandbos_tenant_insert ON s54.events_2c WITH CHECK (true);
+ALTER POLICY brandbos_tenant_update ON s54.events_2c USING (true) WITH CHECK (true);
+ALTER POLICY brandbos_tenant_delete ON s54.events_2c USING (true);
 -- the older, permissive shape of the isolation, on a table of its own
 CREATE TABLE s54.legacy (id int, tenant_id text);
 ALTER TABLE s54.legacy ENABLE ROW LEVEL SECURITY;
@@ -373,6 +377,10 @@ SELECT ok((SELECT problems @> ARRAY['tenant isolation: policy brandbos_tenant_se
 SELECT ok((SELECT problems @> ARRAY['tenant isolation: policy brandbos_tenant_update does not apply to every role']
              FROM t54_report WHERE table_name = 's54.events_2b'::regclass),
           'a policy narrowed to some roles: flagged');
+SELECT ok((SELECT problems @> ARRAY['tenant isolation: policy brandbos_tenant_select is not the one brandbos creates',
+                                    'tenant isolation: policy brandbos_tenant_delete is not the one brandbos creates']
+             FROM t54_report WHERE table_name = 's54.events_2c'::regclass),
+          'a partition whose four policies compare no column any more: each flagged');
 SELECT ok((SELECT problems @> ARRAY['no tenant isolation, which the table it belongs to has']
              FROM t54_report WHERE table_name = 's54.events_5a'::regclass),
           'a partition without the tenant isolation of its table: flagged');

@@ -82,6 +82,9 @@ CREATE TABLE s54.events_3 PARTITION OF s54.events FOR VALUES FROM (200) TO (300)
 CREATE TABLE s54.events_2c PARTITION OF s54.events_2 FOR VALUES IN ('tenant-c', 'tenant-b2');
 CREATE TABLE s54.events_4 (id int, tenant_id text, body text);
 INSERT INTO s54.events_4 VALUES (301, 'tenant-a', 'a'), (302, 'tenant-b', 'b');
+-- a look-alike planted before attaching: brandbos's name, an expression that admits all
+CREATE POLICY brandbos_tenant_select ON s54.events_4 AS RESTRICTIVE FOR SELECT USING (true);
+CREATE POLICY brandbos_tenant_update ON s54.events_4 FOR UPDATE USING (true);
 SELECT lives_ok($$ALTER TABLE s54.events ATTACH PARTITION s54.events_4 FOR VALUES FROM (300) TO (400)$$,
                 'the owner attaches a table as a partition');
 CREATE TABLE s54.events_5 (id int, tenant_id text, body text) PARTITION BY RANGE (id);

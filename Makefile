@@ -52,6 +52,8 @@ OBJS        = src/brandbos.o \
               src/context.o \
               src/role_lock.o \
               src/policies.o \
+              src/isolation_check.o \
+              src/isolation_guard.o \
               src/deliberation.o
 DATA        = sql/brandbos--0.1.0.sql
 REGRESS     = envelope_format

@@ -241,6 +241,18 @@ CREATE EVENT TRIGGER brandbos_zz_audit_guard_end ON ddl_command_end
 ALTER EVENT TRIGGER brandbos_zz_audit_guard_start ENABLE ALWAYS;
 ALTER EVENT TRIGGER brandbos_zz_audit_guard_end ENABLE ALWAYS;
 
+-- Tenant and owner isolation reaches every partition (src/isolation_guard.c):
+-- a partition created or attached under an isolated table, or a child added
+-- by INHERITS, gets the table's isolation before the command ends; a foreign
+-- table cannot join an isolated table (42809).
+CREATE FUNCTION brandbos.isolation_guard() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'brandbos_isolation_guard'
+	LANGUAGE C;
+CREATE EVENT TRIGGER brandbos_isolation_guard ON ddl_command_end
+	WHEN TAG IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER TABLE', 'CREATE SCHEMA')
+	EXECUTE FUNCTION brandbos.isolation_guard();
+ALTER EVENT TRIGGER brandbos_isolation_guard ENABLE ALWAYS;
+
 -- NULL when the protection of a column is intact, else what is wrong
 -- (read from the catalogs only).
 CREATE FUNCTION brandbos.protection_problem(tbl regclass, col name) RETURNS text

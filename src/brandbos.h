@@ -416,6 +416,34 @@ extern void brandbos_ddl_frame_drop(BrandbosDdlFrames *stack, BrandbosDdlFrame *
  */
 extern bool brandbos_ddl_guard_applies(FunctionCallInfo fcinfo, const char *fn);
 
+/* ---- isolation_check.c / policies.c: tenant and owner isolation ------- */
+
+/* the isolated columns of a relation; "" where the kind is absent */
+typedef struct BrandbosIsolation
+{
+	char		tenant_col[NAMEDATALEN];
+	char		owner_col[NAMEDATALEN];
+} BrandbosIsolation;
+
+/* "select", "insert", "update", "delete": brandbos_<kind>_<command> */
+extern const char *const brandbos_isolation_commands[4];
+/* what the relation's own brandbos_tenant_* / brandbos_owner_* policies isolate */
+extern void brandbos_isolation_own(Oid relid, BrandbosIsolation *iso);
+/* every ancestor (partitioned or inheritance parent), nearest first */
+extern List *brandbos_isolation_ancestors(Oid relid);
+/* what it must isolate: its own and every ancestor's */
+extern void brandbos_isolation_expected(Oid relid, BrandbosIsolation *iso);
+/* the context helper for the column (NULL unless text, varchar or uuid) */
+extern const char *brandbos_isolation_helper(Oid relid, const char *col, bool owner);
+/* the USING / WITH CHECK text of a kind's policies on relid, or NULL */
+extern char *brandbos_isolation_qual_sql(Oid relid, bool owner, const BrandbosIsolation *iso);
+/* how the relation departs from iso, as sentences; NIL when isolated so */
+extern List *brandbos_isolation_problems(Oid relid, const BrandbosIsolation *iso);
+/* (re)create iso's policies, forced RLS and defaults on one relation, as the current user */
+extern void brandbos_isolation_apply(Oid relid, const BrandbosIsolation *iso);
+/* true while brandbos_isolation_apply runs its DDL (the guard ignores it) */
+extern bool brandbos_isolation_running;
+
 /* ---- protect_guard.c: protection the table owner cannot switch off ---- */
 
 /*

@@ -1,40 +1,41 @@
 /*
  * policies.c — one-call Row Level Security for tenant and owner isolation.
  *
- * enable_tenant_isolation / enable_owner_isolation give a table ENABLE and
- * FORCE ROW LEVEL SECURITY, one policy per command comparing the column
- * with the request context (typed to the column: text helpers for text and
- * varchar, uuid helpers for uuid), a policy for brandbos.is_admin() given
- * to members of brandbos_tenant_admin, the
- * context as the column's default, and an index leading with the column.
- * The policies call STABLE C helpers directly — no subquery, so they work
- * where subqueries in policies are not allowed (Citus) and cost one
- * function call per row.  Every statement is built with quoted identifiers
- * and run as the caller, who must own the table.
+ * enable_tenant_isolation / enable_owner_isolation give a table, and every
+ * partition (or inheritance child) below it, ENABLE and FORCE ROW LEVEL
+ * SECURITY, one RESTRICTIVE policy per command comparing the column with
+ * the request context (typed to the column: text helpers for text and
+ * varchar, uuid helpers for uuid; isolation_check.c writes the expression),
+ * the permissive brandbos_base (USING true) without which restrictive
+ * policies would hide every row, the context as the column's default, and,
+ * on the table called for, an index leading with the column (a partitioned
+ * index covers the partitions).  Restrictive policies are ANDed: tenant and
+ * owner isolation mean both, and no permissive policy widens them.  The
+ * policies call STABLE C helpers directly — no subquery, so they work where
+ * subqueries in policies are not allowed (Citus), cost one function call
+ * per row, and keep the tenant comparison an index condition.
+ *
+ * Every statement is built with quoted identifiers and run as the caller,
+ * who must own the table and each partition.  isolation_guard.c calls
+ * brandbos_isolation_apply() for partitions that join later.
  */
 #include "brandbos.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-typedef struct IsolationKind
-{
-	const char *name;			/* policy name stem: brandbos_<name>_<command> */
-	const char *text_helper;
-	const char *uuid_helper;
-} IsolationKind;
-
-static const IsolationKind tenant_kind = {"tenant", "brandbos.current_tenant_id()", "brandbos.current_tenant_uuid()"};
-static const IsolationKind owner_kind = {"owner", "brandbos.current_user_id()", "brandbos.current_user_uuid()"};
+bool		brandbos_isolation_running = false;
 
 static void
 run(const char *sql)
@@ -56,6 +57,14 @@ exists(const char *sql, Oid relid, const char *name)
 	return SPI_processed > 0;
 }
 
+static void
+drop_policy(Oid relid, const char *table, const char *policy)
+{
+	if (exists("SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = $2::name",
+			   relid, policy))
+		run(psprintf("DROP POLICY %s ON %s", quote_identifier(policy), table));
+}
+
 /* checks shared by the functions; returns the quoted qualified name */
 static char *
 isolation_target(FunctionCallInfo fcinfo, int nargs, Oid *relid_out)
@@ -73,71 +82,139 @@ isolation_target(FunctionCallInfo fcinfo, int nargs, Oid *relid_out)
 	return brandbos_require_owned_table(relid);
 }
 
-static void
-enable_isolation(FunctionCallInfo fcinfo, const IsolationKind *kind)
+/* the table and every partition (or inheritance child) below it, each owned by the caller */
+static List *
+isolation_tree(Oid relid)
 {
-	static const char *const commands[] = {"select", "insert", "update", "delete"};
+	List	   *rels;
+	ListCell   *lc;
+
+	/*
+	 * Lock the table before reading its partitions: a partition attached
+	 * meanwhile either committed before (and is in the list) or waits, and
+	 * its guard then sees this call's policies.
+	 */
+	LockRelationOid(relid, AccessExclusiveLock);
+	rels = find_all_inheritors(relid, AccessExclusiveLock, NULL);
+
+	foreach(lc, rels)
+		(void) brandbos_require_owned_table(lfirst_oid(lc));
+	return rels;
+}
+
+void
+brandbos_isolation_apply(Oid relid, const BrandbosIsolation *iso)
+{
+	BrandbosInternalState state;
+	char	   *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid));
+	bool		save_running = brandbos_isolation_running;
+	int			k;
+
+	brandbos_spi_begin(&state, GetUserId());
+	brandbos_isolation_running = true;
+	PG_TRY();
+	{
+		run(psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", table));
+		run(psprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY", table));
+		for (k = 0; k < 2; k++)
+		{
+			bool		owner = (k == 1);
+			const char *col = owner ? iso->owner_col : iso->tenant_col;
+			char	   *check;
+			int			i;
+
+			if (col[0] == '\0')
+				continue;
+			check = brandbos_isolation_qual_sql(relid, owner, iso);
+			if (check == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"%s\" of relation \"%s\" cannot be isolated", col, get_rel_name(relid)),
+						 errdetail("Isolation columns must be text, varchar or uuid.")));
+			for (i = 0; i < 4; i++)
+			{
+				const char *command = brandbos_isolation_commands[i];
+				const char *policy = quote_identifier(psprintf("brandbos_%s_%s", owner ? "owner" : "tenant", command));
+
+				drop_policy(relid, table, psprintf("brandbos_%s_%s", owner ? "owner" : "tenant", command));
+				if (strcmp(command, "insert") == 0)
+					run(psprintf("CREATE POLICY %s ON %s AS RESTRICTIVE FOR INSERT WITH CHECK %s",
+								 policy, table, check));
+				else if (strcmp(command, "update") == 0)
+					run(psprintf("CREATE POLICY %s ON %s AS RESTRICTIVE FOR UPDATE USING %s WITH CHECK %s",
+								 policy, table, check, check));
+				else
+					run(psprintf("CREATE POLICY %s ON %s AS RESTRICTIVE FOR %s USING %s",
+								 policy, table, command, check));
+			}
+			run(psprintf("ALTER TABLE ONLY %s ALTER COLUMN %s SET DEFAULT %s", table,
+						 quote_identifier(col), brandbos_isolation_helper(relid, col, owner)));
+		}
+
+		/*
+		 * Restrictive policies only narrow what a permissive one admits, and
+		 * with none every row is hidden: brandbos_base admits every row, the
+		 * restrictive isolation policies keep the tenant's (and the user's).
+		 * The admin crossing of users lives in the owner policies; the
+		 * permissive brandbos_admin of older versions crossed tenants.
+		 */
+		drop_policy(relid, table, "brandbos_admin");
+		drop_policy(relid, table, "brandbos_base");
+		run(psprintf("CREATE POLICY brandbos_base ON %s AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)",
+					 table));
+	}
+	PG_FINALLY();
+	{
+		brandbos_isolation_running = save_running;
+	}
+	PG_END_TRY();
+	brandbos_spi_end(&state);
+}
+
+static void
+enable_isolation(FunctionCallInfo fcinfo, bool owner)
+{
 	BrandbosInternalState state;
 	Oid			relid;
 	char	   *table = isolation_target(fcinfo, 2, &relid);
 	const char *colname = NameStr(*PG_GETARG_NAME(1));
 	AttrNumber	attnum = get_attnum(relid, colname);
 	Oid			typid;
-	const char *helper;
-	const char *col;
-	int			i;
+	List	   *rels;
+	List	   *isos = NIL;
+	ListCell   *lc;
+	ListCell   *lc2;
 
 	if (attnum == InvalidAttrNumber || attnum < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" of relation \"%s\" does not exist", colname, get_rel_name(relid))));
 	typid = getBaseType(get_atttype(relid, attnum));
-	if (typid == TEXTOID || typid == VARCHAROID)
-		helper = kind->text_helper;
-	else if (typid == UUIDOID)
-		helper = kind->uuid_helper;
-	else
+	if (typid != TEXTOID && typid != VARCHAROID && typid != UUIDOID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("column \"%s\" is of type %s", colname, format_type_be(typid)),
 				 errdetail("Isolation columns must be text, varchar or uuid.")));
-	col = quote_identifier(colname);
 
-	brandbos_spi_begin(&state, GetUserId());
-	run(psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", table));
-	run(psprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY", table));
-	for (i = 0; i < 4; i++)
+	/* what each relation of the tree must carry, read before any of it changes */
+	rels = isolation_tree(relid);
+	foreach(lc, rels)
 	{
-		char	   *policy = psprintf("brandbos_%s_%s", kind->name, commands[i]);
-		char	   *check = psprintf("(%s OPERATOR(pg_catalog.=) %s)", col, helper);
+		BrandbosIsolation *iso = palloc(sizeof(BrandbosIsolation));
 
-		if (exists("SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = $2::name",
-				   relid, policy))
-			run(psprintf("DROP POLICY %s ON %s", quote_identifier(policy), table));
-		if (strcmp(commands[i], "insert") == 0)
-			run(psprintf("CREATE POLICY %s ON %s FOR INSERT WITH CHECK %s",
-						 quote_identifier(policy), table, check));
-		else if (strcmp(commands[i], "update") == 0)
-			run(psprintf("CREATE POLICY %s ON %s FOR UPDATE USING %s WITH CHECK %s",
-						 quote_identifier(policy), table, check, check));
-		else
-			run(psprintf("CREATE POLICY %s ON %s FOR %s USING %s",
-						 quote_identifier(policy), table, commands[i], check));
+		brandbos_isolation_expected(lfirst_oid(lc), iso);
+		strlcpy(owner ? iso->owner_col : iso->tenant_col, colname, NAMEDATALEN);
+		isos = lappend(isos, iso);
 	}
-	/*
-	 * Admins cross the isolation only through a database role: a permissive
-	 * policy ORs with the others, and "col = f() OR is_admin()" can use no
-	 * index, so it is given only to members of brandbos_tenant_admin; every
-	 * other role's plan keeps the index condition.
-	 */
-	if (exists("SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = $2::name",
-			   relid, "brandbos_admin"))
-		run(psprintf("DROP POLICY brandbos_admin ON %s", table));
-	run(psprintf("CREATE POLICY brandbos_admin ON %s FOR ALL TO brandbos_tenant_admin "
-				 "USING (brandbos.is_admin()) WITH CHECK (brandbos.is_admin())", table));
-	run(psprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT %s", table, col, helper));
+	forboth(lc, rels, lc2, isos)
+	{
+		brandbos_isolation_apply(lfirst_oid(lc), lfirst(lc2));
+		CommandCounterIncrement();
+	}
 
-	/* an index leading with the column, unless one exists */
+	/* an index leading with the column, unless one exists (a partitioned one covers every partition) */
+	brandbos_spi_begin(&state, GetUserId());
 	{
 		Oid			types[2] = {OIDOID, INT2OID};
 		Datum		values[2];
@@ -148,7 +225,7 @@ enable_isolation(FunctionCallInfo fcinfo, const IsolationKind *kind)
 								  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read pg_index");
 		if (SPI_processed == 0)
-			run(psprintf("CREATE INDEX ON %s (%s)", table, col));
+			run(psprintf("CREATE INDEX ON %s (%s)", table, quote_identifier(colname)));
 	}
 	brandbos_spi_end(&state);
 }
@@ -158,7 +235,7 @@ PG_FUNCTION_INFO_V1(brandbos_enable_tenant_isolation);
 Datum
 brandbos_enable_tenant_isolation(PG_FUNCTION_ARGS)
 {
-	enable_isolation(fcinfo, &tenant_kind);
+	enable_isolation(fcinfo, false);
 	PG_RETURN_VOID();
 }
 
@@ -167,18 +244,16 @@ PG_FUNCTION_INFO_V1(brandbos_enable_owner_isolation);
 Datum
 brandbos_enable_owner_isolation(PG_FUNCTION_ARGS)
 {
-	enable_isolation(fcinfo, &owner_kind);
+	enable_isolation(fcinfo, true);
 	PG_RETURN_VOID();
 }
 
-PG_FUNCTION_INFO_V1(brandbos_disable_isolation);
-/* SQL: brandbos.disable_isolation(tbl regclass) returns void */
-Datum
-brandbos_disable_isolation(PG_FUNCTION_ARGS)
+/* drop brandbos's policies and defaults of one relation and turn its row level security off */
+static bool
+disable_one(Oid relid)
 {
-	BrandbosInternalState state;
-	Oid			relid;
-	char	   *table = isolation_target(fcinfo, 1, &relid);
+	char	   *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid));
 	Oid			argtype = OIDOID;
 	Datum		arg = ObjectIdGetDatum(relid);
 	List	   *policies = NIL;
@@ -187,16 +262,13 @@ brandbos_disable_isolation(PG_FUNCTION_ARGS)
 	uint64		i;
 	MemoryContext caller = CurrentMemoryContext;
 
-	brandbos_spi_begin(&state, GetUserId());
 	if (SPI_execute_with_args("SELECT polname::text FROM pg_catalog.pg_policy WHERE polrelid = $1 "
 							  "AND polname::text LIKE 'brandbos\\_%'", 1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_policy");
 	for (i = 0; i < SPI_processed; i++)
 		policies = lappend(policies, MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 	if (policies == NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("table %s has no brandbos isolation", table)));
+		return false;
 	if (SPI_execute_with_args("SELECT a.attname::text FROM pg_catalog.pg_attrdef d "
 							  "JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
 							  "WHERE d.adrelid = $1 AND pg_catalog.pg_get_expr(d.adbin, d.adrelid) "
@@ -208,9 +280,31 @@ brandbos_disable_isolation(PG_FUNCTION_ARGS)
 	foreach(lc, policies)
 		run(psprintf("DROP POLICY %s ON %s", quote_identifier(lfirst(lc)), table));
 	foreach(lc, columns)
-		run(psprintf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT", table, quote_identifier(lfirst(lc))));
+		run(psprintf("ALTER TABLE ONLY %s ALTER COLUMN %s DROP DEFAULT", table, quote_identifier(lfirst(lc))));
 	run(psprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", table));
 	run(psprintf("ALTER TABLE %s DISABLE ROW LEVEL SECURITY", table));
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(brandbos_disable_isolation);
+/* SQL: brandbos.disable_isolation(tbl regclass) returns void */
+Datum
+brandbos_disable_isolation(PG_FUNCTION_ARGS)
+{
+	BrandbosInternalState state;
+	Oid			relid;
+	char	   *table = isolation_target(fcinfo, 1, &relid);
+	List	   *rels = isolation_tree(relid);
+	ListCell   *lc;
+
+	brandbos_spi_begin(&state, GetUserId());
+	foreach(lc, rels)
+	{
+		if (!disable_one(lfirst_oid(lc)) && lfirst_oid(lc) == relid)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("table %s has no brandbos isolation", table)));
+	}
 	brandbos_spi_end(&state);
 	PG_RETURN_VOID();
 }
@@ -220,6 +314,10 @@ PG_FUNCTION_INFO_V1(brandbos_rls_report);
  * SQL: brandbos.rls_report(schemas name[] default array['public'])
  *      returns table(table_name regclass, rls_enabled boolean, rls_forced boolean,
  *                    policies int, problems text[])
+ *
+ * Tables and views of the schemas, and every partition (or inheritance
+ * child) of those tables wherever it lives; isolation_check.c adds what
+ * departs from the isolation each relation must carry.
  */
 Datum
 brandbos_rls_report(PG_FUNCTION_ARGS)
@@ -239,6 +337,12 @@ brandbos_rls_report(PG_FUNCTION_ARGS)
 
 	brandbos_spi_begin(&state, GetUserId());
 	if (SPI_execute_with_args(
+							  "WITH RECURSIVE tree(oid) AS ("
+							  "  SELECT c.oid FROM pg_catalog.pg_class c "
+							  "    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+							  "   WHERE n.nspname = ANY ($1) AND c.relkind IN ('r', 'p', 'v') "
+							  "  UNION "
+							  "  SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tree t ON i.inhparent = t.oid) "
 							  "SELECT c.oid::pg_catalog.regclass, "
 							  "  CASE WHEN c.relkind = 'v' THEN NULL ELSE c.relrowsecurity END, "
 							  "  CASE WHEN c.relkind = 'v' THEN NULL ELSE c.relforcerowsecurity END, "
@@ -251,20 +355,46 @@ brandbos_rls_report(PG_FUNCTION_ARGS)
 							  "    CASE WHEN c.relkind = 'v' AND NOT coalesce(c.reloptions && "
 							  "         ARRAY['security_invoker=true', 'security_invoker=on', 'security_invoker=1', "
 							  "               'security_invoker=yes'], false) "
-							  "         THEN 'view without security_invoker' END]::text[], NULL) "
-							  "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-							  "WHERE n.nspname = ANY ($1) AND c.relkind IN ('r', 'p', 'v') "
+							  "         THEN 'view without security_invoker' END]::text[], NULL), "
+							  "  c.oid, c.relkind = 'v' "
+							  "FROM tree JOIN pg_catalog.pg_class c ON c.oid = tree.oid "
+							  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
 							  "ORDER BY n.nspname, c.relname",
 							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the catalog");
 	for (i = 0; i < SPI_processed; i++)
 	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
 		Datum		values[5];
 		bool		nulls[5];
+		bool		isnull;
 		int			c;
 
 		for (c = 0; c < 5; c++)
-			values[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
+			values[c] = SPI_getbinval(row, desc, c + 1, &nulls[c]);
+		if (!DatumGetBool(SPI_getbinval(row, desc, 7, &isnull)))
+		{
+			Oid			relid = DatumGetObjectId(SPI_getbinval(row, desc, 6, &isnull));
+			BrandbosIsolation iso;
+			List	   *extra;
+
+			brandbos_isolation_expected(relid, &iso);
+			extra = brandbos_isolation_problems(relid, &iso);
+			if (extra != NIL)
+			{
+				ArrayType  *arr = DatumGetArrayTypeP(values[4]);
+				Datum	   *elems;
+				int			nelems;
+				ListCell   *lc;
+
+				deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &nelems);
+				elems = repalloc(elems, sizeof(Datum) * (nelems + list_length(extra) + 1));
+				foreach(lc, extra)
+					elems[nelems++] = CStringGetTextDatum(lfirst(lc));
+				values[4] = PointerGetDatum(construct_array(elems, nelems, TEXTOID, -1, false, TYPALIGN_INT));
+			}
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	brandbos_spi_end(&state);

@@ -8,7 +8,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(131);
+SELECT plan(132);
 
 -- rows affected by a statement
 CREATE FUNCTION t51_rows(q text) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -75,17 +75,17 @@ SELECT ok((SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid
           'RLS is enabled and forced');
 SELECT set_eq($$SELECT policyname::text FROM pg_policies WHERE tablename = 'docs'$$,
               ARRAY['brandbos_tenant_select', 'brandbos_tenant_insert', 'brandbos_tenant_update',
-                    'brandbos_tenant_delete', 'brandbos_admin'],
-              'one policy per command plus brandbos_admin');
+                    'brandbos_tenant_delete', 'brandbos_base'],
+              'one policy per command plus brandbos_base');
 SELECT results_eq($$SELECT (policyname || ':' || cmd) COLLATE "default" FROM pg_policies WHERE tablename = 'docs' ORDER BY 1$$,
-                  ARRAY['brandbos_admin:ALL', 'brandbos_tenant_delete:DELETE', 'brandbos_tenant_insert:INSERT',
+                  ARRAY['brandbos_base:ALL', 'brandbos_tenant_delete:DELETE', 'brandbos_tenant_insert:INSERT',
                         'brandbos_tenant_select:SELECT', 'brandbos_tenant_update:UPDATE'],
                   'each policy is for its command');
-SELECT ok((SELECT bool_and(permissive = 'PERMISSIVE' AND roles = '{public}') FROM pg_policies
+SELECT ok((SELECT bool_and(permissive = 'RESTRICTIVE' AND roles = '{public}') FROM pg_policies
             WHERE tablename = 'docs' AND policyname LIKE 'brandbos_tenant_%'),
-          'the tenant policies are permissive and apply to every role');
-SELECT is((SELECT permissive || ' ' || roles::text FROM pg_policies WHERE tablename = 'docs' AND policyname = 'brandbos_admin'),
-          'PERMISSIVE {brandbos_tenant_admin}', 'brandbos_admin is permissive, for brandbos_tenant_admin only');
+          'the tenant policies are restrictive and apply to every role');
+SELECT is((SELECT permissive || ' ' || roles::text FROM pg_policies WHERE tablename = 'docs' AND policyname = 'brandbos_base'),
+          'PERMISSIVE {public}', 'brandbos_base is permissive, for every role');
 SELECT ok((SELECT bool_and(coalesce(qual, '') || coalesce(with_check, '') ~ 'tenant_id = brandbos\.current_tenant_id\(\)')
              FROM pg_policies WHERE tablename = 'docs' AND policyname LIKE 'brandbos_tenant_%'),
           'the tenant policies compare tenant_id = brandbos.current_tenant_id()');
@@ -94,9 +94,9 @@ SELECT is((SELECT qual IS NOT NULL AND with_check IS NOT NULL FROM pg_policies W
 SELECT is((SELECT with_check FROM pg_policies WHERE tablename = 'docs' AND policyname = 'brandbos_tenant_insert'),
           (SELECT qual FROM pg_policies WHERE tablename = 'docs' AND policyname = 'brandbos_tenant_select'),
           'INSERT checks what SELECT filters');
-SELECT ok((SELECT qual ~ 'brandbos\.is_admin\(\)' AND with_check ~ 'brandbos\.is_admin\(\)'
-             FROM pg_policies WHERE tablename = 'docs' AND policyname = 'brandbos_admin'),
-          'brandbos_admin: USING and WITH CHECK brandbos.is_admin()');
+SELECT ok((SELECT qual = 'true' AND with_check = 'true'
+             FROM pg_policies WHERE tablename = 'docs' AND policyname = 'brandbos_base'),
+          'brandbos_base: USING and WITH CHECK true (the restrictive policies bound it)');
 SELECT is((SELECT count(*)::int FROM pg_policies WHERE tablename = 'docs'
             AND (coalesce(qual, '') || coalesce(with_check, '')) ~* '\mselect\M'), 0,
           'no subquery in any policy expression');
@@ -158,33 +158,38 @@ SELECT results_eq($$SELECT id, tenant_id, body FROM docs ORDER BY id$$,
                            (4, 'tenant-b', 'b2'), (5, 'tenant-b', 'b3'), (6, 'tenant-c', 'c1')$$,
                   'after rolling back, the table is untouched (seen by the superuser)');
 
--- a member of brandbos_tenant_admin with an admin or service_role context sees and writes
--- everything; with an ordinary context it is isolated like any role
+-- a member of brandbos_tenant_admin with an admin or service_role context stays in its own
+-- tenant (it crosses users of owner isolation only); with an ordinary context it is
+-- isolated like any role
 SAVEPOINT ops;
 SET LOCAL ROLE bb51_ops;
 SELECT brandbos.set_context('root', 'tenant-a', 'admin');
-SELECT is((SELECT count(*)::int FROM docs), 6, 'tenant admin role + app role admin: every tenant');
-SELECT lives_ok($$INSERT INTO docs VALUES (103, 'tenant-c', 'by admin')$$, '... and may write another tenant''s row');
+SELECT is((SELECT count(*)::int FROM docs), 2, 'tenant admin role + app role admin: its own tenant only');
+SELECT throws_ok($$INSERT INTO docs VALUES (103, 'tenant-c', 'by admin')$$, '42501', NULL,
+                 '... and no write to another tenant''s row');
 SELECT brandbos.set_context('svc', 'tenant-ops', 'service_role');
-SELECT is((SELECT count(*)::int FROM docs), 7, 'tenant admin role + service_role: every tenant');
+SELECT is((SELECT count(*)::int FROM docs), 0, 'tenant admin role + service_role in a tenant without rows: none');
 SELECT brandbos.set_context('user-b', 'tenant-b');
 SELECT results_eq($$SELECT id FROM docs ORDER BY id$$, ARRAY[3, 4, 5],
                   'tenant admin role + an ordinary context: that tenant only');
 SELECT throws_ok($$INSERT INTO docs VALUES (104, 'tenant-c', 'x')$$, '42501', NULL, '... and no write to another tenant');
 ROLLBACK TO SAVEPOINT ops;
 
--- unfiltered writes by tenant A, then a look through an admin context: B and C untouched
+-- unfiltered writes by tenant A, then a look as tenants B and C: untouched
 -- (a context cannot be dropped while keeping the changes, and RESET ROLE is locked, so the
--- writer is the tenant admin role with an ordinary context, then an admin one)
+-- same role looks with the other tenants' contexts)
 SAVEPOINT app_a2;
 SET LOCAL ROLE bb51_ops;
 SELECT brandbos.set_context('user-a', 'tenant-a');
 SELECT is(t51_rows($$UPDATE docs SET body = 'x'$$), 2::bigint, 'an unfiltered UPDATE by tenant A touches 2 rows');
 SELECT is(t51_rows($$DELETE FROM docs$$), 2::bigint, 'an unfiltered DELETE by tenant A removes 2 rows');
-SELECT brandbos.set_context('auditor', 'tenant-ops', 'admin');
+SELECT brandbos.set_context('user-b', 'tenant-b');
 SELECT results_eq($$SELECT id, body FROM docs ORDER BY id$$,
-                  $$VALUES (3, 'b1'::text), (4, 'b2'), (5, 'b3'), (6, 'c1')$$,
-                  'the rows of B and C are untouched (seen with app role admin)');
+                  $$VALUES (3, 'b1'::text), (4, 'b2'), (5, 'b3')$$,
+                  'the rows of B are untouched');
+SELECT brandbos.set_context('user-c', 'tenant-c');
+SELECT results_eq($$SELECT id, body FROM docs ORDER BY id$$, $$VALUES (6, 'c1'::text)$$,
+                  'the rows of C are untouched');
 ROLLBACK TO SAVEPOINT app_a2;
 
 -- no context: nothing at all (fail closed)
@@ -318,8 +323,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO bb51_app, bb51_ops;
 SELECT lives_ok($$SELECT brandbos.enable_owner_isolation('notes')$$, 'enable_owner_isolation');
 SELECT set_eq($$SELECT policyname::text FROM pg_policies WHERE tablename = 'notes'$$,
               ARRAY['brandbos_owner_select', 'brandbos_owner_insert', 'brandbos_owner_update',
-                    'brandbos_owner_delete', 'brandbos_admin'],
-              'owner policies plus brandbos_admin');
+                    'brandbos_owner_delete', 'brandbos_base'],
+              'owner policies plus brandbos_base');
 SELECT ok((SELECT bool_and(coalesce(qual, '') || coalesce(with_check, '') ~ 'user_id = brandbos\.current_user_id\(\)')
              FROM pg_policies WHERE tablename = 'notes' AND policyname LIKE 'brandbos_owner_%'),
           'the owner policies compare user_id = brandbos.current_user_id()');
@@ -350,7 +355,8 @@ ROLLBACK TO SAVEPOINT alice;
 SAVEPOINT ops_notes;
 SET LOCAL ROLE bb51_ops;
 SELECT brandbos.set_context('ops', 'tenant-ops', 'service_role');
-SELECT is((SELECT count(*)::int FROM notes), 3, 'tenant admin role + service_role (user ops, no notes) sees all 3 notes');
+SELECT is((SELECT count(*)::int FROM notes), 0,
+          'tenant admin role + service_role (user ops, no notes) on an owner-only table: no tenant to keep it in, so no crossing');
 ROLLBACK TO SAVEPOINT ops_notes;
 
 -- uuid owners: Supabase's auth.uid() shape

@@ -114,7 +114,7 @@ probe() {
 }
 want() { echo "$1|$((10 * $2))|t$2|t$2|user$2" >>"$EXPECTED"; }
 want_none() { echo "$1|0|-|-|-" >>"$EXPECTED"; }
-want_admin() { echo "$1|150|t1,t2,t3,t4,t5|$2|$3" >>"$EXPECTED"; }
+want_admin() { echo "$1|$((10 * $2))|t$2|t$2|$3" >>"$EXPECTED"; }
 ctx() { emit "SELECT brandbos.set_context('user$1', 't$1') \\g /dev/null"; }
 auth() { emit "SELECT brandbos.authenticate(tok) FROM tokens WHERE t = $1 \\g /dev/null"; }
 
@@ -145,10 +145,10 @@ for ((i = 1; i <= N; i++)); do
 			emit 'COMMIT AND CHAIN;'; probe "L$i"; want_none "L$i"; emit 'COMMIT;' ;;
 		9)		# admin contexts, or authenticate then set_context
 			case $(( i % 30 )) in
-				9)	# SET LOCAL ROLE to a brandbos_tenant_admin role, service_role: every tenant
+				9)	# SET LOCAL ROLE to a brandbos_tenant_admin role, service_role: still its own tenant only
 					emit 'BEGIN;' 'SET LOCAL ROLE ops;' \
 						"SELECT brandbos.set_context('root', 't$k', 'service_role') \\g /dev/null"
-					probe "L$i"; want_admin "L$i" "t$k" root; emit 'COMMIT;' ;;
+					probe "L$i"; want_admin "L$i" "$k" root; emit 'COMMIT;' ;;
 				19)	# the tenant admin role with an ordinary context: its own tenant only
 					emit 'BEGIN;' 'SET LOCAL ROLE ops;' "SELECT brandbos.set_context('user$k', 't$k') \\g /dev/null"
 					probe "L$i"; want "L$i" "$k"; emit 'COMMIT;' ;;

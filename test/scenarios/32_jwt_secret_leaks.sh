@@ -202,7 +202,7 @@ assert_match "the server log does show the refusals happened" 'token refused|tok
 
 # ---- 6. without preload ------------------------------------------------------------------------
 P=s32_plain
-sc_cluster "$P" 55533 no
+sc_cluster "$P" 55535 no
 PLAIN_SECRET="s32-plain-$(rand)"
 bb_psql "$P" -c 'CREATE EXTENSION brandbos' -c 'CREATE ROLE app LOGIN' >/dev/null
 out=$(bb_psql "$P" -v VERBOSITY=verbose -At -c "SELECT brandbos.current_user_id()" \

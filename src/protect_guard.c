@@ -641,7 +641,7 @@ refuse_event_trigger_change(const char *name)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("changing event trigger \"%s\" is refused: it guards brandbos's protected columns",
+			 errmsg("changing event trigger \"%s\" is refused: it is one of brandbos's guards",
 					name),
 			 errdetail("With brandbos in shared_preload_libraries, its event triggers stay enabled for every role."),
 			 errhint("DROP EXTENSION brandbos removes them together with the extension.")));

@@ -26,12 +26,12 @@
  *                       owner and tenant from the session.
  *
  * Internal statements run through SPI as the extension owner with a pinned
- * search_path (brandbos_spi_begin).  The owner is exempt from the
- * tables' RLS, so every SQL-callable function checks visibility itself:
- * a session is visible when its user_id is the context's user, or its
- * tenant_id the context's tenant and the context is an admin.  A caller
- * with no context at all who has the extension owner's privileges (a DBA)
- * sees every session.  An invisible session is reported as unknown (42704).
+ * search_path (brandbos_spi_begin).  The owner is exempt from the tables'
+ * RLS, so find_session applies the policies' rule itself, by calling the
+ * function the policies consist of, brandbos.context_sees(user_id,
+ * tenant_id).  A caller with no context at all who has the extension
+ * owner's privileges (a DBA) sees every session.  An invisible session is
+ * reported as unknown (42704).
  */
 #include "brandbos.h"
 
@@ -215,8 +215,7 @@ find_session(const char *session_id, bool privileged, bool lock, char **status)
 
 #define FIND_SESSION_SQL \
 	"SELECT s.status, s.round_number, s.max_rounds FROM brandbos.sessions s " \
-	"WHERE s.id = $1 AND (s.user_id = brandbos.current_user_id() " \
-	"  OR (s.tenant_id = brandbos.current_tenant_id() AND brandbos.is_admin()) " \
+	"WHERE s.id OPERATOR(pg_catalog.=) $1 AND (brandbos.context_sees(s.user_id, s.tenant_id) " \
 	"  OR ($2 AND brandbos.current_user_id() IS NULL))"
 	static const char find_locked[] = FIND_SESSION_SQL " FOR UPDATE";
 	static const char find_plain[] = FIND_SESSION_SQL;

@@ -618,7 +618,7 @@ GRANT EXECUTE ON FUNCTION brandbos.enable_tenant_isolation(regclass, name),
 -- ---------------------------------------------------------------------------
 -- Persona and deliberation-session bookkeeping (SPEC section 5)
 -- ---------------------------------------------------------------------------
--- The Board-of-One data model.  C triggers (src/deliberation.c) keep it
+-- The Board-of-One data model.  C triggers (src/deliberation_*.c) keep it
 -- consistent however a row is written, by the functions below or by plain
 -- DML: the session status machine, owner and tenant ids copied onto child
 -- rows, totals kept exact under a row lock on the session, the budget.

@@ -69,51 +69,53 @@ BEGIN
 END
 $$;
 
+-- t71_as(role, user, tenant, app_role, row_security_off, body): the TAP lines of body (a query
+-- of one text column), run as role (NULL: stay the superuser) with that context (user NULL:
+-- none); everything else body did is undone
+CREATE FUNCTION pg_temp.t71_as(r name, u text, t text, a text, rs_off boolean, body text)
+	RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+	lines text[];
+BEGIN
+	BEGIN
+		IF r IS NOT NULL THEN
+			EXECUTE format('SET LOCAL ROLE %I', r);
+		END IF;
+		IF u IS NOT NULL THEN
+			PERFORM brandbos.set_context(u, t, a);
+		END IF;
+		IF rs_off THEN
+			SET LOCAL row_security = off;
+		END IF;
+		EXECUTE 'SELECT array_agg(x) FROM (' || body || ') b(x)' INTO lines;
+		RAISE SQLSTATE 'BB072';
+	EXCEPTION WHEN SQLSTATE 'BB072' THEN NULL;
+	END;
+	RETURN QUERY SELECT unnest(lines);
+END
+$$;
+
 -- ---------------------------------------------------------------------------------------
--- attackers: every function says 42704 for every one of them
+-- attackers: every function says 42704 to every one of them, and nothing changes.  (A
+-- superuser bypasses RLS in its own queries, but the functions hold a caller with a context
+-- to that context.)
 -- ---------------------------------------------------------------------------------------
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT brandbos.set_context('u2', 't1');
-SELECT throws_ok(format(call, sid), '42704', NULL, 'another user of the same tenant: ' || fn || ' sees no session')
-  FROM t71_calls ORDER BY ord;
-ROLLBACK TO SAVEPOINT a;
+CREATE TEMP TABLE t71_callers (ord int, label text, r name, user_id text, tenant_id text,
+                               app_role text, rs_off boolean, may boolean) ON COMMIT DROP;
+INSERT INTO t71_callers VALUES
+	(1, 'another user of the same tenant', 'bb71_app', 'u2', 't1', 'authenticated', false, false),
+	(2, 'a user of another tenant', 'bb71_app', 'u3', 't2', 'authenticated', false, false),
+	(3, 'an admin of another tenant', 'bb71_app', 'boss2', 't2', 'admin', false, false),
+	(4, 'a login role without a context', 'bb71_login', NULL, NULL, NULL, false, false),
+	(5, 'another user with row_security off', 'bb71_app', 'u2', 't1', 'authenticated', true, false),
+	(6, 'a superuser with another user''s context', NULL, 'u2', 't1', 'authenticated', false, false),
+	(7, 'the owner', 'bb71_app', 'u1', 't1', 'authenticated', false, true),
+	(8, 'an admin of the tenant', 'bb71_app', 'boss', 't1', 'admin', false, true);
 
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT brandbos.set_context('u3', 't2');
-SELECT throws_ok(format(call, sid), '42704', NULL, 'a user of another tenant: ' || fn || ' sees no session')
-  FROM t71_calls ORDER BY ord;
-ROLLBACK TO SAVEPOINT a;
-
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT brandbos.set_context('boss2', 't2', 'admin');
-SELECT throws_ok(format(call, sid), '42704', NULL, 'an admin of another tenant: ' || fn || ' sees no session')
-  FROM t71_calls ORDER BY ord;
-ROLLBACK TO SAVEPOINT a;
-
-SAVEPOINT a;
-SET LOCAL ROLE bb71_login;
-SELECT throws_ok(format(call, sid), '42704', NULL, 'a login role without a context: ' || fn || ' sees no session')
-  FROM t71_calls ORDER BY ord;
-ROLLBACK TO SAVEPOINT a;
-
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT brandbos.set_context('u2', 't1');
-SET LOCAL row_security = off;
-SELECT throws_ok(format(call, sid), '42704', NULL, 'another user with row_security off: ' || fn || ' sees no session')
-  FROM t71_calls ORDER BY ord;
-ROLLBACK TO SAVEPOINT a;
-
--- a superuser bypasses RLS in its own queries, but the functions hold a caller with a
--- context to that context
-SAVEPOINT a;
-SELECT brandbos.set_context('u2', 't1');
-SELECT throws_ok(format(call, sid), '42704', NULL, 'a superuser with another user''s context: ' || fn || ' sees no session')
-  FROM t71_calls ORDER BY ord;
-ROLLBACK TO SAVEPOINT a;
+SELECT pg_temp.t71_as(c.r, c.user_id, c.tenant_id, c.app_role, c.rs_off,
+                      format($$SELECT throws_ok(format(call, sid), '42704', NULL, %L || ': ' || fn || ' sees no session')
+                                FROM t71_calls ORDER BY ord$$, c.label))
+  FROM t71_callers c WHERE NOT c.may ORDER BY c.ord;
 
 SELECT is((SELECT jsonb_agg(to_jsonb(s) ORDER BY s.id) FROM brandbos.sessions s), (SELECT sessions FROM t71_before),
           'after the attacks every session is as it was');
@@ -122,26 +124,18 @@ SELECT is((SELECT count(*)::int FROM brandbos.votes), 0, 'no vote was cast');
 SELECT is((SELECT count(*) FROM brandbos.audit_entries WHERE resource_type = 'session'), (SELECT audit_rows FROM t71_before),
           'no status change was logged');
 
--- ---------------------------------------------------------------------------------------
--- those who may: the owner, an admin of the session's tenant
--- ---------------------------------------------------------------------------------------
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT brandbos.set_context('u1', 't1');
-SELECT lives_ok(format(call, sid), 'the owner: ' || fn || ' reaches the session') FROM t71_calls ORDER BY ord;
-ROLLBACK TO SAVEPOINT a;
-
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT brandbos.set_context('boss', 't1', 'admin');
-SELECT lives_ok(format(call, sid), 'an admin of the tenant: ' || fn || ' reaches the session') FROM t71_calls ORDER BY ord;
-ROLLBACK TO SAVEPOINT a;
+-- those who may (the owner, an admin of the session's tenant) reach it through every function
+SELECT pg_temp.t71_as(c.r, c.user_id, c.tenant_id, c.app_role, c.rs_off,
+                      format($$SELECT lives_ok(format(call, sid), %L || ': ' || fn || ' reaches the session')
+                                FROM t71_calls ORDER BY ord$$, c.label))
+  FROM t71_callers c WHERE c.may ORDER BY c.ord;
 
 -- ---------------------------------------------------------------------------------------
--- one rule: the functions reach exactly what the policy shows
+-- one rule: for each context, the functions reach exactly what the policy shows
 -- ---------------------------------------------------------------------------------------
 CREATE TEMP TABLE t71_contexts (ord int, user_id text, tenant_id text, app_role text, label text) ON COMMIT DROP;
 INSERT INTO t71_contexts VALUES
+	(0, NULL, NULL, NULL, 'no context'),
 	(1, 'u1', 't1', 'authenticated', 'the owner'),
 	(2, 'u2', 't1', 'authenticated', 'another user of the tenant'),
 	(3, 'boss', 't1', 'admin', 'an admin of the tenant'),
@@ -150,62 +144,15 @@ INSERT INTO t71_contexts VALUES
 	(6, 'u1', 't2', 'authenticated', 'the owner under another tenant'),
 	(7, 'boss3', NULL, 'admin', 'an admin without a tenant'),
 	(8, 'u4', NULL, 'authenticated', 'a user without a tenant');
-GRANT SELECT ON t71_contexts TO PUBLIC;
 
--- t71_agree(n): the two lookups against a SELECT under RLS, for context n (0: none)
-CREATE FUNCTION pg_temp.t71_agree(n int) RETURNS SETOF text LANGUAGE plpgsql AS $$
-DECLARE
-	c record;
-	label text := 'no context';
-BEGIN
-	SELECT * INTO c FROM t71_contexts WHERE ord = n;
-	IF FOUND THEN
-		PERFORM brandbos.set_context(c.user_id, c.tenant_id, c.app_role);
-		label := c.label;
-	END IF;
-	RETURN NEXT set_eq('SELECT pg_temp.t71_reached(false)', 'SELECT id FROM brandbos.sessions',
-	                   label || ': session_summary reaches exactly the rows the policy shows');
-	RETURN NEXT set_eq('SELECT pg_temp.t71_reached(true)', 'SELECT id FROM brandbos.sessions',
-	                   label || ': set_phase (locking lookup) reaches exactly the rows the policy shows');
-END
-$$;
-
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT pg_temp.t71_agree(0);
-ROLLBACK TO SAVEPOINT a;
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT pg_temp.t71_agree(1);
-ROLLBACK TO SAVEPOINT a;
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT pg_temp.t71_agree(2);
-ROLLBACK TO SAVEPOINT a;
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT pg_temp.t71_agree(3);
-ROLLBACK TO SAVEPOINT a;
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT pg_temp.t71_agree(4);
-ROLLBACK TO SAVEPOINT a;
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT pg_temp.t71_agree(5);
-ROLLBACK TO SAVEPOINT a;
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT pg_temp.t71_agree(6);
-ROLLBACK TO SAVEPOINT a;
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT pg_temp.t71_agree(7);
-ROLLBACK TO SAVEPOINT a;
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT pg_temp.t71_agree(8);
-ROLLBACK TO SAVEPOINT a;
+SELECT pg_temp.t71_as('bb71_app', c.user_id, c.tenant_id, c.app_role, false,
+                      format($$SELECT set_eq('SELECT pg_temp.t71_reached(false)', 'SELECT id FROM brandbos.sessions',
+                                             %L || ': session_summary reaches exactly the rows the policy shows')
+                               UNION ALL
+                               SELECT set_eq('SELECT pg_temp.t71_reached(true)', 'SELECT id FROM brandbos.sessions',
+                                             %L || ': set_phase (locking lookup) reaches exactly the rows the policy shows')$$,
+                             c.label, c.label))
+  FROM t71_contexts c ORDER BY c.ord;
 
 -- ---------------------------------------------------------------------------------------
 -- the rule is written once: every policy of the four tables calls context_sees, which the
@@ -221,7 +168,8 @@ SELECT ok((SELECT p.prosqlbody IS NOT NULL AND NOT p.prosecdef AND p.proconfig I
              FROM pg_proc p WHERE p.oid = 'brandbos.context_sees(text, text)'::regprocedure),
           'context_sees is an invoker''s STABLE SQL-standard function, bound at creation and inlinable');
 
-CREATE FUNCTION pg_temp.t71_plan(q text) RETURNS text LANGUAGE plpgsql AS $$
+-- the plan of q with sequential scans off
+CREATE FUNCTION pg_temp.t71_plan(q text) RETURNS text LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
 	line text;
 	plan text := '';
@@ -232,14 +180,10 @@ BEGIN
 	RETURN plan;
 END
 $$;
-SAVEPOINT a;
-SET LOCAL ROLE bb71_app;
-SELECT brandbos.set_context('u1', 't1');
-SET LOCAL enable_seqscan = off;
-SELECT ok(pg_temp.t71_plan('SELECT id FROM brandbos.sessions') ~ 'Index Cond: \(user_id = '
-          AND pg_temp.t71_plan('SELECT id FROM brandbos.sessions') !~ 'context_sees',
-          'under RLS the policy is inlined: an index condition on sessions(user_id)');
-ROLLBACK TO SAVEPOINT a;
+SELECT pg_temp.t71_as('bb71_app', 'u1', 't1', 'authenticated', false,
+                      $$SELECT ok(pg_temp.t71_plan('SELECT id FROM brandbos.sessions') ~ 'Index Cond: \(user_id = '
+                                  AND pg_temp.t71_plan('SELECT id FROM brandbos.sessions') !~ 'context_sees',
+                                  'under RLS the policy is inlined: an index condition on sessions(user_id)')$$);
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -18,8 +18,9 @@
  * extension owner's privileges (or a superuser) and no request context at
  * all is a DBA and reaches every session.  Everybody else, whatever their
  * role, row_security setting or group memberships, reaches exactly the rows
- * a SELECT under the policies shows them.  An unreachable session is
- * reported as unknown (42704), never as someone else's.
+ * the policies grant their context (what a SELECT shows an ordinary role
+ * with that context).  An unreachable session is reported as unknown
+ * (42704), never as someone else's.
  *
  * Locking.  A lookup for a change takes the session row FOR UPDATE in the
  * same statement that checks visibility, so the status, round and budget a

@@ -54,7 +54,11 @@ OBJS        = src/brandbos.o \
               src/policies.o \
               src/isolation_check.o \
               src/isolation_guard.o \
-              src/deliberation.o
+              src/deliberation.o \
+              src/deliberation_sessions.o \
+              src/deliberation_bookkeeping.o \
+              src/deliberation_personas.o \
+              src/deliberation_gdpr.o
 DATA        = sql/brandbos--0.1.0.sql
 REGRESS     = envelope_format
 REGRESS_OPTS = --load-extension=brandbos

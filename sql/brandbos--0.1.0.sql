@@ -632,7 +632,7 @@ GRANT EXECUTE ON FUNCTION brandbos.enable_tenant_isolation(regclass, name),
 -- ---------------------------------------------------------------------------
 -- Persona and deliberation-session bookkeeping (SPEC section 5)
 -- ---------------------------------------------------------------------------
--- The Board-of-One data model.  C triggers (src/deliberation.c) keep it
+-- The Board-of-One data model.  C triggers (src/deliberation_*.c) keep it
 -- consistent however a row is written, by the functions below or by plain
 -- DML: the session status machine, owner and tenant ids copied onto child
 -- rows, totals kept exact under a row lock on the session, the budget.
@@ -752,7 +752,7 @@ CREATE TRIGGER vote_guard BEFORE INSERT OR UPDATE ON brandbos.votes
 	FOR EACH ROW EXECUTE FUNCTION brandbos.vote_guard();
 
 -- functions (C; internal statements run as the extension owner, and every
--- function checks itself that the session belongs to the caller's context)
+-- function finds its session through context_sees, the policies' rule)
 CREATE FUNCTION brandbos.upsert_persona(code text, name text, expertise text, system_prompt text)
 	RETURNS integer
 	AS 'MODULE_PATHNAME', 'brandbos_upsert_persona' LANGUAGE C VOLATILE PARALLEL UNSAFE;
@@ -791,47 +791,42 @@ CREATE FUNCTION brandbos.gdpr_export(user_id text) RETURNS jsonb
 CREATE FUNCTION brandbos.gdpr_erase(user_id text) RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'brandbos_gdpr_erase' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
--- Row Level Security: personas are readable by everyone; owners see their
--- rows, admins (brandbos.is_admin()) their tenant's.  Not FORCEd: the table owner is the extension owner, whose
--- internal statements make the same check themselves (see deliberation.c).
+-- Row Level Security: personas are readable by everyone; the other four
+-- tables show a row to its user and to an admin of its tenant.  That rule is
+-- written once, in context_sees: each table's one policy calls it, and so
+-- does the C functions' lookup of a session (they run as the extension
+-- owner, whom the policies exempt, so they apply the rule themselves).  A
+-- SQL-standard body is bound when it is created (no search_path applies when
+-- it runs) and the planner inlines it, so the indexes on user_id and
+-- tenant_id serve the policies.  Not FORCEd: the table owner is the
+-- extension owner.
+CREATE FUNCTION brandbos.context_sees(user_id text, tenant_id text) RETURNS boolean
+	LANGUAGE sql STABLE PARALLEL SAFE
+	RETURN user_id OPERATOR(pg_catalog.=) brandbos.current_user_id()
+		OR (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin());
 ALTER TABLE brandbos.personas ENABLE ROW LEVEL SECURITY;
 CREATE POLICY readable_by_all ON brandbos.personas FOR SELECT USING (true);
 ALTER TABLE brandbos.users ENABLE ROW LEVEL SECURITY;
-CREATE POLICY owner_rows ON brandbos.users
-	USING (id OPERATOR(pg_catalog.=) brandbos.current_user_id())
-	WITH CHECK (id OPERATOR(pg_catalog.=) brandbos.current_user_id());
-CREATE POLICY tenant_admin_rows ON brandbos.users
-	USING (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin())
-	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin());
+CREATE POLICY context_rows ON brandbos.users
+	USING (brandbos.context_sees(id, tenant_id)) WITH CHECK (brandbos.context_sees(id, tenant_id));
 ALTER TABLE brandbos.sessions ENABLE ROW LEVEL SECURITY;
-CREATE POLICY owner_rows ON brandbos.sessions
-	USING (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id())
-	WITH CHECK (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id());
-CREATE POLICY tenant_admin_rows ON brandbos.sessions
-	USING (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin())
-	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin());
+CREATE POLICY context_rows ON brandbos.sessions
+	USING (brandbos.context_sees(user_id, tenant_id)) WITH CHECK (brandbos.context_sees(user_id, tenant_id));
 ALTER TABLE brandbos.contributions ENABLE ROW LEVEL SECURITY;
-CREATE POLICY owner_rows ON brandbos.contributions
-	USING (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id())
-	WITH CHECK (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id());
-CREATE POLICY tenant_admin_rows ON brandbos.contributions
-	USING (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin())
-	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin());
+CREATE POLICY context_rows ON brandbos.contributions
+	USING (brandbos.context_sees(user_id, tenant_id)) WITH CHECK (brandbos.context_sees(user_id, tenant_id));
 ALTER TABLE brandbos.votes ENABLE ROW LEVEL SECURITY;
-CREATE POLICY owner_rows ON brandbos.votes
-	USING (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id())
-	WITH CHECK (user_id OPERATOR(pg_catalog.=) brandbos.current_user_id());
-CREATE POLICY tenant_admin_rows ON brandbos.votes
-	USING (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin())
-	WITH CHECK (tenant_id OPERATOR(pg_catalog.=) brandbos.current_tenant_id() AND brandbos.is_admin());
+CREATE POLICY context_rows ON brandbos.votes
+	USING (brandbos.context_sees(user_id, tenant_id)) WITH CHECK (brandbos.context_sees(user_id, tenant_id));
 
 -- Privileges.  Functions created after the REVOKE above start executable by
 -- PUBLIC, so they are revoked here first.  The session functions act only
 -- within the caller's request context (a session of another user looks
 -- unknown), so PUBLIC may call them; personas are shared by every user, so
 -- only the application's backend role (brandbos_context_admin) writes them.
--- Rows are read directly under RLS (SELECT to PUBLIC) and written only
--- through the functions: PUBLIC holds no INSERT, UPDATE or DELETE.
+-- Rows are read directly under RLS (SELECT to PUBLIC; the policies run as the
+-- reader, so context_sees is PUBLIC too) and written only through the
+-- functions: PUBLIC holds no INSERT, UPDATE or DELETE.
 REVOKE ALL ON FUNCTION brandbos.session_guard(), brandbos.contribution_guard(),
 					   brandbos.contribution_totals(), brandbos.vote_guard(),
 					   brandbos.upsert_persona(text, text, text, text),
@@ -843,7 +838,8 @@ REVOKE ALL ON FUNCTION brandbos.session_guard(), brandbos.contribution_guard(),
 					   brandbos.pause_session(text), brandbos.resume_session(text),
 					   brandbos.complete_session(text), brandbos.fail_session(text, text),
 					   brandbos.kill_session(text, text), brandbos.session_summary(text),
-					   brandbos.gdpr_export(text), brandbos.gdpr_erase(text)
+					   brandbos.gdpr_export(text), brandbos.gdpr_erase(text),
+					   brandbos.context_sees(text, text)
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION brandbos.start_session(text, jsonb, integer, numeric),
 						  brandbos.add_contribution(text, text, text, text, numeric, integer, text),
@@ -852,7 +848,8 @@ GRANT EXECUTE ON FUNCTION brandbos.start_session(text, jsonb, integer, numeric),
 						  brandbos.pause_session(text), brandbos.resume_session(text),
 						  brandbos.complete_session(text), brandbos.fail_session(text, text),
 						  brandbos.kill_session(text, text), brandbos.session_summary(text),
-						  brandbos.gdpr_export(text), brandbos.gdpr_erase(text)
+						  brandbos.gdpr_export(text), brandbos.gdpr_erase(text),
+						  brandbos.context_sees(text, text)
 	TO PUBLIC;
 GRANT EXECUTE ON FUNCTION brandbos.upsert_persona(text, text, text, text),
 						  brandbos.seed_personas(jsonb) TO brandbos_context_admin;

@@ -13,7 +13,7 @@ SELECT results_eq(
              ('audit_append_only()'), ('audit_trigger()'), ('authenticate(token text)'),
              ('cast_vote(session_id text, persona_code text, vote_choice text, reasoning text, confidence numeric)'),
              ('claim(name text)'), ('claims()'), ('column_key_versions(tbl regclass, col name)'),
-             ('complete_session(session_id text)'),
+             ('complete_session(session_id text)'), ('context_sees(user_id text, tenant_id text)'),
              ('current_app_role()'), ('current_tenant_id()'), ('current_tenant_uuid()'),
              ('current_user_id()'), ('current_user_uuid()'), ('disable_audit(tbl regclass)'),
              ('disable_isolation(tbl regclass)'), ('enable_audit(tbl regclass)'),

@@ -381,8 +381,52 @@ sql_fails 'can only be set by' <<'SQL'
 BEGIN;
 SELECT set_config('brandbos.request_tenant_id', 'acme', true);
 SQL
+say "nor can the request climb to another role, not even through a function's SET clause"
 sql <<'SQL'
-SELECT * FROM brandbos.rls_report() WHERE table_name::text IN ('documents', 'ga4_credentials');
+CREATE FUNCTION public.climb() RETURNS text LANGUAGE sql SET role = 'postgres' AS 'SELECT current_user';
+GRANT EXECUTE ON FUNCTION public.climb() TO app_api;
+SQL
+sql_fails 'not allowed while a brandbos request context is set' <<'SQL'
+BEGIN;
+SET LOCAL ROLE app_api;
+SELECT brandbos.set_context('alice', 'acme');
+SELECT public.climb();
+SQL
+say "isolation always narrows: tenant and owner isolation on one table mean both, and a permissive policy of the owner's cannot widen it"
+sql <<'SQL'
+CREATE TABLE notes (id bigserial PRIMARY KEY, tenant_id text NOT NULL, user_id text NOT NULL, body text);
+SELECT brandbos.enable_tenant_isolation('notes');
+SELECT brandbos.enable_owner_isolation('notes');
+CREATE POLICY everyone_reads ON notes FOR SELECT USING (true);   -- a careless extra policy
+GRANT SELECT, INSERT ON notes TO app_api;
+GRANT USAGE ON SEQUENCE notes_id_seq TO app_api;
+BEGIN;
+SET LOCAL ROLE app_api;
+SELECT brandbos.set_context('alice', 'acme');
+INSERT INTO notes (body) VALUES ('alice private');
+COMMIT;
+BEGIN;
+SET LOCAL ROLE app_api;
+SELECT brandbos.set_context('dave', 'acme');
+INSERT INTO notes (body) VALUES ('dave private');
+SELECT user_id, body FROM notes;   -- only dave's own note
+COMMIT;
+SQL
+seen=$(bb_psql_value "$DEMO" "BEGIN; SET LOCAL ROLE app_api; SELECT brandbos.set_context('dave', 'acme');
+	SELECT string_agg(user_id, ',') FROM notes; COMMIT;" | tail -n 1)
+if [[ $seen != dave ]]; then echo "demo: owner isolation: dave saw '$seen'" >&2; exit 1; fi
+say "every partition of an isolated table is isolated, also one created later"
+sql <<'SQL'
+CREATE TABLE events (tenant_id text NOT NULL, at date NOT NULL, what text) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+SELECT brandbos.enable_tenant_isolation('events');
+CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+SELECT c.relname, c.relforcerowsecurity AS forced, count(p.*) AS policies
+  FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
+ WHERE c.relname LIKE 'events%' AND c.relkind IN ('r', 'p') GROUP BY 1, 2 ORDER BY 1;
+SQL
+sql <<'SQL'
+SELECT * FROM brandbos.rls_report() WHERE table_name::text IN ('documents', 'notes', 'events', 'events_2026', 'events_2027');
 SQL
 
 # ---------------------------------------------------------------------------------------------

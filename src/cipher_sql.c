@@ -51,6 +51,20 @@ brandbos_cipher_init(void)
  * Datum-level sealing and opening
  * --------------------------------------------------------------------- */
 
+/*
+ * Work space for the envelope's associated data: on the stack for the usual
+ * few hundred bytes, palloc'd beyond.
+ */
+#define AD_SPACE_ON_STACK 1024
+
+static unsigned char *
+ad_space_for(size_t ad_len, unsigned char *stack_space)
+{
+	size_t		need = bb_env_ad_space_size(ad_len);
+
+	return need <= AD_SPACE_ON_STACK ? stack_space : palloc(need);
+}
+
 static Datum
 seal_datum(const char *plain, size_t plain_len, bb_env_domain domain,
 		   const char *ad, size_t ad_len, bool as_text, unsigned char *nonce_out)
@@ -59,6 +73,8 @@ seal_datum(const char *plain, size_t plain_len, bb_env_domain domain,
 	const unsigned char *key = brandbos_data_key(version);
 	size_t		bin_len = bb_env_sealed_size(plain_len);
 	unsigned char nonce[BB_ENV_NONCE_BYTES];
+	unsigned char stack_ad_space[AD_SPACE_ON_STACK];
+	unsigned char *ad_space;
 
 	if (bin_len > MaxAllocSize / 2)
 		ereport(ERROR,
@@ -68,6 +84,7 @@ seal_datum(const char *plain, size_t plain_len, bb_env_domain domain,
 	brandbos_random_bytes(nonce, sizeof(nonce));
 	if (nonce_out != NULL)
 		memcpy(nonce_out, nonce, sizeof(nonce));
+	ad_space = ad_space_for(ad_len, stack_ad_space);
 	if (!as_text)
 	{
 		bytea	   *result = palloc(VARHDRSZ + bin_len);
@@ -75,7 +92,9 @@ seal_datum(const char *plain, size_t plain_len, bb_env_domain domain,
 		SET_VARSIZE(result, VARHDRSZ + bin_len);
 		bb_env_seal((unsigned char *) VARDATA(result),
 					(const unsigned char *) plain, plain_len, domain,
-					(const unsigned char *) ad, ad_len, version, nonce, key);
+					(const unsigned char *) ad, ad_len, ad_space, version, nonce, key);
+		if (ad_space != stack_ad_space)
+			pfree(ad_space);
 		return PointerGetDatum(result);
 	}
 	else
@@ -86,11 +105,13 @@ seal_datum(const char *plain, size_t plain_len, bb_env_domain domain,
 		text	   *result = palloc(VARHDRSZ + text_len + 1);
 
 		bb_env_seal(bin, (const unsigned char *) plain, plain_len, domain,
-					(const unsigned char *) ad, ad_len, version, nonce, key);
+					(const unsigned char *) ad, ad_len, ad_space, version, nonce, key);
 		bb_env_to_text(VARDATA(result), bin, bin_len);
 		SET_VARSIZE(result, VARHDRSZ + text_len);
 		if (bin != stack_bin)
 			pfree(bin);
+		if (ad_space != stack_ad_space)
+			pfree(ad_space);
 		return PointerGetDatum(result);
 	}
 }
@@ -159,6 +180,8 @@ open_datum(Datum value, bool as_text, bb_env_domain domain, bool incoming,
 	bb_env_status status;
 	const unsigned char *key;
 	char	   *plain;
+	unsigned char stack_ad_space[AD_SPACE_ON_STACK];
+	unsigned char *ad_space;
 
 	status = frame_datum(value, as_text, &env, &scratch);
 	if (status != BB_ENV_OK)
@@ -175,8 +198,11 @@ open_datum(Datum value, bool as_text, bb_env_domain domain, bool incoming,
 	key = brandbos_data_key(env.key_version);
 	*plain_len = bb_env_plain_size(&env);
 	plain = palloc(*plain_len + 1);
+	ad_space = ad_space_for(ad_len, stack_ad_space);
 	status = bb_env_open((unsigned char *) plain, &env, domain,
-						 (const unsigned char *) ad, ad_len, key);
+						 (const unsigned char *) ad, ad_len, ad_space, key);
+	if (ad_space != stack_ad_space)
+		pfree(ad_space);
 	if (scratch)
 		pfree(scratch);
 	if (status != BB_ENV_OK)

@@ -52,6 +52,9 @@
 #define BB_ENV_TEXT_PREFIX	"bbx1:"
 #define BB_ENV_TEXT_PREFIX_LEN 5
 
+/* format 2 authenticates header || domain byte || the caller's associated data */
+#define BB_ENV_AD_PREFIX_BYTES	(BB_ENV_HEADER_BYTES + 1)
+
 /* every column binding starts with this label (associated_data.c) */
 #define BB_ENV_COLUMN_LABEL	"bbad1"
 #define BB_ENV_COLUMN_LABEL_LEN 5
@@ -96,6 +99,13 @@ bb_env_sealed_size(size_t plain_len)
 	return BB_ENV_OVERHEAD + plain_len;
 }
 
+/* bytes of work space bb_env_seal and bb_env_open need for ad_len bytes of associated data */
+static inline size_t
+bb_env_ad_space_size(size_t ad_len)
+{
+	return BB_ENV_AD_PREFIX_BYTES + ad_len;
+}
+
 /* plaintext size of a well-formed envelope */
 static inline size_t
 bb_env_plain_size(const bb_envelope *env)
@@ -106,12 +116,14 @@ bb_env_plain_size(const bb_envelope *env)
 /*
  * Seal plain[0..plain_len) into out as a format-2 envelope; out must hold
  * bb_env_sealed_size() bytes.  nonce is random (BB_ENV_NONCE_BYTES) and
- * key_version in 1 .. BB_ENV_KEY_VERSION_MAX.
+ * key_version in 1 .. BB_ENV_KEY_VERSION_MAX.  ad_space is work space of
+ * bb_env_ad_space_size(ad_len) bytes, overwritten.
  */
 extern void bb_env_seal(unsigned char *out,
 						const unsigned char *plain, size_t plain_len,
 						bb_env_domain domain,
 						const unsigned char *ad, size_t ad_len,
+						unsigned char *ad_space,
 						uint32_t key_version,
 						const unsigned char *nonce,
 						const unsigned char *key);
@@ -124,12 +136,14 @@ extern bb_env_status bb_env_parse(const unsigned char *in, size_t len,
  * Authenticate and decrypt; plain_out must hold bb_env_plain_size() bytes
  * (it may be NULL when that is 0).  On BB_ENV_FORGED nothing is returned.
  * The domain must be the one the envelope was sealed in (format 2), or
- * obey format 1's label rule (see the top of this file).
+ * obey format 1's label rule (see the top of this file).  ad_space is work
+ * space of bb_env_ad_space_size(ad_len) bytes, overwritten.
  */
 extern bb_env_status bb_env_open(unsigned char *plain_out,
 								 const bb_envelope *env,
 								 bb_env_domain domain,
 								 const unsigned char *ad, size_t ad_len,
+								 unsigned char *ad_space,
 								 const unsigned char *key);
 
 /* length of the printable form of a binary envelope of n bytes */

@@ -38,14 +38,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const unsigned char *ad = data + size - ad_len;
 		bb_env_status user,
 					column;
+		unsigned char *ad_space = malloc(bb_env_ad_space_size(ad_len > 2 ? ad_len : 2));
 
 		plain = malloc(bb_env_plain_size(&env) + 1);
-		(void) bb_env_open(plain, &env, BB_ENV_DOMAIN_USER, (const unsigned char *) "ad", 2, key);
-		user = bb_env_open(plain, &env, BB_ENV_DOMAIN_USER, ad, ad_len, key);
-		column = bb_env_open(plain, &env, BB_ENV_DOMAIN_COLUMN, ad, ad_len, key);
+		(void) bb_env_open(plain, &env, BB_ENV_DOMAIN_USER, (const unsigned char *) "ad", 2, ad_space, key);
+		user = bb_env_open(plain, &env, BB_ENV_DOMAIN_USER, ad, ad_len, ad_space, key);
+		column = bb_env_open(plain, &env, BB_ENV_DOMAIN_COLUMN, ad, ad_len, ad_space, key);
 		if (user == BB_ENV_OK && column == BB_ENV_OK && env.format == BB_ENV_FORMAT_2)
 			abort();			/* one envelope in both domains */
 		free(plain);
+		free(ad_space);
 	}
 
 	return 0;

@@ -47,8 +47,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (bb_env_parse(bin, bin_len, &env) == BB_ENV_OK)
 		{
 			unsigned char *plain = malloc(bb_env_plain_size(&env) + 1);
+			unsigned char ad_space[BB_ENV_AD_PREFIX_BYTES];	/* exactly what no caller bytes need */
 
-			(void) bb_env_open(plain, &env, BB_ENV_DOMAIN_COLUMN, NULL, 0, key);
+			(void) bb_env_open(plain, &env, BB_ENV_DOMAIN_COLUMN, NULL, 0, ad_space, key);
 			free(plain);
 		}
 	}

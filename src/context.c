@@ -70,6 +70,31 @@ static bool context_writing = false;
 /* set once the settings exist: from then on a default can only come from RESET */
 static bool context_settings_defined = false;
 
+/*
+ * Set when a part of the context changed in a running transaction without a
+ * brandbos writer: a reset (set_config(name, NULL), SET ... TO DEFAULT,
+ * RESET ALL) takes the default without the check hook.  A context with a
+ * part cleared could widen a policy written as NOT has_app_role(...) or
+ * hide the actor from the audit log, so from then on every helper and the
+ * audit writer refuse to read it (42501), until the transaction ends or a
+ * writer sets a whole new context.  Restores while a (sub)transaction
+ * aborts or ends are not changes: the transaction is not in progress then.
+ */
+static bool context_tampered = false;
+
+static void
+note_change(const char *oldval, const char *newval)
+{
+	if (!context_settings_defined || context_writing || InitializingParallelWorker ||
+		!IsTransactionState())
+		return;
+	if (oldval == NULL || oldval[0] == '\0')
+		return;					/* nothing was there to clear */
+	if (newval != NULL && strcmp(oldval, newval) == 0)
+		return;
+	context_tampered = true;
+}
+
 /* ---------------------------------------------------------------------
  * The values the helpers return
  * --------------------------------------------------------------------- */
@@ -194,24 +219,28 @@ check_context_setting(char **newval, void **extra, GucSource source)
 static void
 assign_user_id(const char *newval, void *extra)
 {
+	note_change(raw_user_id, newval);
 	set_id(&ctx.user, newval);
 }
 
 static void
 assign_tenant_id(const char *newval, void *extra)
 {
+	note_change(raw_tenant_id, newval);
 	set_id(&ctx.tenant, newval);
 }
 
 static void
 assign_app_role(const char *newval, void *extra)
 {
+	note_change(raw_app_role, newval);
 	ctx.app_role = copy_text(newval);
 }
 
 static void
 assign_claims(const char *newval, void *extra)
 {
+	note_change(raw_claims, newval);
 	ctx.claims_json = (newval && newval[0]) ? MemoryContextStrdup(context_memory, newval) : NULL;
 	ctx.claims = NULL;
 }
@@ -233,6 +262,7 @@ context_xact_callback(XactEvent event, void *arg)
 		memset(&ctx, 0, sizeof(ctx));
 		memset(&postgrest, 0, sizeof(postgrest));
 		postgrest_seen = NULL;
+		context_tampered = false;
 		MemoryContextReset(context_memory);
 	}
 }
@@ -274,6 +304,7 @@ write_context(const char *user_id, const char *tenant_id, const char *app_role,
 		context_writing = false;
 	}
 	PG_END_TRY();
+	context_tampered = false;	/* a whole new context */
 }
 
 static void
@@ -303,9 +334,40 @@ member_text(Jsonb *obj, const char *key)
 }
 
 PG_FUNCTION_INFO_V1(brandbos_authenticate);
-/* SQL: brandbos.authenticate(token text) returns jsonb */
+static Datum authenticate_token(FunctionCallInfo fcinfo);
+
+/*
+ * SQL: brandbos.authenticate(token text) returns jsonb
+ *
+ * The statement holds the token, so no error raised on the way (a refused
+ * token, no transaction block, no secret, out of memory) may log it.
+ */
 Datum
 brandbos_authenticate(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+
+	PG_TRY();
+	{
+		result = authenticate_token(fcinfo);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->hide_stmt = true;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static Datum
+authenticate_token(FunctionCallInfo fcinfo)
 {
 	text	   *token_text;
 	Jsonb	   *claims;
@@ -451,6 +513,13 @@ static ContextValues *
 effective_context(void)
 {
 	const char *raw;
+
+	if (context_tampered)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the brandbos request context was changed outside brandbos"),
+				 errdetail("A part of it was reset in this transaction; what is left cannot be trusted."),
+				 errhint("Only brandbos.authenticate() and brandbos.set_context() set the context; it ends with the transaction.")));
 
 	if (context_is_set() || !trust_request_jwt_claims)
 		return &ctx;
@@ -673,7 +742,7 @@ brandbos_context_actor(const char **user_id, const char **tenant_id,
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
 
-/* RESET takes the reset value without the check hook: refuse it here */
+/* RESET and SET ... TO DEFAULT take the default without the check hook: refuse them here */
 static void
 context_utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 					 ProcessUtilityContext context, ParamListInfo params,
@@ -682,7 +751,8 @@ context_utility_hook(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 	Node	   *parsetree = pstmt->utilityStmt;
 
 	if (IsA(parsetree, VariableSetStmt) &&
-		((VariableSetStmt *) parsetree)->kind == VAR_RESET &&
+		(((VariableSetStmt *) parsetree)->kind == VAR_RESET ||
+		 ((VariableSetStmt *) parsetree)->kind == VAR_SET_DEFAULT) &&
 		((VariableSetStmt *) parsetree)->name != NULL &&
 		strncmp(((VariableSetStmt *) parsetree)->name, "brandbos.request_", 17) == 0)
 		ereport(ERROR,

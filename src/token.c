@@ -231,7 +231,10 @@ brandbos_token_secret(size_t *len)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("brandbos JWT secret is not loaded"),
-					 errdetail("%s.", file_secret_problem),
+					 superuser() ? errdetail("%s.", file_secret_problem) :
+					 errdetail("The server log names the file and what is wrong with it."),
+					 errdetail_log("%s.", file_secret_problem),
+					 errhidestmt(true),
 					 errhint("Make brandbos.jwt_secret_file a file of at least %d bytes, owned by the server's user and readable by it alone (mode 0600 or 0400), then reload the configuration.",
 							 MIN_SECRET_BYTES)));
 		secret = palloc(file_secret_len);
@@ -243,6 +246,7 @@ brandbos_token_secret(size_t *len)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no secret to verify tokens with"),
+				 errhidestmt(true),
 				 errhint("Set brandbos.jwt_secret_file (for Supabase, a file holding the project's JWT secret), or load a root key to derive one.")));
 	secret = palloc(32);
 	brandbos_derive_secret("brandbos jwt secret v1", secret);

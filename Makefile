@@ -14,6 +14,9 @@
 EXTENSION   = brandbos
 MODULE_big  = brandbos
 OBJS        = src/brandbos.o \
+              src/roles.o \
+              src/internal_sql.o \
+              src/random_pool.o \
               src/envelope.o \
               src/base64url.o \
               src/jwt.o \

@@ -152,7 +152,7 @@ chain_id(void)
 {
 	unsigned char h[BB_HASH_BYTES];
 
-	brandbos_audit_sql("SELECT block_hash FROM brandbos.audit_blocks WHERE block_id = 1", 0, NULL, NULL, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT block_hash FROM brandbos.audit_blocks WHERE block_id = 1", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0 || !brandbos_audit_get_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, h, BB_HASH_BYTES))
 		return NULL;
 	return hex(h, BB_HASH_BYTES);
@@ -172,8 +172,7 @@ brandbos_audit_digest(PG_FUNCTION_ARGS)
 	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "read the brandbos audit digest");
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	chain = chain_id();
-	brandbos_audit_sql("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks ORDER BY block_id DESC LIMIT 1",
-			0, NULL, NULL, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks ORDER BY block_id DESC LIMIT 1", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0 || chain == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -304,8 +303,7 @@ brandbos_verify_audit_digest(PG_FUNCTION_ARGS)
 	}
 
 	arg = Int64GetDatum(block_id);
-	brandbos_audit_sql("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks WHERE block_id >= $1 ORDER BY block_id",
-			1, &argtype, &arg, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks WHERE block_id >= $1 ORDER BY block_id", 1, &argtype, &arg, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		intact = false;			/* the block is gone */
 	for (i = 0; intact && i < SPI_processed; i++)

@@ -81,21 +81,20 @@ brandbos_redact_audit(PG_FUNCTION_ARGS)
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	values[0] = Int64GetDatum(id);
-	brandbos_audit_sql("SELECT 1 FROM brandbos.audit_entries WHERE id = $1 FOR SHARE", 1, types, values, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT 1 FROM brandbos.audit_entries WHERE id = $1 FOR SHARE", 1, types, values, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("audit row " INT64_FORMAT " does not exist", id)));
 	values[1] = CStringGetTextDatum(reason);
 	values[2] = CStringGetTextDatum(GetUserNameFromId(GetUserId(), false));
-	brandbos_audit_sql("INSERT INTO brandbos.audit_redactions (audit_id, reason, redacted_at, redacted_by) "
-					   "VALUES ($1, $2, pg_catalog.now(), $3::pg_catalog.name) ON CONFLICT (audit_id) DO NOTHING",
-					   3, types, values, SPI_OK_INSERT);
+	brandbos_sql_exec("INSERT INTO brandbos.audit_redactions (audit_id, reason, redacted_at, redacted_by) "
+					  "VALUES ($1, $2, pg_catalog.now(), $3::pg_catalog.name) ON CONFLICT (audit_id) DO NOTHING", 3, types, values, NULL, false, SPI_OK_INSERT);
 	brandbos_audit_maintenance = true;
 	PG_TRY();
 	{
-		brandbos_audit_sql("UPDATE brandbos.audit_entries SET details = NULL, ip_address = NULL, user_agent = NULL "
-						   "WHERE id = $1", 1, types, values, SPI_OK_UPDATE);
+		brandbos_sql_exec("UPDATE brandbos.audit_entries SET details = NULL, ip_address = NULL, user_agent = NULL "
+						  "WHERE id = $1", 1, types, values, NULL, false, SPI_OK_UPDATE);
 	}
 	PG_FINALLY();
 	{
@@ -135,16 +134,15 @@ brandbos_prune_audit(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
-	brandbos_audit_sql("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
+	brandbos_sql_exec("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
 
 	/*
 	 * Whole blocks not pruned yet, up to the newest one sealed before the
 	 * cut: always a prefix of the chain, which is what verify_audit accepts.
 	 */
-	brandbos_audit_sql("SELECT min(block_id), max(block_id), max(last_id) FROM brandbos.audit_blocks b "
-					   "WHERE block_id <= (SELECT max(block_id) FROM brandbos.audit_blocks WHERE sealed_at < $1) "
-					   "AND NOT EXISTS (SELECT 1 FROM brandbos.audit_prunes p WHERE p.block_id = b.block_id)",
-					   1, types, values, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT min(block_id), max(block_id), max(last_id) FROM brandbos.audit_blocks b "
+					  "WHERE block_id <= (SELECT max(block_id) FROM brandbos.audit_blocks WHERE sealed_at < $1) "
+					  "AND NOT EXISTS (SELECT 1 FROM brandbos.audit_prunes p WHERE p.block_id = b.block_id)", 1, types, values, NULL, false, SPI_OK_SELECT);
 	first_block = brandbos_audit_get_int8(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 	{
@@ -167,8 +165,8 @@ brandbos_prune_audit(PG_FUNCTION_ARGS)
 		values[1] = Int64GetDatum(first_block);
 		values[2] = Int64GetDatum(last_block);
 		types[2] = INT8OID;
-		brandbos_audit_sql("SELECT block_id, block_hash FROM brandbos.audit_blocks WHERE block_id BETWEEN $2 AND $3 "
-						   "ORDER BY block_id", 3, types, values, SPI_OK_SELECT);
+		brandbos_sql_exec("SELECT block_id, block_hash FROM brandbos.audit_blocks WHERE block_id BETWEEN $2 AND $3 "
+						  "ORDER BY block_id", 3, types, values, NULL, false, SPI_OK_SELECT);
 		targets = SPI_tuptable;
 		n = SPI_processed;
 		ids = palloc(sizeof(int64) * Max(n, 1));
@@ -202,15 +200,15 @@ brandbos_prune_audit(PG_FUNCTION_ARGS)
 			rvalues[0] = Int64GetDatum(ids[k]);
 			rvalues[1] = CStringGetTextDatum(who);
 			rvalues[2] = PointerGetDatum(sigs[k]);
-			brandbos_audit_sql("INSERT INTO brandbos.audit_prunes (block_id, pruned_at, pruned_by, signature) "
-							   "VALUES ($1, pg_catalog.now(), $2::pg_catalog.name, $3)", 3, rtypes, rvalues, SPI_OK_INSERT);
+			brandbos_sql_exec("INSERT INTO brandbos.audit_prunes (block_id, pruned_at, pruned_by, signature) "
+							  "VALUES ($1, pg_catalog.now(), $2::pg_catalog.name, $3)", 3, rtypes, rvalues, NULL, false, SPI_OK_INSERT);
 		}
 
 		values[1] = Int64GetDatum(last_id);
 		brandbos_audit_pruning = true;
 		PG_TRY();
 		{
-			brandbos_audit_sql("DELETE FROM brandbos.audit_entries WHERE id <= $2", 2, types, values, SPI_OK_DELETE);
+			brandbos_sql_exec("DELETE FROM brandbos.audit_entries WHERE id <= $2", 2, types, values, NULL, false, SPI_OK_DELETE);
 			deleted = SPI_processed;
 		}
 		PG_FINALLY();

@@ -69,15 +69,6 @@
 static int	audit_seal_interval_ms = 1000;
 static char *audit_database = NULL;
 
-static void
-run_sql(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-
-	if (rc != expect)
-		elog(ERROR, "internal audit statement failed (%d): %s", rc, sql);
-}
-
 static int64
 spi_int8(int row, int col, bool *isnull)
 {
@@ -94,8 +85,7 @@ highest_issued_id(void)
 	int64		last;
 	bool		is_called;
 
-	run_sql("SELECT last_value, is_called FROM brandbos.audit_log_id_seq", 0, NULL, NULL, NULL,
-			SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT last_value, is_called FROM brandbos.audit_log_id_seq", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	last = spi_int8(0, 1, &isnull);
 	is_called = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	return is_called ? last : last - 1;
@@ -205,9 +195,9 @@ save_horizon(int64 horizon, List *running)
 		elems[n++] = Int64GetDatum((int64) (uintptr_t) lfirst(lc));
 	values[0] = Int64GetDatum(horizon);
 	values[1] = PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	run_sql("INSERT INTO brandbos.audit_seal_state (horizon_id, waiting_for) VALUES ($1, $2) "
-			"ON CONFLICT (singleton) DO UPDATE SET horizon_id = EXCLUDED.horizon_id, "
-			"waiting_for = EXCLUDED.waiting_for", 2, types, values, NULL, SPI_OK_INSERT);
+	brandbos_sql_exec("INSERT INTO brandbos.audit_seal_state (horizon_id, waiting_for) VALUES ($1, $2) "
+					  "ON CONFLICT (singleton) DO UPDATE SET horizon_id = EXCLUDED.horizon_id, "
+					  "waiting_for = EXCLUDED.waiting_for", 2, types, values, NULL, false, SPI_OK_INSERT);
 }
 
 static bytea *
@@ -275,15 +265,14 @@ brandbos_seal_pending(int64 *rows)
 	memset(&header, 0, sizeof(header));
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
-	run_sql("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, NULL,
-			SPI_OK_UTILITY);
+	brandbos_sql_exec("LOCK TABLE brandbos.audit_blocks IN SHARE ROW EXCLUSIVE MODE", 0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
 
 	/* the sequence first, then the writers: see the file header */
 	issued = highest_issued_id();
 	running = writer_xids();
 
-	run_sql("SELECT block_id, last_id, block_hash FROM brandbos.audit_blocks "
-			"ORDER BY block_id DESC LIMIT 1", 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT block_id, last_id, block_hash FROM brandbos.audit_blocks "
+					  "ORDER BY block_id DESC LIMIT 1", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		bytea	   *h;
@@ -304,8 +293,7 @@ brandbos_seal_pending(int64 *rows)
 	else
 	{
 		horizon = last_sealed;
-		run_sql("SELECT horizon_id, waiting_for FROM brandbos.audit_seal_state", 0, NULL, NULL, NULL,
-				SPI_OK_SELECT);
+		brandbos_sql_exec("SELECT horizon_id, waiting_for FROM brandbos.audit_seal_state", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 		if (SPI_processed > 0)
 		{
 			int64		saved = spi_int8(0, 1, &isnull);
@@ -336,8 +324,8 @@ brandbos_seal_pending(int64 *rows)
 
 		values[0] = Int64GetDatum(last_sealed);
 		values[1] = Int64GetDatum(horizon);
-		run_sql("SELECT id, leaf_hash FROM brandbos.audit_entries "
-				"WHERE id > $1 AND id <= $2 ORDER BY id", 2, types, values, NULL, SPI_OK_SELECT);
+		brandbos_sql_exec("SELECT id, leaf_hash FROM brandbos.audit_entries "
+						  "WHERE id > $1 AND id <= $2 ORDER BY id", 2, types, values, NULL, false, SPI_OK_SELECT);
 	}
 	n = SPI_processed;
 	if (n == 0)
@@ -403,10 +391,9 @@ brandbos_seal_pending(int64 *rows)
 		values[8] = PointerGetDatum(bytes_datum(block_hash, BB_HASH_BYTES));
 		values[9] = PointerGetDatum(bytes_datum(signature, sizeof(signature)));
 		values[10] = PointerGetDatum(bytes_datum(pk, sizeof(pk)));
-		run_sql("INSERT INTO brandbos.audit_blocks (block_id, prev_hash, root_hash, first_id, last_id, "
-				"row_count, missing_ids, sealed_at, block_hash, signature, public_key) "
-				"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-				11, types, values, NULL, SPI_OK_INSERT);
+		brandbos_sql_exec("INSERT INTO brandbos.audit_blocks (block_id, prev_hash, root_hash, first_id, last_id, "
+						  "row_count, missing_ids, sealed_at, block_hash, signature, public_key) "
+						  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)", 11, types, values, NULL, false, SPI_OK_INSERT);
 	}
 	brandbos_spi_end(&state);
 	*rows = (int64) n;

@@ -43,9 +43,6 @@ extern bool brandbos_audit_trusted_public_key(unsigned char *pk);
 extern void brandbos_audit_parse_digest(Jsonb *digest, bb_digest *parsed);
 extern void brandbos_audit_malformed_digest(const char *what) pg_attribute_noreturn();
 
-/* run internal SQL inside an SPI connection; elog unless SPI returns expect */
-extern void brandbos_audit_sql(const char *sql, int nargs, Oid *types, Datum *values,
-							   int expect);
 
 /* copy a bytea column of len bytes into out; false when NULL or of another size */
 extern bool brandbos_audit_get_hash(HeapTuple tup, TupleDesc desc, int col,

@@ -79,15 +79,6 @@ report(Reporter *r, int64 block_id, int64 audit_id, const char *problem, const c
 	r->count++;
 }
 
-static void
-run_sql(const char *sql, int nargs, Oid *types, Datum *values, int expect)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-
-	if (rc != expect)
-		elog(ERROR, "internal audit statement failed (%d): %s", rc, sql);
-}
-
 /* copy a 32-byte hash out of a bytea datum; false if NULL or another size */
 static bool
 get_hash(HeapTuple tup, TupleDesc desc, int col, unsigned char *out, size_t len)
@@ -242,9 +233,9 @@ sanctioned_redactions(void)
 	List	   *ids = NIL;
 	uint64		i;
 
-	run_sql("SELECT r.audit_id FROM brandbos.audit_redactions r "
-			"WHERE EXISTS (SELECT 1 FROM brandbos.audit_entries e WHERE e.action = 'audit_redacted' "
-			"AND e.resource_id = r.audit_id::text)", 0, NULL, NULL, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT r.audit_id FROM brandbos.audit_redactions r "
+					  "WHERE EXISTS (SELECT 1 FROM brandbos.audit_entries e WHERE e.action = 'audit_redacted' "
+					  "AND e.resource_id = r.audit_id::text)", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -289,8 +280,7 @@ prune_records(void)
 	PruneRecords records;
 	uint64		i;
 
-	run_sql("SELECT block_id, signature FROM brandbos.audit_prunes ORDER BY block_id",
-			0, NULL, NULL, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT block_id, signature FROM brandbos.audit_prunes ORDER BY block_id", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	records.n = SPI_processed;
 	records.items = palloc0(sizeof(PruneRecord) * Max(records.n, 1));
 	for (i = 0; i < records.n; i++)
@@ -351,8 +341,7 @@ verify_block_rows(Reporter *r, const BlockRow *b, List *redacted, bool has_prune
 
 	values[0] = Int64GetDatum(b->h.first_id);
 	values[1] = Int64GetDatum(b->h.last_id);
-	run_sql("SELECT " ROW_COLUMNS " FROM brandbos.audit_entries WHERE id BETWEEN $1 AND $2 ORDER BY id",
-			2, types, values, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT " ROW_COLUMNS " FROM brandbos.audit_entries WHERE id BETWEEN $1 AND $2 ORDER BY id", 2, types, values, NULL, false, SPI_OK_SELECT);
 	rows = SPI_tuptable;
 	n = SPI_processed;
 	if (n == 0 && has_prune_record)
@@ -474,8 +463,7 @@ brandbos_verify_audit(PG_FUNCTION_ARGS)
 	prunes = prune_records();
 
 	arg = Int64GetDatum(from - 1);
-	run_sql("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks WHERE block_id >= $1 ORDER BY block_id",
-			1, &argtype, &arg, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT " BLOCK_COLUMNS " FROM brandbos.audit_blocks WHERE block_id >= $1 ORDER BY block_id", 1, &argtype, &arg, NULL, false, SPI_OK_SELECT);
 	blocks = SPI_tuptable;
 	nblocks = SPI_processed;
 
@@ -583,12 +571,6 @@ brandbos_audit_trusted_public_key(unsigned char *pk)
 	brandbos_audit_signing_keypair(pk, sk);
 	sodium_memzero(sk, sizeof(sk));
 	return true;
-}
-
-void
-brandbos_audit_sql(const char *sql, int nargs, Oid *types, Datum *values, int expect)
-{
-	run_sql(sql, nargs, types, values, expect);
 }
 
 bool

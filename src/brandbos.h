@@ -31,7 +31,7 @@
 #define BRANDBOS_ROLE_CONTEXT_ADMIN	"brandbos_context_admin"
 #define BRANDBOS_ROLE_AUDITOR		"brandbos_auditor"
 
-/* ---- brandbos.c: shared helpers -------------------------------------- */
+/* ---- roles.c: role and ownership checks ------------------------------ */
 
 /*
  * Raise 42501 unless the current user has the privileges of the named group
@@ -42,14 +42,16 @@ extern void brandbos_require_role(const char *rolename, const char *action);
 /* true when the current user has the privileges of the named role */
 extern bool brandbos_has_role(const char *rolename);
 
-/* owner of brandbos.data_keys; internal queries run as this role */
-extern Oid	brandbos_extension_owner(void);
-
 /*
  * Check that relid is an ordinary or partitioned table that the current
  * user owns (42P01, 42809, 42501); returns its quoted qualified name.
  */
 extern char *brandbos_require_owned_table(Oid relid);
+
+/* ---- internal_sql.c: brandbos's objects, internal SQL ---------------- */
+
+/* owner of brandbos.data_keys; internal queries run as this role */
+extern Oid	brandbos_extension_owner(void);
 
 /* OID of a relation in schema brandbos, or InvalidOid */
 extern Oid	brandbos_relid(const char *relname);
@@ -72,6 +74,17 @@ extern void brandbos_internal_end(BrandbosInternalState *state);
 /* brandbos_internal_begin plus SPI_connect; brandbos_spi_end undoes both */
 extern void brandbos_spi_begin(BrandbosInternalState *state, Oid run_as);
 extern void brandbos_spi_end(BrandbosInternalState *state);
+
+/*
+ * Run one internal statement in the current SPI connection (nulls: NULL or
+ * one ' '/'n' per argument); elog(ERROR) unless SPI returns expect, or, with
+ * BRANDBOS_SQL_ANY, any success.  Returns what SPI returned.
+ */
+#define BRANDBOS_SQL_ANY 0
+extern int	brandbos_sql_exec(const char *sql, int nargs, Oid *types, Datum *values,
+							  const char *nulls, bool read_only, int expect);
+
+/* ---- random_pool.c ---------------------------------------------------- */
 
 /* Random bytes from a per-backend pool refilled from the OS (nonces). */
 extern void brandbos_random_bytes(unsigned char *out, size_t len);

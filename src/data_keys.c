@@ -253,15 +253,6 @@ spi_text(int row, int col)
 	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
 }
 
-static void
-spi_exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-
-	if (rc != expect)
-		elog(ERROR, "internal query failed (%d): %s", rc, sql);
-}
-
 /* run a read-only query with a snapshot taken now, whatever the isolation level */
 static void
 spi_exec_latest(const char *sql)
@@ -311,8 +302,7 @@ create_data_key(void)
 	Oid			types[3] = {INT4OID, BYTEAOID, TEXTOID};
 	Datum		values[3];
 
-	spi_exec("SELECT coalesce(max(version), 0) + 1 FROM brandbos.data_keys",
-			 0, NULL, NULL, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT coalesce(max(version), 0) + 1 FROM brandbos.data_keys", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	version = (uint32) spi_int(0, 1);
 
 	crypto_aead_xchacha20poly1305_ietf_keygen(key);
@@ -324,8 +314,8 @@ create_data_key(void)
 	values[0] = Int32GetDatum((int32) version);
 	values[1] = PointerGetDatum(wrapped_datum);
 	values[2] = CStringGetTextDatum(brandbos_root_key_id());
-	spi_exec("INSERT INTO brandbos.data_keys (version, status, wrapped_key, root_key_id) "
-			 "VALUES ($1, 'active', $2, $3)", 3, types, values, SPI_OK_INSERT);
+	brandbos_sql_exec("INSERT INTO brandbos.data_keys (version, status, wrapped_key, root_key_id) "
+					  "VALUES ($1, 'active', $2, $3)", 3, types, values, NULL, false, SPI_OK_INSERT);
 
 	key_created_in_xact = true;
 	cache_store(version, key);
@@ -380,7 +370,7 @@ resolve_active_version(void)
 	if (SPI_processed == 0)
 	{
 		/* first use: make version 1 (or the next), once across backends */
-		spi_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
+		brandbos_sql_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
 		spi_exec_latest("SELECT version, wrapped_key, root_key_id FROM brandbos.data_keys "
 						"WHERE status = 'active'");
 	}
@@ -500,8 +490,7 @@ brandbos_data_key(uint32 version)
 
 	keys_sql_begin(&state);
 	arg = Int32GetDatum((int32) version);
-	spi_exec("SELECT status, wrapped_key, root_key_id FROM brandbos.data_keys WHERE version = $1",
-			 1, &argtype, &arg, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT status, wrapped_key, root_key_id FROM brandbos.data_keys WHERE version = $1", 1, &argtype, &arg, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -535,9 +524,8 @@ require_consistent_root_key(void)
 	Oid			argtype = TEXTOID;
 	Datum		arg = CStringGetTextDatum(brandbos_root_key_id());
 
-	spi_exec("SELECT version, root_key_id FROM brandbos.data_keys "
-			 "WHERE wrapped_key IS NOT NULL AND root_key_id <> $1 ORDER BY version LIMIT 1",
-			 1, &argtype, &arg, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT version, root_key_id FROM brandbos.data_keys "
+					  "WHERE wrapped_key IS NOT NULL AND root_key_id <> $1 ORDER BY version LIMIT 1", 1, &argtype, &arg, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -556,10 +544,10 @@ brandbos_rotate_data_key(void)
 
 	brandbos_require_root_key();
 	keys_sql_begin(&state);
-	spi_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
+	brandbos_sql_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
 	require_consistent_root_key();
-	spi_exec("UPDATE brandbos.data_keys SET status = 'retired', retired_at = now() "
-			 "WHERE status = 'active'", 0, NULL, NULL, SPI_OK_UPDATE);
+	brandbos_sql_exec("UPDATE brandbos.data_keys SET status = 'retired', retired_at = now() "
+					  "WHERE status = 'active'", 0, NULL, NULL, NULL, false, SPI_OK_UPDATE);
 	version = create_data_key();
 	keys_sql_end(&state);
 
@@ -583,10 +571,9 @@ brandbos_rewrap_data_keys(const unsigned char *previous, const char *previous_id
 	int32		rewrapped = 0;
 
 	keys_sql_begin(&state);
-	spi_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
-	spi_exec("SELECT version, wrapped_key FROM brandbos.data_keys "
-			 "WHERE wrapped_key IS NOT NULL ORDER BY version",
-			 0, NULL, NULL, SPI_OK_SELECT);
+	brandbos_sql_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
+	brandbos_sql_exec("SELECT version, wrapped_key FROM brandbos.data_keys "
+					  "WHERE wrapped_key IS NOT NULL ORDER BY version", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
 	for (i = 0; i < nrows; i++)
@@ -622,8 +609,8 @@ brandbos_rewrap_data_keys(const unsigned char *previous, const char *previous_id
 		values[0] = PointerGetDatum(datum);
 		values[1] = CStringGetTextDatum(brandbos_root_key_id());
 		values[2] = Int32GetDatum((int32) version);
-		spi_exec("UPDATE brandbos.data_keys SET wrapped_key = $1, root_key_id = $2 "
-				 "WHERE version = $3", 3, types, values, SPI_OK_UPDATE);
+		brandbos_sql_exec("UPDATE brandbos.data_keys SET wrapped_key = $1, root_key_id = $2 "
+						  "WHERE version = $3", 3, types, values, NULL, false, SPI_OK_UPDATE);
 		rewrapped++;
 	}
 	keys_sql_end(&state);
@@ -665,12 +652,6 @@ void
 brandbos_keys_changed(void)
 {
 	keys_changed();
-}
-
-void
-brandbos_keys_exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
-{
-	spi_exec(sql, nargs, types, values, expect);
 }
 
 char *

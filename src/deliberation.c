@@ -61,18 +61,6 @@ delib_in_list(const char *value, const char *const *list)
  * SPI helpers
  * --------------------------------------------------------------------- */
 
-/* run a statement with parameters (nulls: NULL or ' '/'n' per argument) */
-int
-delib_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
-		   bool read_only)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
-
-	if (rc < 0)
-		elog(ERROR, "internal statement failed (%d): %s", rc, sql);
-	return rc;
-}
-
 /*
  * The same, through a plan prepared once per backend: for the statements
  * on the path of every contribution and vote.  sql must be a string

@@ -32,8 +32,6 @@ extern bool delib_in_list(const char *value, const char *const *list);
  * contribution and vote: its sql must be a string constant (the cache is
  * keyed by the address).  delib_text and delib_datum read SPI_tuptable.
  */
-extern int	delib_exec(const char *sql, int nargs, Oid *types, Datum *values,
-					   const char *nulls, bool read_only);
 extern int	delib_exec_cached(const char *sql, int nargs, Oid *types, Datum *values,
 							  const char *nulls, bool read_only);
 extern char *delib_text(int row, int col);

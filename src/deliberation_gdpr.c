@@ -64,21 +64,20 @@ brandbos_gdpr_export(PG_FUNCTION_ARGS)
 	bool		isnull;
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
-	delib_exec("SELECT jsonb_build_object("
-			   " 'user_id', $1::text, 'exported_at', now(),"
-			   " 'user', (SELECT to_jsonb(u) FROM brandbos.users u WHERE u.id = $1),"
-			   " 'sessions', coalesce((SELECT jsonb_agg(to_jsonb(s) || jsonb_build_object("
-			   "     'contributions', coalesce((SELECT jsonb_agg(to_jsonb(c) ORDER BY c.id) FROM brandbos.contributions c"
-			   "                                 WHERE c.session_id = s.id), '[]'),"
-			   "     'votes', coalesce((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM brandbos.votes v"
-			   "                         WHERE v.session_id = s.id), '[]')) ORDER BY s.created_at, s.id)"
-			   "   FROM brandbos.sessions s WHERE s.user_id = $1), '[]'),"
-			   " 'audit', coalesce((SELECT jsonb_agg(jsonb_build_object('id', e.id, 'occurred_at', e.occurred_at,"
-			   "     'action', e.action, 'resource_type', e.resource_type, 'resource_id', e.resource_id,"
-			   "     'details', e.details, 'ip_address', e.ip_address, 'user_agent', e.user_agent) ORDER BY e.id)"
-			   "   FROM brandbos.audit_entries e WHERE e.user_id = $1 OR (e.resource_type = 'session' AND"
-			   "     e.resource_id IN (SELECT s.id FROM brandbos.sessions s WHERE s.user_id = $1))), '[]'))",
-			   1, &type, &arg, NULL, true);
+	brandbos_sql_exec("SELECT jsonb_build_object("
+					  " 'user_id', $1::text, 'exported_at', now(),"
+					  " 'user', (SELECT to_jsonb(u) FROM brandbos.users u WHERE u.id = $1),"
+					  " 'sessions', coalesce((SELECT jsonb_agg(to_jsonb(s) || jsonb_build_object("
+					  "     'contributions', coalesce((SELECT jsonb_agg(to_jsonb(c) ORDER BY c.id) FROM brandbos.contributions c"
+					  "                                 WHERE c.session_id = s.id), '[]'),"
+					  "     'votes', coalesce((SELECT jsonb_agg(to_jsonb(v) ORDER BY v.id) FROM brandbos.votes v"
+					  "                         WHERE v.session_id = s.id), '[]')) ORDER BY s.created_at, s.id)"
+					  "   FROM brandbos.sessions s WHERE s.user_id = $1), '[]'),"
+					  " 'audit', coalesce((SELECT jsonb_agg(jsonb_build_object('id', e.id, 'occurred_at', e.occurred_at,"
+					  "     'action', e.action, 'resource_type', e.resource_type, 'resource_id', e.resource_id,"
+					  "     'details', e.details, 'ip_address', e.ip_address, 'user_agent', e.user_agent) ORDER BY e.id)"
+					  "   FROM brandbos.audit_entries e WHERE e.user_id = $1 OR (e.resource_type = 'session' AND"
+					  "     e.resource_id IN (SELECT s.id FROM brandbos.sessions s WHERE s.user_id = $1))), '[]'))", 1, &type, &arg, NULL, true, BRANDBOS_SQL_ANY);
 	result = SPI_datumTransfer(delib_datum(0, 1, &isnull), false, -1);
 	brandbos_spi_end(&state);
 	PG_RETURN_DATUM(result);
@@ -115,39 +114,38 @@ brandbos_gdpr_erase(PG_FUNCTION_ARGS)
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 
 	/* audit rows to redact, found before the sessions go */
-	delib_exec("SELECT e.id FROM brandbos.audit_entries e "
-			   "WHERE (e.user_id = $1 OR (e.resource_type = 'session' AND e.resource_id IN "
-			   "       (SELECT s.id FROM brandbos.sessions s WHERE s.user_id = $1))) "
-			   "  AND (e.details IS NOT NULL OR e.ip_address IS NOT NULL OR e.user_agent IS NOT NULL) "
-			   "ORDER BY e.id FOR SHARE", 1, types, values, NULL, false);
+	brandbos_sql_exec("SELECT e.id FROM brandbos.audit_entries e "
+					  "WHERE (e.user_id = $1 OR (e.resource_type = 'session' AND e.resource_id IN "
+					  "       (SELECT s.id FROM brandbos.sessions s WHERE s.user_id = $1))) "
+					  "  AND (e.details IS NOT NULL OR e.ip_address IS NOT NULL OR e.user_agent IS NOT NULL) "
+					  "ORDER BY e.id FOR SHARE", 1, types, values, NULL, false, BRANDBOS_SQL_ANY);
 	nids = SPI_processed;
 	ids = palloc(sizeof(int64) * (nids + 1));
 	for (i = 0; i < nids; i++)
 		ids[i] = DatumGetInt64(delib_datum(i, 1, &isnull));
 
-	delib_exec("SELECT (SELECT count(*) FROM brandbos.contributions c JOIN brandbos.sessions s ON s.id = c.session_id"
-			   "         WHERE s.user_id = $1),"
-			   "       (SELECT count(*) FROM brandbos.votes v JOIN brandbos.sessions s ON s.id = v.session_id"
-			   "         WHERE s.user_id = $1)", 1, types, values, NULL, true);
+	brandbos_sql_exec("SELECT (SELECT count(*) FROM brandbos.contributions c JOIN brandbos.sessions s ON s.id = c.session_id"
+					  "         WHERE s.user_id = $1),"
+					  "       (SELECT count(*) FROM brandbos.votes v JOIN brandbos.sessions s ON s.id = v.session_id"
+					  "         WHERE s.user_id = $1)", 1, types, values, NULL, true, BRANDBOS_SQL_ANY);
 	contributions = DatumGetInt64(delib_datum(0, 1, &isnull));
 	votes = DatumGetInt64(delib_datum(0, 2, &isnull));
-	delib_exec("DELETE FROM brandbos.sessions WHERE user_id = $1", 1, types, values, NULL, false);
+	brandbos_sql_exec("DELETE FROM brandbos.sessions WHERE user_id = $1", 1, types, values, NULL, false, BRANDBOS_SQL_ANY);
 	sessions = (int64) SPI_processed;
-	delib_exec("DELETE FROM brandbos.users WHERE id = $1", 1, types, values, NULL, false);
+	brandbos_sql_exec("DELETE FROM brandbos.users WHERE id = $1", 1, types, values, NULL, false, BRANDBOS_SQL_ANY);
 	users = (int64) SPI_processed;
 
 	values[2] = CStringGetTextDatum(who);
 	for (i = 0; i < nids; i++)
 	{
 		values[1] = Int64GetDatum(ids[i]);
-		delib_exec("INSERT INTO brandbos.audit_redactions (audit_id, reason, redacted_at, redacted_by) "
-				   "VALUES ($2, 'gdpr erasure', now(), $3::name) ON CONFLICT (audit_id) DO NOTHING",
-				   3, types, values, NULL, false);
+		brandbos_sql_exec("INSERT INTO brandbos.audit_redactions (audit_id, reason, redacted_at, redacted_by) "
+						  "VALUES ($2, 'gdpr erasure', now(), $3::name) ON CONFLICT (audit_id) DO NOTHING", 3, types, values, NULL, false, BRANDBOS_SQL_ANY);
 		brandbos_audit_maintenance = true;
 		PG_TRY();
 		{
-			delib_exec("UPDATE brandbos.audit_entries SET details = NULL, ip_address = NULL, user_agent = NULL "
-					   "WHERE id = $2", 3, types, values, NULL, false);
+			brandbos_sql_exec("UPDATE brandbos.audit_entries SET details = NULL, ip_address = NULL, user_agent = NULL "
+							  "WHERE id = $2", 3, types, values, NULL, false, BRANDBOS_SQL_ANY);
 		}
 		PG_FINALLY();
 		{

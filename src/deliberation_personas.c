@@ -37,10 +37,9 @@ brandbos_upsert_persona(PG_FUNCTION_ARGS)
 	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
-	delib_exec("INSERT INTO brandbos.personas (code, name, expertise, system_prompt) "
-			   "VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, "
-			   "expertise = EXCLUDED.expertise, system_prompt = EXCLUDED.system_prompt RETURNING id",
-			   4, types, values, nulls, false);
+	brandbos_sql_exec("INSERT INTO brandbos.personas (code, name, expertise, system_prompt) "
+					  "VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, "
+					  "expertise = EXCLUDED.expertise, system_prompt = EXCLUDED.system_prompt RETURNING id", 4, types, values, nulls, false, BRANDBOS_SQL_ANY);
 	id = DatumGetInt32(delib_datum(0, 1, &isnull));
 	brandbos_spi_end(&state);
 	PG_RETURN_INT32(id);
@@ -66,14 +65,13 @@ brandbos_seed_personas(PG_FUNCTION_ARGS)
 	arg = PG_GETARG_DATUM(0);
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
-	delib_exec("SELECT CASE WHEN jsonb_typeof($1) <> 'array' THEN false ELSE NOT EXISTS ("
-			   " SELECT 1 FROM jsonb_array_elements($1) e(p)"
-			   " WHERE jsonb_typeof(p) <> 'object'"
-			   "    OR jsonb_typeof(p -> 'code') IS DISTINCT FROM 'string' OR p ->> 'code' = ''"
-			   "    OR jsonb_typeof(p -> 'name') IS DISTINCT FROM 'string'"
-			   "    OR coalesce(jsonb_typeof(p -> 'expertise'), 'null') NOT IN ('string', 'null')"
-			   "    OR coalesce(jsonb_typeof(p -> 'system_prompt'), 'null') NOT IN ('string', 'null')) END",
-			   1, &type, &arg, NULL, true);
+	brandbos_sql_exec("SELECT CASE WHEN jsonb_typeof($1) <> 'array' THEN false ELSE NOT EXISTS ("
+					  " SELECT 1 FROM jsonb_array_elements($1) e(p)"
+					  " WHERE jsonb_typeof(p) <> 'object'"
+					  "    OR jsonb_typeof(p -> 'code') IS DISTINCT FROM 'string' OR p ->> 'code' = ''"
+					  "    OR jsonb_typeof(p -> 'name') IS DISTINCT FROM 'string'"
+					  "    OR coalesce(jsonb_typeof(p -> 'expertise'), 'null') NOT IN ('string', 'null')"
+					  "    OR coalesce(jsonb_typeof(p -> 'system_prompt'), 'null') NOT IN ('string', 'null')) END", 1, &type, &arg, NULL, true, BRANDBOS_SQL_ANY);
 	valid = DatumGetBool(delib_datum(0, 1, &isnull));
 	if (!valid)
 		ereport(ERROR,
@@ -81,12 +79,11 @@ brandbos_seed_personas(PG_FUNCTION_ARGS)
 				 errmsg("personas must be a JSON array of persona objects"),
 				 errdetail("Each element needs string members \"code\" (not empty) and \"name\"; \"expertise\" and \"system_prompt\" are strings or absent.")));
 	/* the last object of a code wins */
-	delib_exec("INSERT INTO brandbos.personas (code, name, expertise, system_prompt) "
-			   "SELECT DISTINCT ON (p ->> 'code') p ->> 'code', p ->> 'name', p ->> 'expertise', p ->> 'system_prompt' "
-			   "  FROM jsonb_array_elements($1) WITH ORDINALITY e(p, n) ORDER BY p ->> 'code', n DESC "
-			   "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, "
-			   "expertise = EXCLUDED.expertise, system_prompt = EXCLUDED.system_prompt",
-			   1, &type, &arg, NULL, false);
+	brandbos_sql_exec("INSERT INTO brandbos.personas (code, name, expertise, system_prompt) "
+					  "SELECT DISTINCT ON (p ->> 'code') p ->> 'code', p ->> 'name', p ->> 'expertise', p ->> 'system_prompt' "
+					  "  FROM jsonb_array_elements($1) WITH ORDINALITY e(p, n) ORDER BY p ->> 'code', n DESC "
+					  "ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, "
+					  "expertise = EXCLUDED.expertise, system_prompt = EXCLUDED.system_prompt", 1, &type, &arg, NULL, false, BRANDBOS_SQL_ANY);
 	count = (int) SPI_processed;
 	brandbos_spi_end(&state);
 	PG_RETURN_INT32(count);

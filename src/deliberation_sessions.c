@@ -187,9 +187,8 @@ brandbos_start_session(PG_FUNCTION_ARGS)
 	nulls[5] = PG_ARGISNULL(3) ? 'n' : ' ';
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
-	delib_exec("INSERT INTO brandbos.sessions (user_id, tenant_id, problem_statement, problem_context, "
-			   "max_rounds, budget) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-			   6, types, values, nulls, false);
+	brandbos_sql_exec("INSERT INTO brandbos.sessions (user_id, tenant_id, problem_statement, problem_context, "
+					  "max_rounds, budget) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id", 6, types, values, nulls, false, BRANDBOS_SQL_ANY);
 	id = MemoryContextStrdup(caller, delib_text(0, 1));
 	brandbos_spi_end(&state);
 
@@ -218,8 +217,8 @@ brandbos_next_round(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_CHECK_VIOLATION),
 				 errmsg("session \"%s\" has reached its last round (%d)", session_id,
 						session.max_rounds)));
-	delib_exec("UPDATE brandbos.sessions SET round_number = round_number + 1 WHERE id = $1 "
-			   "RETURNING round_number", 1, &type, &arg, NULL, false);
+	brandbos_sql_exec("UPDATE brandbos.sessions SET round_number = round_number + 1 WHERE id = $1 "
+					  "RETURNING round_number", 1, &type, &arg, NULL, false, BRANDBOS_SQL_ANY);
 	round = DatumGetInt32(delib_datum(0, 1, &isnull));
 	brandbos_spi_end(&state);
 	PG_RETURN_INT32(round);
@@ -243,7 +242,7 @@ brandbos_set_phase(PG_FUNCTION_ARGS)
 	delib_open_session(&state, session_id, true, &session);
 	if (strcmp(session.status, "active") != 0)
 		delib_refuse_inactive(session_id, session.status, "a change of phase");
-	delib_exec("UPDATE brandbos.sessions SET phase = $2 WHERE id = $1", 2, types, values, NULL, false);
+	brandbos_sql_exec("UPDATE brandbos.sessions SET phase = $2 WHERE id = $1", 2, types, values, NULL, false, BRANDBOS_SQL_ANY);
 	brandbos_spi_end(&state);
 	PG_RETURN_VOID();
 }
@@ -276,11 +275,9 @@ change_status(FunctionCallInfo fcinfo, const char *to, const char *const *allowe
 				 errmsg("session \"%s\" is %s", session_id, session.status),
 				 errdetail("A %s session cannot become %s.", session.status, to)));
 	if (with_reason)
-		delib_exec("UPDATE brandbos.sessions SET status = $2, kill_reason = $3 WHERE id = $1",
-				   3, types, values, nulls, false);
+		brandbos_sql_exec("UPDATE brandbos.sessions SET status = $2, kill_reason = $3 WHERE id = $1", 3, types, values, nulls, false, BRANDBOS_SQL_ANY);
 	else
-		delib_exec("UPDATE brandbos.sessions SET status = $2 WHERE id = $1",
-				   2, types, values, nulls, false);
+		brandbos_sql_exec("UPDATE brandbos.sessions SET status = $2 WHERE id = $1", 2, types, values, nulls, false, BRANDBOS_SQL_ANY);
 	brandbos_spi_end(&state);
 }
 
@@ -354,29 +351,28 @@ brandbos_session_summary(PG_FUNCTION_ARGS)
 	bool		isnull;
 
 	delib_open_session(&state, session_id, false, &session);
-	delib_exec("WITH c AS (SELECT * FROM brandbos.contributions WHERE session_id = $1), "
-			   "v AS (SELECT * FROM brandbos.votes WHERE session_id = $1), "
-			   "tally AS (SELECT vote_choice, count(*) AS votes, coalesce(sum(confidence), 0) AS conf "
-			   "          FROM v GROUP BY vote_choice), "
-			   "ranked AS (SELECT *, rank() OVER (ORDER BY votes DESC) AS r FROM tally) "
-			   "SELECT jsonb_build_object("
-			   " 'session_id', s.id, 'status', s.status, 'phase', s.phase,"
-			   " 'round_number', s.round_number, 'max_rounds', s.max_rounds,"
-			   " 'total_cost', s.total_cost, 'total_tokens', s.total_tokens, 'budget', s.budget,"
-			   " 'contributions', (SELECT count(*) FROM c),"
-			   " 'personas', coalesce((SELECT jsonb_object_agg(persona_code, o) FROM ("
-			   "    SELECT persona_code, jsonb_build_object('cost', sum(cost), 'tokens', sum(tokens),"
-			   "           'contributions', count(*)) AS o FROM c GROUP BY persona_code) x), '{}'),"
-			   " 'rounds', coalesce((SELECT jsonb_object_agg(round_number::text, n) FROM ("
-			   "    SELECT round_number, count(*) AS n FROM c GROUP BY round_number) x), '{}'),"
-			   " 'votes', jsonb_build_object("
-			   "    'total', (SELECT count(*) FROM v),"
-			   "    'tally', coalesce((SELECT jsonb_object_agg(vote_choice, votes) FROM tally), '{}'),"
-			   "    'winning_choice', (SELECT vote_choice FROM tally ORDER BY votes DESC, conf DESC, vote_choice LIMIT 1),"
-			   "    'tied', (SELECT count(*) > 1 FROM ranked WHERE r = 1),"
-			   "    'consensus', (SELECT round(max(votes)::numeric / nullif(sum(votes), 0), 4) FROM tally)))"
-			   " FROM brandbos.sessions s WHERE s.id = $1",
-			   1, &type, &arg, NULL, true);
+	brandbos_sql_exec("WITH c AS (SELECT * FROM brandbos.contributions WHERE session_id = $1), "
+					  "v AS (SELECT * FROM brandbos.votes WHERE session_id = $1), "
+					  "tally AS (SELECT vote_choice, count(*) AS votes, coalesce(sum(confidence), 0) AS conf "
+					  "          FROM v GROUP BY vote_choice), "
+					  "ranked AS (SELECT *, rank() OVER (ORDER BY votes DESC) AS r FROM tally) "
+					  "SELECT jsonb_build_object("
+					  " 'session_id', s.id, 'status', s.status, 'phase', s.phase,"
+					  " 'round_number', s.round_number, 'max_rounds', s.max_rounds,"
+					  " 'total_cost', s.total_cost, 'total_tokens', s.total_tokens, 'budget', s.budget,"
+					  " 'contributions', (SELECT count(*) FROM c),"
+					  " 'personas', coalesce((SELECT jsonb_object_agg(persona_code, o) FROM ("
+					  "    SELECT persona_code, jsonb_build_object('cost', sum(cost), 'tokens', sum(tokens),"
+					  "           'contributions', count(*)) AS o FROM c GROUP BY persona_code) x), '{}'),"
+					  " 'rounds', coalesce((SELECT jsonb_object_agg(round_number::text, n) FROM ("
+					  "    SELECT round_number, count(*) AS n FROM c GROUP BY round_number) x), '{}'),"
+					  " 'votes', jsonb_build_object("
+					  "    'total', (SELECT count(*) FROM v),"
+					  "    'tally', coalesce((SELECT jsonb_object_agg(vote_choice, votes) FROM tally), '{}'),"
+					  "    'winning_choice', (SELECT vote_choice FROM tally ORDER BY votes DESC, conf DESC, vote_choice LIMIT 1),"
+					  "    'tied', (SELECT count(*) > 1 FROM ranked WHERE r = 1),"
+					  "    'consensus', (SELECT round(max(votes)::numeric / nullif(sum(votes), 0), 4) FROM tally)))"
+					  " FROM brandbos.sessions s WHERE s.id = $1", 1, &type, &arg, NULL, true, BRANDBOS_SQL_ANY);
 	result = delib_datum(0, 1, &isnull);
 	result = SPI_datumTransfer(result, false, -1);
 	brandbos_spi_end(&state);

@@ -45,9 +45,8 @@ count_values_by_version(int64 *counts, uint32 max_version)
 				i;
 	List	   *unreadable = NIL;
 
-	brandbos_keys_exec("SELECT r.table_oid::pg_catalog.oid, r.column_name::pg_catalog.text "
-					   "FROM brandbos.column_registry r ORDER BY 1, 2",
-					   0, NULL, NULL, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT r.table_oid::pg_catalog.oid, r.column_name::pg_catalog.text "
+					  "FROM brandbos.column_registry r ORDER BY 1, 2", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	columns = SPI_tuptable;
 	ncolumns = SPI_processed;
 	for (i = 0; i < ncolumns; i++)
@@ -105,8 +104,7 @@ brandbos_key_status(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	brandbos_keys_sql_begin(&state);
-	brandbos_keys_exec("SELECT version, status, created_at FROM brandbos.data_keys ORDER BY version",
-					   0, NULL, NULL, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT version, status, created_at FROM brandbos.data_keys ORDER BY version", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	keys = SPI_tuptable;
 	nkeys = SPI_processed;
 	for (i = 0; i < nkeys; i++)
@@ -152,8 +150,7 @@ key_version_status(int32 version)
 	Oid			argtype = INT4OID;
 	Datum		arg = Int32GetDatum(version);
 
-	brandbos_keys_exec("SELECT status FROM brandbos.data_keys WHERE version = $1 FOR UPDATE",
-					   1, &argtype, &arg, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT status FROM brandbos.data_keys WHERE version = $1 FOR UPDATE", 1, &argtype, &arg, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -244,7 +241,7 @@ brandbos_destroy_key(PG_FUNCTION_ARGS)
 	 */
 	if (!force && strcmp(key_version_status(version), "retired") == 0)
 		brandbos_lock_key_version((uint32) version, AccessExclusiveLock);
-	brandbos_keys_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, SPI_OK_UTILITY);
+	brandbos_sql_exec("LOCK TABLE brandbos.data_keys IN EXCLUSIVE MODE", 0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
 	status = key_version_status(version);
 	if (strcmp(status, "active") == 0)
 		ereport(ERROR,
@@ -276,9 +273,8 @@ brandbos_destroy_key(PG_FUNCTION_ARGS)
 					 errdetail("Destroying it would make those values unreadable."),
 					 errhint("Run brandbos.reencrypt() on each protected table first, or pass force => true to shred them on purpose.")));
 	}
-	brandbos_keys_exec("UPDATE brandbos.data_keys SET status = 'destroyed', wrapped_key = NULL, "
-					   "destroyed_at = now(), retired_at = coalesce(retired_at, now()) WHERE version = $1",
-					   1, &argtype, &arg, SPI_OK_UPDATE);
+	brandbos_sql_exec("UPDATE brandbos.data_keys SET status = 'destroyed', wrapped_key = NULL, "
+					  "destroyed_at = now(), retired_at = coalesce(retired_at, now()) WHERE version = $1", 1, &argtype, &arg, NULL, false, SPI_OK_UPDATE);
 	brandbos_keys_sql_end(&state);
 	brandbos_keys_changed();
 	PG_RETURN_VOID();

@@ -34,9 +34,6 @@ extern void brandbos_forget_data_keys(void);
 extern void brandbos_keys_sql_begin(BrandbosInternalState *state);
 extern void brandbos_keys_sql_end(BrandbosInternalState *state);
 
-/* inside brandbos_keys_sql_begin: run a statement, elog unless SPI returns expect */
-extern void brandbos_keys_exec(const char *sql, int nargs, Oid *types, Datum *values,
-							   int expect);
 
 /* inside brandbos_keys_sql_begin: a column of the last result as text (NULL for NULL) */
 extern char *brandbos_keys_text(int row, int col);

@@ -127,15 +127,6 @@ describe_target(Oid relid, const char *colname, TargetColumn *t, bool check_type
 	table_close(rel, NoLock);
 }
 
-static void
-spi_run(const char *sql, int expect)
-{
-	int			rc = SPI_execute(sql, false, 0);
-
-	if (rc != expect)
-		elog(ERROR, "internal statement failed (%d): %s", rc, sql);
-}
-
 /*
  * Run one of brandbos's own trigger or view statements past the guard of
  * protect_guard.c.  Only statements that run no user code go through here.
@@ -146,22 +137,13 @@ spi_run_ddl(const char *sql)
 	PG_TRY();
 	{
 		brandbos_protect_guard_bypass = true;
-		spi_run(sql, SPI_OK_UTILITY);
+		brandbos_sql_exec(sql, 0, NULL, NULL, NULL, false, SPI_OK_UTILITY);
 	}
 	PG_FINALLY();
 	{
 		brandbos_protect_guard_bypass = false;
 	}
 	PG_END_TRY();
-}
-
-static void
-spi_run_args(const char *sql, int nargs, Oid *types, Datum *values, int expect)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-
-	if (rc != expect)
-		elog(ERROR, "internal statement failed (%d): %s", rc, sql);
 }
 
 typedef struct RegisteredColumn
@@ -182,8 +164,8 @@ registered_columns(Oid relid, MemoryContext cxt)
 	List	   *result = NIL;
 	uint64		i;
 
-	spi_run_args("SELECT column_name::text, column_id::text FROM brandbos.column_registry "
-				 "WHERE table_oid = $1 ORDER BY column_name", 1, &argtype, &arg, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT column_name::text, column_id::text FROM brandbos.column_registry "
+					  "WHERE table_oid = $1 ORDER BY column_name", 1, &argtype, &arg, NULL, false, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
@@ -353,8 +335,7 @@ trigger_exists(Oid relid)
 
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = CStringGetTextDatum(PROTECT_TRIGGER_NAME);
-	spi_run_args("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2::name",
-				 2, types, values, SPI_OK_SELECT);
+	brandbos_sql_exec("SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2::name", 2, types, values, NULL, false, SPI_OK_SELECT);
 	return SPI_processed > 0;
 }
 
@@ -384,9 +365,8 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	values[0] = ObjectIdGetDatum(t.relid);
 	values[1] = PG_GETARG_DATUM(1);
-	spi_run_args("INSERT INTO brandbos.column_registry (table_oid, column_name) "
-				 "VALUES ($1, $2) ON CONFLICT (table_oid, column_name) DO NOTHING",
-				 2, types, values, SPI_OK_INSERT);
+	brandbos_sql_exec("INSERT INTO brandbos.column_registry (table_oid, column_name) "
+					  "VALUES ($1, $2) ON CONFLICT (table_oid, column_name) DO NOTHING", 2, types, values, NULL, false, SPI_OK_INSERT);
 	columns = registered_columns(t.relid, caller_cxt);
 	brandbos_spi_end(&state);
 	CacheInvalidateRelcacheByRelid(t.relid);
@@ -460,8 +440,7 @@ brandbos_unprotect_column(PG_FUNCTION_ARGS)
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	values[0] = ObjectIdGetDatum(t.relid);
 	values[1] = PG_GETARG_DATUM(1);
-	spi_run_args("DELETE FROM brandbos.column_registry WHERE table_oid = $1 AND column_name = $2",
-				 2, types, values, SPI_OK_DELETE);
+	brandbos_sql_exec("DELETE FROM brandbos.column_registry WHERE table_oid = $1 AND column_name = $2", 2, types, values, NULL, false, SPI_OK_DELETE);
 	columns = registered_columns(t.relid, caller_cxt);
 	brandbos_spi_end(&state);
 	CacheInvalidateRelcacheByRelid(t.relid);
@@ -641,8 +620,8 @@ brandbos_registry_ddl(PG_FUNCTION_ARGS)
 	values[1] = ObjectIdGetDatum(relid);
 	values[2] = CStringGetTextDatum(stmt->subname);
 	brandbos_spi_begin(&state, brandbos_extension_owner());
-	spi_run_args("UPDATE brandbos.column_registry SET column_name = $1::name "
-				 "WHERE table_oid = $2 AND column_name = $3::name", 3, types, values, SPI_OK_UPDATE);
+	brandbos_sql_exec("UPDATE brandbos.column_registry SET column_name = $1::name "
+					  "WHERE table_oid = $2 AND column_name = $3::name", 3, types, values, NULL, false, SPI_OK_UPDATE);
 	renamed = SPI_processed;
 	brandbos_spi_end(&state);
 	if (renamed > 0)
@@ -672,16 +651,15 @@ brandbos_registry_drop(PG_FUNCTION_ARGS)
 				 errmsg("brandbos.registry_drop() must be called as an event trigger")));
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
-	spi_run("WITH d AS ("
-			" DELETE FROM brandbos.column_registry r"
-			"  USING pg_catalog.pg_event_trigger_dropped_objects() d"
-			"  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
-			"    AND r.table_oid::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid"
-			"    AND (d.objsubid OPERATOR(pg_catalog.=) 0"
-			"         OR r.column_name OPERATOR(pg_catalog.=) d.address_names[3])"
-			" RETURNING r.table_oid::pg_catalog.oid AS relid)"
-			" SELECT DISTINCT d.relid FROM d",
-			SPI_OK_SELECT);
+	brandbos_sql_exec("WITH d AS ("
+					  " DELETE FROM brandbos.column_registry r"
+					  "  USING pg_catalog.pg_event_trigger_dropped_objects() d"
+					  "  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+					  "    AND r.table_oid::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid"
+					  "    AND (d.objsubid OPERATOR(pg_catalog.=) 0"
+					  "         OR r.column_name OPERATOR(pg_catalog.=) d.address_names[3])"
+					  " RETURNING r.table_oid::pg_catalog.oid AS relid)"
+					  " SELECT DISTINCT d.relid FROM d", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;

@@ -146,6 +146,20 @@ spi_run_ddl(const char *sql)
 	PG_END_TRY();
 }
 
+/* run a companion view's CREATE, then give it to PUBLIC for nobody and to grantee for SELECT */
+static void
+create_companion_view(const char *create_sql, const char *nspname, const char *view,
+					  const char *grantee, bool with_grant_option, const char *comment)
+{
+	char	   *qualified = quote_qualified_identifier(nspname, view);
+
+	spi_run_ddl(create_sql);
+	spi_run_ddl(psprintf("REVOKE ALL ON %s FROM PUBLIC", qualified));
+	spi_run_ddl(psprintf("GRANT SELECT ON %s TO %s%s", qualified, quote_identifier(grantee),
+						 with_grant_option ? " WITH GRANT OPTION" : ""));
+	spi_run_ddl(psprintf("COMMENT ON VIEW %s IS %s", qualified, quote_literal_cstr(comment)));
+}
+
 typedef struct RegisteredColumn
 {
 	char	   *name;
@@ -303,27 +317,11 @@ rebuild_views(TargetColumn *t, List *columns)
 
 	owner_name = GetUserNameFromId(table_owner, false);
 
-	spi_run_ddl(dsql.data);
-	spi_run_ddl(psprintf("REVOKE ALL ON %s FROM PUBLIC",
-						 quote_qualified_identifier(t->nspname, decrypted)));
-	spi_run_ddl(psprintf("GRANT SELECT ON %s TO %s",
-						 quote_qualified_identifier(t->nspname, decrypted),
-						 quote_identifier(BRANDBOS_ROLE_DECRYPTOR)));
-	spi_run_ddl(psprintf("COMMENT ON VIEW %s IS %s",
-						 quote_qualified_identifier(t->nspname, decrypted),
-						 quote_literal_cstr(psprintf("plaintext of %s for brandbos_decryptor; made by brandbos.protect_column", t->relname))));
+	create_companion_view(dsql.data, t->nspname, decrypted, BRANDBOS_ROLE_DECRYPTOR, false,
+						  psprintf("plaintext of %s for brandbos_decryptor; made by brandbos.protect_column", t->relname));
 	if (!sfirst)
-	{
-		spi_run_ddl(ssql.data);
-		spi_run_ddl(psprintf("REVOKE ALL ON %s FROM PUBLIC",
-							 quote_qualified_identifier(t->nspname, safe)));
-		spi_run_ddl(psprintf("GRANT SELECT ON %s TO %s WITH GRANT OPTION",
-							 quote_qualified_identifier(t->nspname, safe),
-							 quote_identifier(owner_name)));
-		spi_run_ddl(psprintf("COMMENT ON VIEW %s IS %s",
-							 quote_qualified_identifier(t->nspname, safe),
-							 quote_literal_cstr(psprintf("%s without its protected columns; made by brandbos.protect_column", t->relname))));
-	}
+		create_companion_view(ssql.data, t->nspname, safe, owner_name, true,
+							  psprintf("%s without its protected columns; made by brandbos.protect_column", t->relname));
 	brandbos_spi_end(&state);
 }
 

@@ -5,7 +5,7 @@
  *
  * A digest names the newest sealed block (id, hash, the chain's id = the
  * first block's hash, the signature and public key) and the database it
- * came from.  It is built as a jsonb value.  A digest handed back by a
+ * came from.  It is built as a jsonb value (brandbos_details_*).  A digest handed back by a
  * caller is untrusted: PostgreSQL has parsed its JSON (jsonb keeps the
  * last of duplicate keys); here the top level must be an object, nesting
  * is bounded, and the members brandbos reads go to audit_digest.c's rules
@@ -103,40 +103,6 @@ brandbos_audit_parse_digest(Jsonb *digest, bb_digest *parsed)
 		brandbos_audit_malformed_digest(bb_digest_status_text(status));
 }
 
-static void
-push_key(JsonbParseState **state, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	(void) pushJsonbValue(state, WJB_KEY, &k);
-}
-
-static void
-push_string_member(JsonbParseState **state, const char *key, const char *value)
-{
-	JsonbValue	v;
-
-	push_key(state, key);
-	v.type = jbvString;
-	v.val.string.val = (char *) value;
-	v.val.string.len = strlen(value);
-	(void) pushJsonbValue(state, WJB_VALUE, &v);
-}
-
-static void
-push_int8_member(JsonbParseState **state, const char *key, int64 value)
-{
-	JsonbValue	v;
-
-	push_key(state, key);
-	v.type = jbvNumeric;
-	v.val.numeric = DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(value)));
-	(void) pushJsonbValue(state, WJB_VALUE, &v);
-}
-
 static char *
 hex(const unsigned char *data, size_t len)
 {
@@ -166,7 +132,7 @@ brandbos_audit_digest(PG_FUNCTION_ARGS)
 	BrandbosInternalState state;
 	BlockRow	b;
 	char	   *chain;
-	JsonbParseState *state_json;
+	BrandbosDetails digest;
 	Jsonb	   *result;
 
 	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "read the brandbos audit digest");
@@ -180,19 +146,18 @@ brandbos_audit_digest(PG_FUNCTION_ARGS)
 				 errhint("Call brandbos.seal_audit() first.")));
 	brandbos_audit_read_block(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, &b);
 
-	state_json = NULL;
-	(void) pushJsonbValue(&state_json, WJB_BEGIN_OBJECT, NULL);
-	push_string_member(&state_json, "format", BB_DIGEST_FORMAT);
-	push_string_member(&state_json, "chain_id", chain);
-	push_string_member(&state_json, "database", get_database_name(MyDatabaseId));
-	push_string_member(&state_json, "system_identifier", psprintf(UINT64_FORMAT, GetSystemIdentifier()));
-	push_int8_member(&state_json, "block_id", b.h.block_id);
-	push_int8_member(&state_json, "last_id", b.h.last_id);
-	push_string_member(&state_json, "block_hash", hex(b.stored_hash, BB_HASH_BYTES));
-	push_string_member(&state_json, "signature", hex(b.signature, crypto_sign_BYTES));
-	push_string_member(&state_json, "public_key", hex(b.public_key, crypto_sign_PUBLICKEYBYTES));
-	push_string_member(&state_json, "sealed_at", timestamptz_to_str(b.h.sealed_at));
-	result = JsonbValueToJsonb(pushJsonbValue(&state_json, WJB_END_OBJECT, NULL));
+	brandbos_details_begin(&digest);
+	brandbos_details_text(&digest, "format", BB_DIGEST_FORMAT);
+	brandbos_details_text(&digest, "chain_id", chain);
+	brandbos_details_text(&digest, "database", get_database_name(MyDatabaseId));
+	brandbos_details_text(&digest, "system_identifier", psprintf(UINT64_FORMAT, GetSystemIdentifier()));
+	brandbos_details_int8(&digest, "block_id", b.h.block_id);
+	brandbos_details_int8(&digest, "last_id", b.h.last_id);
+	brandbos_details_text(&digest, "block_hash", hex(b.stored_hash, BB_HASH_BYTES));
+	brandbos_details_text(&digest, "signature", hex(b.signature, crypto_sign_BYTES));
+	brandbos_details_text(&digest, "public_key", hex(b.public_key, crypto_sign_PUBLICKEYBYTES));
+	brandbos_details_text(&digest, "sealed_at", timestamptz_to_str(b.h.sealed_at));
+	result = brandbos_details_end(&digest);
 	brandbos_spi_end(&state);
 
 	PG_RETURN_JSONB_P(result);

@@ -473,19 +473,13 @@ brandbos_audit_guard_start(PG_FUNCTION_ARGS)
 static void
 record_table_dropped(const char *table, const char *tag)
 {
-	StringInfoData details;
-	char	   *role = GetUserNameFromId(GetUserId(), false);
+	BrandbosDetails details;
 
-	initStringInfo(&details);
-	appendStringInfoString(&details, "{\"table\": ");
-	escape_json(&details, table);
-	appendStringInfoString(&details, ", \"dropped_by\": ");
-	escape_json(&details, role);
-	appendStringInfoString(&details, ", \"command\": ");
-	escape_json(&details, tag);
-	appendStringInfoChar(&details, '}');
-	brandbos_audit_append("table_dropped", "table", table,
-						  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(details.data))));
+	brandbos_details_begin(&details);
+	brandbos_details_text(&details, "table", table);
+	brandbos_details_text(&details, "dropped_by", GetUserNameFromId(GetUserId(), false));
+	brandbos_details_text(&details, "command", tag);
+	brandbos_audit_append("table_dropped", "table", table, brandbos_details_end(&details));
 }
 
 static void
@@ -694,17 +688,13 @@ brandbos_attempt_recorder_main(Datum arg)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (OidIsValid(brandbos_relid("audit_entries")))
 	{
-		StringInfoData details;
+		BrandbosDetails details;
 
 		role = GetUserNameFromId(rec.roleid, true);
-		initStringInfo(&details);
-		appendStringInfoString(&details, "{\"attempted_by\": ");
-		escape_json(&details, role ? role : "?");
-		appendStringInfoString(&details, ", \"statement\": ");
-		escape_json(&details, rec.what);
-		appendStringInfoChar(&details, '}');
-		brandbos_audit_append("tamper_attempt", "audit_log", NULL,
-							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(details.data))));
+		brandbos_details_begin(&details);
+		brandbos_details_text(&details, "attempted_by", role ? role : "?");
+		brandbos_details_text(&details, "statement", rec.what);
+		brandbos_audit_append("tamper_attempt", "audit_log", NULL, brandbos_details_end(&details));
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();

@@ -65,7 +65,7 @@ brandbos_redact_audit(PG_FUNCTION_ARGS)
 	char	   *reason;
 	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
-	StringInfoData details;
+	BrandbosDetails details;
 
 	brandbos_require_role(BRANDBOS_ROLE_AUDITOR, "redact the brandbos audit log");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -103,12 +103,10 @@ brandbos_redact_audit(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	brandbos_spi_end(&state);
 
-	initStringInfo(&details);
-	appendStringInfoString(&details, "{\"reason\": ");
-	escape_json(&details, reason);
-	appendStringInfoChar(&details, '}');
+	brandbos_details_begin(&details);
+	brandbos_details_text(&details, "reason", reason);
 	brandbos_audit_append("audit_redacted", "audit_log", psprintf(INT64_FORMAT, id),
-						  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(details.data))));
+						  brandbos_details_end(&details));
 	PG_RETURN_VOID();
 }
 
@@ -220,9 +218,14 @@ brandbos_prune_audit(PG_FUNCTION_ARGS)
 	brandbos_spi_end(&state);
 
 	if (!isnull)
-		brandbos_audit_append("audit_pruned", "audit_log", NULL,
-							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(
-								  psprintf("{\"first_block\": " INT64_FORMAT ", \"last_block\": " INT64_FORMAT
-										   ", \"rows\": " UINT64_FORMAT "}", first_block, last_block, deleted)))));
+	{
+		BrandbosDetails details;
+
+		brandbos_details_begin(&details);
+		brandbos_details_int8(&details, "first_block", first_block);
+		brandbos_details_int8(&details, "last_block", last_block);
+		brandbos_details_int8(&details, "rows", (int64) deleted);
+		brandbos_audit_append("audit_pruned", "audit_log", NULL, brandbos_details_end(&details));
+	}
 	PG_RETURN_INT64((int64) deleted);
 }

@@ -16,6 +16,9 @@
  *
  * The resource id of a row is its primary key as text: the value itself for
  * a one-column key, a compact JSON array for a composite one.
+ *
+ * Also here: the flat details objects of brandbos's other audit rows
+ * (brandbos_details_*), built the same way.
  */
 #include "brandbos.h"
 
@@ -227,17 +230,53 @@ brandbos_audit_row_change(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
 	return JsonbValueToJsonb(result);
 }
 
+/* ---------------------------------------------------------------------
+ * Flat details objects: {"key": "text" | number | null, ...}
+ * --------------------------------------------------------------------- */
+
+void
+brandbos_details_begin(BrandbosDetails *d)
+{
+	d->state = NULL;
+	(void) pushJsonbValue(&d->state, WJB_BEGIN_OBJECT, NULL);
+}
+
+void
+brandbos_details_text(BrandbosDetails *d, const char *key, const char *value)
+{
+	push_key(&d->state, key);
+	if (value == NULL)
+	{
+		JsonbValue	v;
+
+		v.type = jbvNull;
+		(void) pushJsonbValue(&d->state, WJB_VALUE, &v);
+	}
+	else
+		push_string(&d->state, WJB_VALUE, value, strlen(value));
+}
+
+void
+brandbos_details_int8(BrandbosDetails *d, const char *key, int64 value)
+{
+	push_key(&d->state, key);
+	push_numeric(&d->state, DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(value))));
+}
+
+Jsonb *
+brandbos_details_end(BrandbosDetails *d)
+{
+	return JsonbValueToJsonb(pushJsonbValue(&d->state, WJB_END_OBJECT, NULL));
+}
+
 Jsonb *
 brandbos_audit_count_details(const char *key, int64 count)
 {
-	JsonbParseState *state = NULL;
-	JsonbValue *result;
+	BrandbosDetails d;
 
-	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	push_key(&state, key);
-	push_numeric(&state, DatumGetNumeric(DirectFunctionCall1(int8_numeric, Int64GetDatum(count))));
-	result = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	return JsonbValueToJsonb(result);
+	brandbos_details_begin(&d);
+	brandbos_details_int8(&d, key, count);
+	return brandbos_details_end(&d);
 }
 
 /* one key value as compact JSON text, for a composite key's array */

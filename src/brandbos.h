@@ -296,6 +296,17 @@ extern Jsonb *brandbos_audit_row_change(HeapTuple oldtup, HeapTuple newtup, Tupl
 										Bitmapset *protected_attnums);
 /* {"<key>": count} */
 extern Jsonb *brandbos_audit_count_details(const char *key, int64 count);
+
+/* a flat details object, member by member: begin, text/int8 ..., end */
+typedef struct BrandbosDetails
+{
+	struct JsonbParseState *state;
+} BrandbosDetails;
+
+extern void brandbos_details_begin(BrandbosDetails *d);
+extern void brandbos_details_text(BrandbosDetails *d, const char *key, const char *value);	/* NULL: null */
+extern void brandbos_details_int8(BrandbosDetails *d, const char *key, int64 value);
+extern Jsonb *brandbos_details_end(BrandbosDetails *d);
 /* the primary key as text: the value, or a JSON array for a composite key */
 extern char *brandbos_audit_row_key(HeapTuple tuple, TupleDesc tupdesc, int nkeys,
 									AttrNumber *keys);

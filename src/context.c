@@ -465,6 +465,7 @@ PG_FUNCTION_INFO_V1(brandbos_sign_token);
 Datum
 brandbos_sign_token(PG_FUNCTION_ARGS)
 {
+	BrandbosDetails iat_exp;
 	Jsonb	   *claims = PG_GETARG_JSONB_P(0);
 	Interval   *ttl = PG_GETARG_INTERVAL_P(1);
 	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
@@ -491,8 +492,10 @@ brandbos_sign_token(PG_FUNCTION_ARGS)
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 
 	/* iat and exp, unless the claims bring their own */
-	times = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(
-		psprintf("{\"iat\": " INT64_FORMAT ", \"exp\": " INT64_FORMAT "}", now_s, now_s + ttl_s))));
+	brandbos_details_begin(&iat_exp);
+	brandbos_details_int8(&iat_exp, "iat", now_s);
+	brandbos_details_int8(&iat_exp, "exp", now_s + ttl_s);
+	times = brandbos_details_end(&iat_exp);
 	claims = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(times),
 												JsonbPGetDatum(claims)));
 	claims_text = JsonbToCString(NULL, &claims->root, VARSIZE(claims));

@@ -107,7 +107,8 @@ brandbos_gdpr_erase(PG_FUNCTION_ARGS)
 	int64	   *ids;
 	uint64		nids,
 				i;
-	StringInfoData details;
+	BrandbosDetails details;
+	Jsonb	   *result;
 	const char *who = GetUserNameFromId(GetUserId(), false);
 
 	values[0] = CStringGetTextDatum(user_id);
@@ -152,18 +153,24 @@ brandbos_gdpr_erase(PG_FUNCTION_ARGS)
 			brandbos_audit_maintenance = false;
 		}
 		PG_END_TRY();
-		brandbos_audit_append("audit_redacted", "audit_log", psprintf(INT64_FORMAT, ids[i]),
-							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-																 CStringGetDatum("{\"reason\": \"gdpr erasure\"}"))));
+		{
+			BrandbosDetails why;
+
+			brandbos_details_begin(&why);
+			brandbos_details_text(&why, "reason", "gdpr erasure");
+			brandbos_audit_append("audit_redacted", "audit_log", psprintf(INT64_FORMAT, ids[i]),
+								  brandbos_details_end(&why));
+		}
 	}
 	brandbos_spi_end(&state);
 
-	initStringInfo(&details);
-	appendStringInfo(&details, "{\"sessions\": " INT64_FORMAT ", \"contributions\": " INT64_FORMAT
-					 ", \"votes\": " INT64_FORMAT ", \"users\": " INT64_FORMAT
-					 ", \"audit_rows_redacted\": " UINT64_FORMAT "}",
-					 sessions, contributions, votes, users, nids);
-	brandbos_audit_append("gdpr_erased", "user", user_id,
-						  DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(details.data))));
-	PG_RETURN_JSONB_P(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(details.data))));
+	brandbos_details_begin(&details);
+	brandbos_details_int8(&details, "sessions", sessions);
+	brandbos_details_int8(&details, "contributions", contributions);
+	brandbos_details_int8(&details, "votes", votes);
+	brandbos_details_int8(&details, "users", users);
+	brandbos_details_int8(&details, "audit_rows_redacted", (int64) nids);
+	result = brandbos_details_end(&details);
+	brandbos_audit_append("gdpr_erased", "user", user_id, result);
+	PG_RETURN_JSONB_P(result);
 }

@@ -86,7 +86,7 @@ brandbos_session_guard(PG_FUNCTION_ARGS)
 
 	if (to != NULL && from != NULL && strcmp(from, to) != 0)
 	{
-		StringInfoData details;
+		BrandbosDetails details;
 		char	   *reason = NULL;
 
 		if (!delib_in_list(to, session_statuses))
@@ -115,25 +115,13 @@ brandbos_session_guard(PG_FUNCTION_ARGS)
 		if (strcmp(to, "failed") == 0 || strcmp(to, "killed") == 0)
 			reason = delib_tuple_text(newtup, tupdesc, "kill_reason");
 
-		initStringInfo(&details);
-		appendStringInfoString(&details, "{\"from\":");
-		escape_json(&details, from);
-		appendStringInfoString(&details, ",\"to\":");
-		escape_json(&details, to);
-		appendStringInfoString(&details, ",\"reason\":");
-		if (reason)
-			escape_json(&details, reason);
-		else
-			appendStringInfoString(&details, "null");
+		brandbos_details_begin(&details);
+		brandbos_details_text(&details, "from", from);
+		brandbos_details_text(&details, "to", to);
+		brandbos_details_text(&details, "reason", reason);
 		if (strcmp(to, "killed") == 0)
-		{
-			appendStringInfoString(&details, ",\"killed_by\":");
-			escape_json(&details, actor_or_admin());
-		}
-		appendStringInfoChar(&details, '}');
-		brandbos_audit_append("session_status", "session", id,
-							  DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-																 CStringGetDatum(details.data))));
+			brandbos_details_text(&details, "killed_by", actor_or_admin());
+		brandbos_audit_append("session_status", "session", id, brandbos_details_end(&details));
 	}
 
 	newtup = heap_modify_tuple_by_cols(newtup, tupdesc, n, cols, values, nulls);

@@ -16,6 +16,11 @@
  * brandbos_tenant_admin member with an admin app role cross users only when
  * the relation is tenant-isolated too (the tenant policies then keep the
  * admin to its own tenant); without tenant isolation it has no such arm.
+ * It also means brandbos's truncate guard (owner_only.c) on the relation,
+ * and no permissive policy of the table's own for a command that
+ * brandbos_base already admits (it would add nothing).  Grants that row
+ * level security does not limit (TRUNCATE, TRIGGER, REFERENCES held by
+ * non-owners) are reported apart: enabling isolation does not change them.
  *
  * Everything here reads the catalogs and parses brandbos's own expression
  * text; it runs no SQL and evaluates no function a user wrote.
@@ -384,19 +389,19 @@ brandbos_isolation_grant_problem(Oid relid)
 		if (grantee != ACL_ID_PUBLIC && has_privs_of_role(grantee, owner))
 			continue;
 		name = grantee == ACL_ID_PUBLIC ? "PUBLIC" : GetUserNameFromId(grantee, true);
-		appendStringInfo(&buf, "%s%s (%s%s%s)", buf.len > 0 ? ", " : "", name ? name : "an unknown role",
-						 (privs & ACL_TRUNCATE) ? "TRUNCATE " : "",
-						 (privs & ACL_TRIGGER) ? "TRIGGER " : "",
-						 (privs & ACL_REFERENCES) ? "REFERENCES " : "");
-		/* drop the trailing blank inside the parentheses */
-		buf.data[buf.len - 2] = ')';
-		buf.data[--buf.len] = '\0';
+		appendStringInfo(&buf, "%s%s holds", buf.len > 0 ? "; " : "", name ? name : "an unknown role");
+		if (privs & ACL_TRUNCATE)
+			appendStringInfoString(&buf, " TRUNCATE");
+		if (privs & ACL_TRIGGER)
+			appendStringInfoString(&buf, " TRIGGER");
+		if (privs & ACL_REFERENCES)
+			appendStringInfoString(&buf, " REFERENCES");
 	}
 	if (buf.len == 0)
 		return NULL;
-	return psprintf("privileges row level security does not limit are granted to roles that do not own the table: %s "
-					"(TRUNCATE and TRIGGER are refused to them by brandbos; a foreign key through REFERENCES checks every tenant's keys; "
-					"REVOKE TRUNCATE, TRIGGER, REFERENCES from them)", buf.data);
+	return psprintf("grants that row level security does not limit, to roles that do not own the table: %s "
+					"(brandbos refuses their TRUNCATE and CREATE TRIGGER; a foreign key through REFERENCES sees every tenant's keys: revoke them)",
+					buf.data);
 }
 
 List *

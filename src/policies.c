@@ -7,7 +7,10 @@
  * the request context (typed to the column: text helpers for text and
  * varchar, uuid helpers for uuid; isolation_check.c writes the expression),
  * the permissive brandbos_base (USING true) without which restrictive
- * policies would hide every row, the context as the column's default, and,
+ * policies would hide every row — only for the commands no permissive
+ * policy of the table's own admits, so enabling isolation never widens
+ * them — the BEFORE TRUNCATE trigger of owner_only.c (row level security
+ * does not apply to TRUNCATE), the context as the column's default, and,
  * on the table called for, an index leading with the column (a partitioned
  * index covers the partitions).  Restrictive policies are ANDed: tenant and
  * owner isolation mean both, and no permissive policy widens them.  The

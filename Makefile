@@ -57,6 +57,7 @@ OBJS        = src/brandbos.o \
               src/policies.o \
               src/isolation_check.o \
               src/isolation_guard.o \
+              src/owner_only.o \
               src/deliberation.o \
               src/deliberation_sessions.o \
               src/deliberation_bookkeeping.o \

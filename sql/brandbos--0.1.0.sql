@@ -249,9 +249,25 @@ CREATE FUNCTION brandbos.isolation_guard() RETURNS event_trigger
 	AS 'MODULE_PATHNAME', 'brandbos_isolation_guard'
 	LANGUAGE C;
 CREATE EVENT TRIGGER brandbos_isolation_guard ON ddl_command_end
-	WHEN TAG IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER TABLE', 'CREATE SCHEMA')
+	WHEN TAG IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER TABLE', 'ALTER FOREIGN TABLE', 'CREATE SCHEMA')
 	EXECUTE FUNCTION brandbos.isolation_guard();
 ALTER EVENT TRIGGER brandbos_isolation_guard ENABLE ALWAYS;
+
+-- What only a table's owner may do to a table brandbos isolates, protects or
+-- audits (src/owner_only.c): add a trigger (a trigger runs with the rights of
+-- whoever writes the table), 42501 for anyone else; and, on every relation of
+-- an isolated tree, TRUNCATE (row level security does not apply to it),
+-- refused by the BEFORE TRUNCATE trigger enable_*_isolation adds.
+CREATE FUNCTION brandbos.trigger_guard() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'brandbos_trigger_guard'
+	LANGUAGE C;
+CREATE EVENT TRIGGER brandbos_trigger_guard ON ddl_command_end
+	WHEN TAG IN ('CREATE TRIGGER', 'CREATE SCHEMA')
+	EXECUTE FUNCTION brandbos.trigger_guard();
+ALTER EVENT TRIGGER brandbos_trigger_guard ENABLE ALWAYS;
+CREATE FUNCTION brandbos.isolation_truncate_guard() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'brandbos_isolation_truncate_guard'
+	LANGUAGE C;
 
 -- NULL when the protection of a column is intact, else what is wrong
 -- (read from the catalogs only).
@@ -628,6 +644,8 @@ GRANT EXECUTE ON FUNCTION brandbos.enable_tenant_isolation(regclass, name),
 						  brandbos.enable_owner_isolation(regclass, name),
 						  brandbos.disable_isolation(regclass),
 						  brandbos.rls_report(name[]) TO PUBLIC;
+-- the owner creating the truncate guard needs EXECUTE on it; it only refuses
+GRANT EXECUTE ON FUNCTION brandbos.isolation_truncate_guard() TO PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- Persona and deliberation-session bookkeeping (SPEC section 5)

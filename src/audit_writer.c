@@ -26,6 +26,9 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_inherits.h"
+#include "utils/snapmgr.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -349,6 +352,51 @@ qualified_name(Relation rel)
 									  RelationGetRelationName(rel));
 }
 
+/*
+ * Every row TRUNCATE is about to remove from rel, whoever may see it: a
+ * scan of the heap with the statement's snapshot, no row level security and
+ * no user code.  A partitioned table has no rows of its own (TRUNCATE fires
+ * only its trigger): its leaf partitions are counted.  An inheritance
+ * parent counts its own rows; its children are counted by their own audit
+ * triggers.  Foreign partitions are not counted (reading them runs their
+ * wrapper).
+ */
+static int64
+rows_truncated(Relation rel)
+{
+	Snapshot	snapshot = ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot();
+	List	   *leaves;
+	ListCell   *lc;
+	int64		count = 0;
+
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		leaves = find_all_inheritors(RelationGetRelid(rel), AccessShareLock, NULL);
+	else
+		leaves = list_make1_oid(RelationGetRelid(rel));
+	foreach(lc, leaves)
+	{
+		Relation	leaf;
+		TableScanDesc scan;
+		TupleTableSlot *slot;
+
+		if (get_rel_relkind(lfirst_oid(lc)) != RELKIND_RELATION &&
+			get_rel_relkind(lfirst_oid(lc)) != RELKIND_MATVIEW)
+			continue;
+		leaf = table_open(lfirst_oid(lc), AccessShareLock);
+		slot = table_slot_create(leaf, NULL);
+		scan = table_beginscan(leaf, snapshot, 0, NULL);
+		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
+			CHECK_FOR_INTERRUPTS();
+			count++;
+		}
+		table_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		table_close(leaf, AccessShareLock);
+	}
+	return count;
+}
+
 PG_FUNCTION_INFO_V1(brandbos_audit_trigger);
 /* SQL: brandbos.audit_trigger() returns trigger */
 Datum
@@ -376,18 +424,8 @@ brandbos_audit_trigger(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
-		BrandbosInternalState state;
-		int64		count;
-		bool		isnull;
-
-		/* count what is about to go, as the table owner sees it */
-		brandbos_spi_begin(&state, GetUserId());
-		if (SPI_execute(psprintf("SELECT count(*) FROM %s", qualified_name(rel)), true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not count rows before TRUNCATE");
-		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		brandbos_spi_end(&state);
 		brandbos_audit_append("truncate", qualified_name(rel), NULL,
-							  brandbos_audit_count_details("row_count", count));
+							  brandbos_audit_count_details("row_count", rows_truncated(rel)));
 		return PointerGetDatum(NULL);
 	}
 	if (!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))

@@ -451,6 +451,8 @@ typedef struct BrandbosIsolation
 
 /* "select", "insert", "update", "delete": brandbos_<kind>_<command> */
 extern const char *const brandbos_isolation_commands[4];
+/* their polcmd letters: r, a, w, d */
+extern const char brandbos_isolation_command_chars[4];
 /* what the relation's own brandbos_tenant_* / brandbos_owner_* policies isolate */
 extern void brandbos_isolation_own(Oid relid, BrandbosIsolation *iso);
 /* every ancestor (partitioned or inheritance parent), nearest first */
@@ -467,6 +469,15 @@ extern List *brandbos_isolation_problems(Oid relid, const BrandbosIsolation *iso
 extern void brandbos_isolation_apply(Oid relid, const BrandbosIsolation *iso);
 /* true while brandbos_isolation_apply runs its DDL (the guard ignores it) */
 extern bool brandbos_isolation_running;
+/* privileges row level security does not limit, held by non-owners: a sentence or NULL */
+extern char *brandbos_isolation_grant_problem(Oid relid);
+
+/* ---- owner_only.c: triggers and TRUNCATE on managed tables ------------ */
+
+/* the BEFORE TRUNCATE statement trigger of every isolated relation */
+#define BRANDBOS_TRUNCATE_GUARD_NAME "brandbos_truncate_guard"
+/* is relid (or an ancestor) isolated, protected or audited by brandbos? */
+extern bool brandbos_table_is_managed(Oid relid);
 
 /* ---- protect_guard.c: protection the table owner cannot switch off ---- */
 

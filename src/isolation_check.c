@@ -16,6 +16,11 @@
  * brandbos_tenant_admin member with an admin app role cross users only when
  * the relation is tenant-isolated too (the tenant policies then keep the
  * admin to its own tenant); without tenant isolation it has no such arm.
+ * It also means brandbos's truncate guard (owner_only.c) on the relation,
+ * and no permissive policy of the table's own for a command that
+ * brandbos_base already admits (it would add nothing).  Grants that row
+ * level security does not limit (TRUNCATE, TRIGGER, REFERENCES held by
+ * non-owners) are reported apart: enabling isolation does not change them.
  *
  * Everything here reads the catalogs and parses brandbos's own expression
  * text; it runs no SQL and evaluates no function a user wrote.
@@ -29,6 +34,11 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
@@ -45,7 +55,8 @@
 #include "utils/syscache.h"
 
 const char *const brandbos_isolation_commands[4] = {"select", "insert", "update", "delete"};
-static const char command_chars[4] = {'r', 'a', 'w', 'd'};
+const char brandbos_isolation_command_chars[4] = {'r', 'a', 'w', 'd'};
+#define command_chars brandbos_isolation_command_chars
 
 static const char *
 kind_name(bool owner)
@@ -249,6 +260,150 @@ for_public_only(Relation polrel, HeapTuple tup)
 		((Oid *) ARR_DATA_PTR(roles))[0] == InvalidOid;
 }
 
+/* which commands (r, a, w, d) a permissive policy covers */
+static void
+policy_covers(char polcmd, bool covers[4])
+{
+	int			i;
+
+	for (i = 0; i < 4; i++)
+		covers[i] = polcmd == '*' || polcmd == command_chars[i];
+}
+
+/*
+ * brandbos_base (or brandbos_base_<command>) admits every row, so a
+ * permissive policy of the table's own for the same command adds nothing:
+ * enabling isolation again gives that command back to the table's policy.
+ */
+static List *
+base_policy_problems(Relation polrel, Oid relid)
+{
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		base[4] = {false, false, false, false};
+	bool		own[4] = {false, false, false, false};
+	List	   *problems = NIL;
+	int			i;
+
+	ScanKeyInit(&key, Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(polrel, PolicyPolrelidPolnameIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
+		const char *name = NameStr(pol->polname);
+		bool		covers[4];
+		bool		is_base = strcmp(name, "brandbos_base") == 0;
+
+		if (!pol->polpermissive)
+			continue;
+		for (i = 0; i < 4; i++)
+			if (strcmp(name, psprintf("brandbos_base_%s", brandbos_isolation_commands[i])) == 0)
+				is_base = true;
+		if (!is_base && strncmp(name, "brandbos_", 9) == 0)
+			continue;
+		policy_covers(pol->polcmd, covers);
+		for (i = 0; i < 4; i++)
+			if (covers[i])
+			{
+				if (is_base)
+					base[i] = true;
+				else
+					own[i] = true;
+			}
+	}
+	systable_endscan(scan);
+	for (i = 0; i < 4; i++)
+		if (base[i] && own[i])
+			problems = lappend(problems, psprintf("brandbos's base policy admits every row for %s, so the table's own permissive policies for it add nothing (enable isolation again to keep them)",
+												  brandbos_isolation_commands[i]));
+	return problems;
+}
+
+/* brandbos's BEFORE TRUNCATE statement trigger, enabled always, on the relation */
+static bool
+has_truncate_guard(Oid relid)
+{
+	List	   *names = list_make2(makeString(BRANDBOS_SCHEMA), makeString("isolation_truncate_guard"));
+	Oid			fnoid = LookupFuncName(names, 0, NULL, true);
+	Relation	trigrel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(fnoid))
+		return false;
+	trigrel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(trigrel, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
+		bool		isnull;
+
+		(void) heap_getattr(tup, Anum_pg_trigger_tgqual, RelationGetDescr(trigrel), &isnull);
+		found = trig->tgfoid == fnoid && trig->tgtype == (TRIGGER_TYPE_BEFORE | TRIGGER_TYPE_TRUNCATE) &&
+			trig->tgenabled == TRIGGER_FIRES_ALWAYS && trig->tgnargs == 0 && isnull;
+	}
+	systable_endscan(scan);
+	table_close(trigrel, AccessShareLock);
+	return found;
+}
+
+char *
+brandbos_isolation_grant_problem(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+	bool		isnull;
+	Datum		d;
+	Acl		   *acl;
+	AclItem    *items;
+	StringInfoData buf;
+	int			i;
+
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relacl, &isnull);
+	if (isnull)
+	{
+		ReleaseSysCache(tup);
+		return NULL;
+	}
+	acl = DatumGetAclPCopy(d);
+	ReleaseSysCache(tup);
+	items = ACL_DAT(acl);
+	initStringInfo(&buf);
+	for (i = 0; i < ACL_NUM(acl); i++)
+	{
+		AclMode		privs = ACLITEM_GET_PRIVS(items[i]);
+		Oid			grantee = items[i].ai_grantee;
+		char	   *name;
+
+		if ((privs & (ACL_TRUNCATE | ACL_TRIGGER | ACL_REFERENCES)) == 0)
+			continue;
+		if (grantee != ACL_ID_PUBLIC && has_privs_of_role(grantee, owner))
+			continue;
+		name = grantee == ACL_ID_PUBLIC ? "PUBLIC" : GetUserNameFromId(grantee, true);
+		appendStringInfo(&buf, "%s%s holds", buf.len > 0 ? "; " : "", name ? name : "an unknown role");
+		if (privs & ACL_TRUNCATE)
+			appendStringInfoString(&buf, " TRUNCATE");
+		if (privs & ACL_TRIGGER)
+			appendStringInfoString(&buf, " TRIGGER");
+		if (privs & ACL_REFERENCES)
+			appendStringInfoString(&buf, " REFERENCES");
+	}
+	if (buf.len == 0)
+		return NULL;
+	return psprintf("grants that row level security does not limit, to roles that do not own the table: %s "
+					"(brandbos refuses their TRUNCATE and CREATE TRIGGER; a foreign key through REFERENCES sees every tenant's keys: revoke them)",
+					buf.data);
+}
+
 List *
 brandbos_isolation_problems(Oid relid, const BrandbosIsolation *iso)
 {
@@ -328,6 +483,10 @@ brandbos_isolation_problems(Oid relid, const BrandbosIsolation *iso)
 	tup = policy_tuple(polrel, relid, "brandbos_admin");
 	if (tup != NULL && ((Form_pg_policy) GETSTRUCT(tup))->polpermissive)
 		problems = lappend(problems, pstrdup("policy brandbos_admin is permissive and lets admins cross tenants"));
+	problems = list_concat(problems, base_policy_problems(polrel, relid));
+	if (!has_truncate_guard(relid))
+		problems = lappend(problems, psprintf("trigger %s is missing or not a BEFORE TRUNCATE statement trigger enabled always: a role that may truncate the table removes every tenant's rows",
+											  BRANDBOS_TRUNCATE_GUARD_NAME));
 	table_close(polrel, AccessShareLock);
 	table_close(rel, AccessShareLock);
 	return problems;

@@ -6,7 +6,7 @@
  * script, so it works without shared_preload_libraries and for every role)
  * looks at commands that put a relation under another: CREATE TABLE ...
  * PARTITION OF / INHERITS (also CREATE FOREIGN TABLE and inside CREATE
- * SCHEMA) and ALTER TABLE ... ATTACH PARTITION / INHERIT.  For every
+ * SCHEMA) and ALTER [FOREIGN] TABLE ... ATTACH PARTITION / INHERIT.  For every
  * relation the command touched, each ancestor (or the relation itself) that
  * carries brandbos isolation has its whole tree checked, and every relation
  * below it that is not isolated as isolation_check.c requires gets the

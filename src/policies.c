@@ -7,7 +7,10 @@
  * the request context (typed to the column: text helpers for text and
  * varchar, uuid helpers for uuid; isolation_check.c writes the expression),
  * the permissive brandbos_base (USING true) without which restrictive
- * policies would hide every row, the context as the column's default, and,
+ * policies would hide every row — only for the commands no permissive
+ * policy of the table's own admits, so enabling isolation never widens
+ * them — the BEFORE TRUNCATE trigger of owner_only.c (row level security
+ * does not apply to TRUNCATE), the context as the column's default, and,
  * on the table called for, an index leading with the column (a partitioned
  * index covers the partitions).  Restrictive policies are ANDed: tenant and
  * owner isolation mean both, and no permissive policy widens them.  The
@@ -102,6 +105,86 @@ isolation_tree(Oid relid)
 	return rels;
 }
 
+/*
+ * brandbos_base admits rows for the commands that no other permissive
+ * policy admits: for ALL when the table has no permissive policy of its
+ * own, else one brandbos_base_<command> per command none covers.  A
+ * command the table's own permissive policies cover keeps them as the only
+ * admission (ORed with USING (true) they would admit every row).
+ */
+static void
+base_policies(Oid relid, const char *table)
+{
+	Oid			argtype = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
+	bool		covered[4] = {false, false, false, false};
+	bool		any = false;
+	uint64		r;
+	int			i;
+
+	drop_policy(relid, table, "brandbos_base");
+	for (i = 0; i < 4; i++)
+		drop_policy(relid, table, psprintf("brandbos_base_%s", brandbos_isolation_commands[i]));
+	if (SPI_execute_with_args("SELECT polcmd FROM pg_catalog.pg_policy WHERE polrelid = $1 "
+							  "AND polpermissive AND polname::text NOT LIKE 'brandbos\\_%'",
+							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_policy");
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		char		cmd = DatumGetChar(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+
+		any = true;
+		for (i = 0; i < 4; i++)
+			if (cmd == '*' || cmd == brandbos_isolation_command_chars[i])
+				covered[i] = true;
+	}
+	if (!any)
+	{
+		run(psprintf("CREATE POLICY brandbos_base ON %s AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)",
+					 table));
+		return;
+	}
+	for (i = 0; i < 4; i++)
+	{
+		const char *command = brandbos_isolation_commands[i];
+		const char *clause;
+
+		if (covered[i])
+			continue;
+		clause = strcmp(command, "insert") == 0 ? "WITH CHECK (true)" :
+			strcmp(command, "update") == 0 ? "USING (true) WITH CHECK (true)" : "USING (true)";
+		run(psprintf("CREATE POLICY %s ON %s AS PERMISSIVE FOR %s %s",
+					 quote_identifier(psprintf("brandbos_base_%s", command)), table, command, clause));
+	}
+}
+
+/* the BEFORE TRUNCATE statement trigger refusing non-owners (owner_only.c), recreated */
+static void
+truncate_guard(Oid relid, const char *table)
+{
+	Oid			argtype = OIDOID;
+	Datum		arg = ObjectIdGetDatum(relid);
+	List	   *names = NIL;
+	ListCell   *lc;
+	uint64		r;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (SPI_execute_with_args("SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgparentid = 0 "
+							  "AND (tgfoid = 'brandbos.isolation_truncate_guard()'::pg_catalog.regprocedure "
+							  "OR tgname = '" BRANDBOS_TRUNCATE_GUARD_NAME "')",
+							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_trigger");
+	for (r = 0; r < SPI_processed; r++)
+		names = lappend(names, MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1)));
+	foreach(lc, names)
+		run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(lfirst(lc)), table));
+	run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s FOR EACH STATEMENT "
+				 "EXECUTE FUNCTION brandbos.isolation_truncate_guard()",
+				 BRANDBOS_TRUNCATE_GUARD_NAME, table));
+	run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", table, BRANDBOS_TRUNCATE_GUARD_NAME));
+}
+
 void
 brandbos_isolation_apply(Oid relid, const BrandbosIsolation *iso)
 {
@@ -160,9 +243,8 @@ brandbos_isolation_apply(Oid relid, const BrandbosIsolation *iso)
 		 * permissive brandbos_admin of older versions crossed tenants.
 		 */
 		drop_policy(relid, table, "brandbos_admin");
-		drop_policy(relid, table, "brandbos_base");
-		run(psprintf("CREATE POLICY brandbos_base ON %s AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)",
-					 table));
+		base_policies(relid, table);
+		truncate_guard(relid, table);
 	}
 	PG_FINALLY();
 	{
@@ -258,6 +340,7 @@ disable_one(Oid relid)
 	Datum		arg = ObjectIdGetDatum(relid);
 	List	   *policies = NIL;
 	List	   *columns = NIL;
+	List	   *triggers = NIL;
 	ListCell   *lc;
 	uint64		i;
 	MemoryContext caller = CurrentMemoryContext;
@@ -277,8 +360,17 @@ disable_one(Oid relid)
 	for (i = 0; i < SPI_processed; i++)
 		columns = lappend(columns, MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 
+	if (SPI_execute_with_args("SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgparentid = 0 "
+							  "AND tgfoid = 'brandbos.isolation_truncate_guard()'::pg_catalog.regprocedure",
+							  1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_trigger");
+	for (i = 0; i < SPI_processed; i++)
+		triggers = lappend(triggers, MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
+
 	foreach(lc, policies)
 		run(psprintf("DROP POLICY %s ON %s", quote_identifier(lfirst(lc)), table));
+	foreach(lc, triggers)
+		run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(lfirst(lc)), table));
 	foreach(lc, columns)
 		run(psprintf("ALTER TABLE ONLY %s ALTER COLUMN %s DROP DEFAULT", table, quote_identifier(lfirst(lc))));
 	run(psprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", table));
@@ -381,6 +473,13 @@ brandbos_rls_report(PG_FUNCTION_ARGS)
 
 			brandbos_isolation_expected(relid, &iso);
 			extra = brandbos_isolation_problems(relid, &iso);
+			if (iso.tenant_col[0] != '\0' || iso.owner_col[0] != '\0')
+			{
+				char	   *grants = brandbos_isolation_grant_problem(relid);
+
+				if (grants != NULL)
+					extra = lappend(extra, grants);
+			}
 			if (extra != NIL)
 			{
 				ArrayType  *arr = DatumGetArrayTypeP(values[4]);

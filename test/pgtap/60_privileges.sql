@@ -25,7 +25,7 @@ SELECT results_eq(
              ('fail_session(session_id text, reason text)'),
              ('gdpr_erase(user_id text)'), ('gdpr_export(user_id text)'),
              ('generate_api_key(prefix text)'), ('has_app_role(role text)'), ('hash_password(password text)'),
-             ('is_admin()'), ('is_org_owner(org text)'), ('jwt()'), ('kill_session(session_id text, reason text)'),
+             ('is_admin()'), ('is_org_owner(org text)'), ('isolation_truncate_guard()'), ('jwt()'), ('kill_session(session_id text, reason text)'),
              ('log_event(action text, resource_type text, resource_id text, details jsonb)'),
              ('next_round(session_id text)'),
              ('password_needs_rehash(hash text)'), ('pause_session(session_id text)'),

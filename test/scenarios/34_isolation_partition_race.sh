@@ -17,7 +17,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 C=s34_isolation_race
-sc_cluster "$C" 55534 yes
+sc_cluster "$C" "${BB_PORT_S34:-55534}" yes
 DIR=$(bb_clusterdir "$C")
 
 bb_psql "$C" -v ON_ERROR_STOP=1 >/dev/null <<'SQL'

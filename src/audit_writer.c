@@ -486,13 +486,6 @@ audit_trigger_names(Oid relid)
 	return names;
 }
 
-static void
-run(const char *sql)
-{
-	if (SPI_execute(sql, false, 0) < 0)
-		elog(ERROR, "internal statement failed: %s", sql);
-}
-
 /* checks shared by enable and disable; returns the table's quoted name */
 static char *
 audit_target(FunctionCallInfo fcinfo, Oid *relid_out)
@@ -541,17 +534,17 @@ brandbos_enable_audit(PG_FUNCTION_ARGS)
 	brandbos_guard_bypass = true;
 	PG_TRY();
 	{
-		run(psprintf("CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s "
-					 "FOR EACH ROW EXECUTE FUNCTION brandbos.audit_trigger()",
-					 quote_identifier(AUDIT_TRIGGER_NAME), name));
-		run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s "
-					 "FOR EACH STATEMENT EXECUTE FUNCTION brandbos.audit_trigger()",
-					 quote_identifier(AUDIT_TRUNCATE_NAME), name));
+		brandbos_sql_run(psprintf("CREATE TRIGGER %s AFTER INSERT OR UPDATE OR DELETE ON %s "
+								  "FOR EACH ROW EXECUTE FUNCTION brandbos.audit_trigger()",
+								  quote_identifier(AUDIT_TRIGGER_NAME), name));
+		brandbos_sql_run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s "
+								  "FOR EACH STATEMENT EXECUTE FUNCTION brandbos.audit_trigger()",
+								  quote_identifier(AUDIT_TRUNCATE_NAME), name));
 		/* session_replication_role = replica must not silence the audit */
-		run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name,
-					 quote_identifier(AUDIT_TRIGGER_NAME)));
-		run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name,
-					 quote_identifier(AUDIT_TRUNCATE_NAME)));
+		brandbos_sql_run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name,
+								  quote_identifier(AUDIT_TRIGGER_NAME)));
+		brandbos_sql_run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", name,
+								  quote_identifier(AUDIT_TRUNCATE_NAME)));
 	}
 	PG_FINALLY();
 	{
@@ -586,7 +579,7 @@ brandbos_disable_audit(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		foreach(lc, triggers)
-			run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(lfirst(lc)), name));
+			brandbos_sql_run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(lfirst(lc)), name));
 	}
 	PG_FINALLY();
 	{

@@ -84,6 +84,9 @@ extern void brandbos_spi_end(BrandbosInternalState *state);
 extern int	brandbos_sql_exec(const char *sql, int nargs, Oid *types, Datum *values,
 							  const char *nulls, bool read_only, int expect);
 
+/* brandbos_sql_exec of a statement without parameters, any success */
+extern void brandbos_sql_run(const char *sql);
+
 /* ---- random_pool.c ---------------------------------------------------- */
 
 /* Random bytes from a per-backend pool refilled from the OS (nonces). */

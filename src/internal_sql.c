@@ -111,3 +111,9 @@ brandbos_sql_exec(const char *sql, int nargs, Oid *types, Datum *values, const c
 		elog(ERROR, "internal statement failed (%d): %s", rc, sql);
 	return rc;
 }
+
+void
+brandbos_sql_run(const char *sql)
+{
+	(void) brandbos_sql_exec(sql, 0, NULL, NULL, NULL, false, BRANDBOS_SQL_ANY);
+}

@@ -40,13 +40,6 @@
 
 bool		brandbos_isolation_running = false;
 
-static void
-run(const char *sql)
-{
-	if (SPI_execute(sql, false, 0) < 0)
-		elog(ERROR, "internal statement failed: %s", sql);
-}
-
 static bool
 exists(const char *sql, Oid relid, const char *name)
 {
@@ -65,7 +58,7 @@ drop_policy(Oid relid, const char *table, const char *policy)
 {
 	if (exists("SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1 AND polname = $2::name",
 			   relid, policy))
-		run(psprintf("DROP POLICY %s ON %s", quote_identifier(policy), table));
+		brandbos_sql_run(psprintf("DROP POLICY %s ON %s", quote_identifier(policy), table));
 }
 
 /* checks shared by the functions; returns the quoted qualified name */
@@ -141,8 +134,8 @@ base_policies(Oid relid, const char *table)
 	}
 	if (!any)
 	{
-		run(psprintf("CREATE POLICY brandbos_base ON %s AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)",
-					 table));
+		brandbos_sql_run(psprintf("CREATE POLICY brandbos_base ON %s AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)",
+								  table));
 		return;
 	}
 	for (i = 0; i < 4; i++)
@@ -154,8 +147,8 @@ base_policies(Oid relid, const char *table)
 			continue;
 		clause = strcmp(command, "insert") == 0 ? "WITH CHECK (true)" :
 			strcmp(command, "update") == 0 ? "USING (true) WITH CHECK (true)" : "USING (true)";
-		run(psprintf("CREATE POLICY %s ON %s AS PERMISSIVE FOR %s %s",
-					 quote_identifier(psprintf("brandbos_base_%s", command)), table, command, clause));
+		brandbos_sql_run(psprintf("CREATE POLICY %s ON %s AS PERMISSIVE FOR %s %s",
+								  quote_identifier(psprintf("brandbos_base_%s", command)), table, command, clause));
 	}
 }
 
@@ -178,11 +171,11 @@ truncate_guard(Oid relid, const char *table)
 	for (r = 0; r < SPI_processed; r++)
 		names = lappend(names, MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1)));
 	foreach(lc, names)
-		run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(lfirst(lc)), table));
-	run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s FOR EACH STATEMENT "
-				 "EXECUTE FUNCTION brandbos.isolation_truncate_guard()",
-				 BRANDBOS_TRUNCATE_GUARD_NAME, table));
-	run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", table, BRANDBOS_TRUNCATE_GUARD_NAME));
+		brandbos_sql_run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(lfirst(lc)), table));
+	brandbos_sql_run(psprintf("CREATE TRIGGER %s BEFORE TRUNCATE ON %s FOR EACH STATEMENT "
+							  "EXECUTE FUNCTION brandbos.isolation_truncate_guard()",
+							  BRANDBOS_TRUNCATE_GUARD_NAME, table));
+	brandbos_sql_run(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", table, BRANDBOS_TRUNCATE_GUARD_NAME));
 }
 
 void
@@ -198,8 +191,8 @@ brandbos_isolation_apply(Oid relid, const BrandbosIsolation *iso)
 	brandbos_isolation_running = true;
 	PG_TRY();
 	{
-		run(psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", table));
-		run(psprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY", table));
+		brandbos_sql_run(psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", table));
+		brandbos_sql_run(psprintf("ALTER TABLE %s FORCE ROW LEVEL SECURITY", table));
 		for (k = 0; k < 2; k++)
 		{
 			bool		owner = (k == 1);
@@ -222,17 +215,17 @@ brandbos_isolation_apply(Oid relid, const BrandbosIsolation *iso)
 
 				drop_policy(relid, table, psprintf("brandbos_%s_%s", owner ? "owner" : "tenant", command));
 				if (strcmp(command, "insert") == 0)
-					run(psprintf("CREATE POLICY %s ON %s AS RESTRICTIVE FOR INSERT WITH CHECK %s",
-								 policy, table, check));
+					brandbos_sql_run(psprintf("CREATE POLICY %s ON %s AS RESTRICTIVE FOR INSERT WITH CHECK %s",
+											  policy, table, check));
 				else if (strcmp(command, "update") == 0)
-					run(psprintf("CREATE POLICY %s ON %s AS RESTRICTIVE FOR UPDATE USING %s WITH CHECK %s",
-								 policy, table, check, check));
+					brandbos_sql_run(psprintf("CREATE POLICY %s ON %s AS RESTRICTIVE FOR UPDATE USING %s WITH CHECK %s",
+											  policy, table, check, check));
 				else
-					run(psprintf("CREATE POLICY %s ON %s AS RESTRICTIVE FOR %s USING %s",
-								 policy, table, command, check));
+					brandbos_sql_run(psprintf("CREATE POLICY %s ON %s AS RESTRICTIVE FOR %s USING %s",
+											  policy, table, command, check));
 			}
-			run(psprintf("ALTER TABLE ONLY %s ALTER COLUMN %s SET DEFAULT %s", table,
-						 quote_identifier(col), brandbos_isolation_helper(relid, col, owner)));
+			brandbos_sql_run(psprintf("ALTER TABLE ONLY %s ALTER COLUMN %s SET DEFAULT %s", table,
+									  quote_identifier(col), brandbos_isolation_helper(relid, col, owner)));
 		}
 
 		/*
@@ -307,7 +300,7 @@ enable_isolation(FunctionCallInfo fcinfo, bool owner)
 								  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read pg_index");
 		if (SPI_processed == 0)
-			run(psprintf("CREATE INDEX ON %s (%s)", table, quote_identifier(colname)));
+			brandbos_sql_run(psprintf("CREATE INDEX ON %s (%s)", table, quote_identifier(colname)));
 	}
 	brandbos_spi_end(&state);
 }
@@ -368,13 +361,13 @@ disable_one(Oid relid)
 		triggers = lappend(triggers, MemoryContextStrdup(caller, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 
 	foreach(lc, policies)
-		run(psprintf("DROP POLICY %s ON %s", quote_identifier(lfirst(lc)), table));
+		brandbos_sql_run(psprintf("DROP POLICY %s ON %s", quote_identifier(lfirst(lc)), table));
 	foreach(lc, triggers)
-		run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(lfirst(lc)), table));
+		brandbos_sql_run(psprintf("DROP TRIGGER %s ON %s", quote_identifier(lfirst(lc)), table));
 	foreach(lc, columns)
-		run(psprintf("ALTER TABLE ONLY %s ALTER COLUMN %s DROP DEFAULT", table, quote_identifier(lfirst(lc))));
-	run(psprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", table));
-	run(psprintf("ALTER TABLE %s DISABLE ROW LEVEL SECURITY", table));
+		brandbos_sql_run(psprintf("ALTER TABLE ONLY %s ALTER COLUMN %s DROP DEFAULT", table, quote_identifier(lfirst(lc))));
+	brandbos_sql_run(psprintf("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY", table));
+	brandbos_sql_run(psprintf("ALTER TABLE %s DISABLE ROW LEVEL SECURITY", table));
 	return true;
 }
 

@@ -366,12 +366,34 @@ typedef struct DecryptorCheck
 	Oid			checked_user;
 }			DecryptorCheck;
 
+/*
+ * Plaintext is handed only to statements the decryptor runs itself, never to
+ * a trigger: a trigger runs as whoever's write fires it, so one planted by a
+ * table's owner (or by anyone allowed to add triggers) would read what the
+ * decryptor may read whenever a decryptor writes.  brandbos's own triggers
+ * never decrypt through these functions.
+ */
+static int
+trigger_depth(void)
+{
+	LOCAL_FCINFO(call, 0);
+
+	InitFunctionCallInfoData(*call, NULL, 0, InvalidOid, NULL, NULL);
+	return DatumGetInt32(pg_trigger_depth(call));
+}
+
 static void
 require_decryptor(FunctionCallInfo fcinfo)
 {
 	DecryptorCheck *check = (DecryptorCheck *) fcinfo->flinfo->fn_extra;
 	Oid			user = GetUserId();
 
+	if (trigger_depth() > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("brandbos does not decrypt inside a trigger"),
+				 errdetail("A trigger runs with the rights of whoever fires it; plaintext is released only to statements its reader runs."),
+				 errhint("Read the _decrypted view or call decrypt() from the application's own statement, not from a trigger.")));
 	if (check != NULL && check->checked_user == user)
 		return;
 	brandbos_require_role(BRANDBOS_ROLE_DECRYPTOR, "decrypt brandbos envelopes");

@@ -325,7 +325,8 @@ base_policy_problems(Relation polrel, Oid relid)
 static bool
 has_truncate_guard(Oid relid)
 {
-	List	   *names = list_make2(makeString(BRANDBOS_SCHEMA), makeString("isolation_truncate_guard"));
+	List	   *names = lappend(list_make1(makeString(BRANDBOS_SCHEMA)),
+									makeString("isolation_truncate_guard"));
 	Oid			fnoid = LookupFuncName(names, 0, NULL, true);
 	Relation	trigrel;
 	ScanKeyData key;

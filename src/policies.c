@@ -259,7 +259,7 @@ enable_isolation(FunctionCallInfo fcinfo, bool owner)
 	List	   *rels;
 	List	   *isos = NIL;
 	ListCell   *lc;
-	ListCell   *lc2;
+	int			i;
 
 	if (attnum == InvalidAttrNumber || attnum < 0)
 		ereport(ERROR,
@@ -282,9 +282,9 @@ enable_isolation(FunctionCallInfo fcinfo, bool owner)
 		strlcpy(owner ? iso->owner_col : iso->tenant_col, colname, NAMEDATALEN);
 		isos = lappend(isos, iso);
 	}
-	forboth(lc, rels, lc2, isos)
+	for (i = 0; i < list_length(rels); i++)
 	{
-		brandbos_isolation_apply(lfirst_oid(lc), lfirst(lc2));
+		brandbos_isolation_apply(list_nth_oid(rels, i), list_nth(isos, i));
 		CommandCounterIncrement();
 	}
 

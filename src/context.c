@@ -6,12 +6,14 @@
  * it ends with the transaction, a rolled-back subtransaction restores the
  * previous one, and parallel workers receive it with the leader's settings.
  * Their check hook refuses every write (SET, set_config, RESET, ALTER ROLE
- * ... SET) unless one of the three writers below is running:
- *   - brandbos.authenticate(token): an HS256 JWT verified by token.c;
+ * ... SET) unless one of the three writers is running:
+ *   - brandbos.authenticate(token) (token.c, through brandbos_context_write);
  *   - brandbos.set_context(...): only for brandbos_context_admin;
  *   - brandbos.set_request(ip, user_agent): request metadata only.
  * authenticate and set_context refuse to run outside a transaction block,
- * where the context would vanish at once.
+ * where the context would vanish at once.  A reset of a part of the context
+ * (which bypasses the check hook) makes the rest untrusted: every helper
+ * then raises 42501 until the transaction ends or a new context is written.
  *
  * Assign hooks keep C copies of the values, so the helpers used in policies
  * cost one function call and no lookup.  With
@@ -22,14 +24,11 @@
  * Setting a context engages the role lock (role_lock.c): until the
  * (sub)transaction that set it ends, no statement can change the session's
  * role, so an injected statement cannot climb back to the pooled
- * connection's own role.  When preloaded, a utility hook refuses RESET of
- * the internal settings.
+ * connection's own role.  When preloaded, a utility hook refuses RESET and
+ * SET ... TO DEFAULT of the internal settings outright.
  */
 #include "brandbos.h"
-#include "jwt.h"
 #include "token.h"
-
-#include <sodium.h>
 
 #include "access/parallel.h"
 #include "access/xact.h"
@@ -43,7 +42,6 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 /* brandbos.set_request keeps at most this many bytes of a user agent, whole characters */
@@ -286,8 +284,8 @@ write_setting(const char *name, const char *value)
 }
 
 /* set the whole context at once (NULLs clear their part) */
-static void
-write_context(const char *user_id, const char *tenant_id, const char *app_role,
+void
+brandbos_context_write(const char *user_id, const char *tenant_id, const char *app_role,
 			  const char *claims_json)
 {
 	brandbos_role_lock_engage();
@@ -307,8 +305,8 @@ write_context(const char *user_id, const char *tenant_id, const char *app_role,
 	context_tampered = false;	/* a whole new context */
 }
 
-static void
-require_transaction_block(const char *function)
+void
+brandbos_require_transaction_block(const char *function)
 {
 	if (!IsTransactionBlock())
 		ereport(ERROR,
@@ -316,84 +314,6 @@ require_transaction_block(const char *function)
 				 errmsg("%s must be called inside a transaction block", function),
 				 errdetail("The request context lasts until the end of the transaction; outside a block it would end at once."),
 				 errhint("Run BEGIN first, then COMMIT or ROLLBACK at the end of the request.")));
-}
-
-/* a string or number member as a C string; NULL if absent or another type */
-static char *
-member_text(Jsonb *obj, const char *key)
-{
-	JsonbValue *v = brandbos_jsonb_member(obj, key);
-
-	if (v == NULL)
-		return NULL;
-	if (v->type == jbvString)
-		return pnstrdup(v->val.string.val, v->val.string.len);
-	if (v->type == jbvNumeric)
-		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-	return NULL;
-}
-
-PG_FUNCTION_INFO_V1(brandbos_authenticate);
-static Datum authenticate_token(FunctionCallInfo fcinfo);
-
-/*
- * SQL: brandbos.authenticate(token text) returns jsonb
- *
- * The statement holds the token, so no error raised on the way (a refused
- * token, no transaction block, no secret, out of memory) may log it.
- */
-Datum
-brandbos_authenticate(PG_FUNCTION_ARGS)
-{
-	MemoryContext caller = CurrentMemoryContext;
-	Datum		result = (Datum) 0;
-
-	PG_TRY();
-	{
-		result = authenticate_token(fcinfo);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(caller);
-		edata = CopyErrorData();
-		FlushErrorState();
-		edata->hide_stmt = true;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-	return result;
-}
-
-static Datum
-authenticate_token(FunctionCallInfo fcinfo)
-{
-	text	   *token_text;
-	Jsonb	   *claims;
-	char	   *sub,
-			   *tenant,
-			   *role;
-	JsonbValue *sub_value;
-
-	require_transaction_block("brandbos.authenticate()");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("token must not be null")));
-	token_text = PG_GETARG_TEXT_PP(0);
-	claims = brandbos_token_verify(VARDATA_ANY(token_text), VARSIZE_ANY_EXHDR(token_text));
-
-	sub_value = brandbos_jsonb_member(claims, "sub");
-	if (sub_value == NULL || sub_value->type != jbvString || sub_value->val.string.len == 0)
-		brandbos_token_malformed("The token has no \"sub\" claim (a non-empty string).");
-	sub = pnstrdup(sub_value->val.string.val, sub_value->val.string.len);
-	tenant = member_text(claims, tenant_claim && tenant_claim[0] ? tenant_claim : "tenant_id");
-	role = member_text(claims, "role");
-
-	write_context(sub, tenant, role ? role : "authenticated",
-				  JsonbToCString(NULL, &claims->root, VARSIZE(claims)));
-	PG_RETURN_JSONB_P(claims);
 }
 
 PG_FUNCTION_INFO_V1(brandbos_set_context);
@@ -408,7 +328,7 @@ brandbos_set_context(PG_FUNCTION_ARGS)
 	Jsonb	   *claims;
 
 	brandbos_require_role(BRANDBOS_ROLE_CONTEXT_ADMIN, "set a brandbos request context");
-	require_transaction_block("brandbos.set_context()");
+	brandbos_require_transaction_block("brandbos.set_context()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -423,7 +343,7 @@ brandbos_set_context(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("claims must be a JSON object")));
-	write_context(user_id,
+	brandbos_context_write(user_id,
 				  PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 				  PG_ARGISNULL(2) ? "authenticated" : text_to_cstring(PG_GETARG_TEXT_PP(2)),
 				  claims ? JsonbToCString(NULL, &claims->root, VARSIZE(claims)) : "{}");
@@ -438,7 +358,7 @@ brandbos_set_request(PG_FUNCTION_ARGS)
 	char	   *ip = NULL;
 	char	   *ua = NULL;
 
-	require_transaction_block("brandbos.set_request()");
+	brandbos_require_transaction_block("brandbos.set_request()");
 	if (!PG_ARGISNULL(0))
 		ip = DatumGetCString(DirectFunctionCall1(inet_out, PG_GETARG_DATUM(0)));
 	if (!PG_ARGISNULL(1))
@@ -460,52 +380,11 @@ brandbos_set_request(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-PG_FUNCTION_INFO_V1(brandbos_sign_token);
-/* SQL: brandbos.sign_token(claims jsonb, ttl interval default '1 hour') returns text */
-Datum
-brandbos_sign_token(PG_FUNCTION_ARGS)
+/* the claim that names the tenant (brandbos.tenant_claim) */
+const char *
+brandbos_tenant_claim_name(void)
 {
-	BrandbosDetails iat_exp;
-	Jsonb	   *claims = PG_GETARG_JSONB_P(0);
-	Interval   *ttl = PG_GETARG_INTERVAL_P(1);
-	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-	Jsonb	   *times;
-	char	   *claims_text;
-	int64		now_s,
-				ttl_s;
-	unsigned char *secret;
-	size_t		secret_len;
-	char	   *out;
-
-	brandbos_require_role(BRANDBOS_ROLE_CONTEXT_ADMIN, "sign brandbos tokens");
-	if (!JB_ROOT_IS_OBJECT(claims) || JB_ROOT_IS_SCALAR(claims))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("claims must be a JSON object")));
-	ttl_s = (int64) (ttl->time / USECS_PER_SEC) + (int64) ttl->day * SECS_PER_DAY +
-		(int64) ttl->month * 30 * SECS_PER_DAY;
-	if (ttl_s <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ttl must be positive")));
-	now_s = GetCurrentTimestamp() / USECS_PER_SEC +
-		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-
-	/* iat and exp, unless the claims bring their own */
-	brandbos_details_begin(&iat_exp);
-	brandbos_details_int8(&iat_exp, "iat", now_s);
-	brandbos_details_int8(&iat_exp, "exp", now_s + ttl_s);
-	times = brandbos_details_end(&iat_exp);
-	claims = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(times),
-												JsonbPGetDatum(claims)));
-	claims_text = JsonbToCString(NULL, &claims->root, VARSIZE(claims));
-
-	secret = brandbos_token_secret(&secret_len);
-	out = palloc(bb_jwt_signed_len(sizeof(header) - 1, strlen(claims_text)) + 1);
-	bb_jwt_sign_hs256(out, header, sizeof(header) - 1, claims_text, strlen(claims_text),
-					  secret, secret_len);
-	sodium_memzero(secret, secret_len);
-	PG_RETURN_TEXT_P(cstring_to_text(out));
+	return tenant_claim && tenant_claim[0] ? tenant_claim : "tenant_id";
 }
 
 /* ---------------------------------------------------------------------
@@ -539,9 +418,9 @@ effective_context(void)
 		if (claims != NULL)
 		{
 			/* as Supabase's auth.uid(), auth.role(), auth.jwt(): each claim, or NULL */
-			set_id(&postgrest.user, member_text(claims, "sub"));
-			set_id(&postgrest.tenant, member_text(claims, tenant_claim && tenant_claim[0] ? tenant_claim : "tenant_id"));
-			postgrest.app_role = copy_text(member_text(claims, "role"));
+			set_id(&postgrest.user, brandbos_jsonb_member_text(claims, "sub"));
+			set_id(&postgrest.tenant, brandbos_jsonb_member_text(claims, brandbos_tenant_claim_name()));
+			postgrest.app_role = copy_text(brandbos_jsonb_member_text(claims, "role"));
 			postgrest.claims_json = pstrdup(raw);
 			postgrest.claims = DatumGetJsonbP(datumCopy(JsonbPGetDatum(claims), false, -1));
 		}

@@ -1,6 +1,6 @@
 /*
- * token.c — which tokens brandbos.authenticate() accepts, and the secret
- * they are signed with.
+ * token.c — token authentication: brandbos.authenticate(), which tokens it
+ * accepts and the secret they are signed with, and brandbos.sign_token().
  *
  * A token is an HS256 JWT (jwt.c splits and signs; this file decides).  The
  * checks run in this order, and nothing of the payload is read before the
@@ -29,6 +29,9 @@
  * The file follows the root key file's rules (secret_file.c).  Its content
  * is kept in sodium_malloc memory and read again at the first use after the
  * setting was (re)applied, which every configuration reload does.
+ *
+ * authenticate() sets the request context through context.c's writer; every
+ * error raised while it runs hides the statement, which holds the token.
  */
 #include "brandbos.h"
 #include "jwt.h"
@@ -514,4 +517,134 @@ brandbos_token_init(void)
 					(errmsg("brandbos JWT secret is not loaded: %s", file_secret_problem),
 					 errdetail("brandbos.authenticate() and brandbos.sign_token() will fail until it is fixed.")));
 	}
+}
+
+/* a string or number member as a C string; NULL if absent or another type */
+char *
+brandbos_jsonb_member_text(Jsonb *obj, const char *key)
+{
+	JsonbValue *v = brandbos_jsonb_member(obj, key);
+
+	if (v == NULL)
+		return NULL;
+	if (v->type == jbvString)
+		return pnstrdup(v->val.string.val, v->val.string.len);
+	if (v->type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------
+ * authenticate() and sign_token()
+ * --------------------------------------------------------------------- */
+
+PG_FUNCTION_INFO_V1(brandbos_authenticate);
+static Datum authenticate_token(FunctionCallInfo fcinfo);
+
+/*
+ * SQL: brandbos.authenticate(token text) returns jsonb
+ *
+ * The statement holds the token, so no error raised on the way (a refused
+ * token, no transaction block, no secret, out of memory) may log it.
+ */
+Datum
+brandbos_authenticate(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+
+	PG_TRY();
+	{
+		result = authenticate_token(fcinfo);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->hide_stmt = true;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static Datum
+authenticate_token(FunctionCallInfo fcinfo)
+{
+	text	   *token_text;
+	Jsonb	   *claims;
+	char	   *sub,
+			   *tenant,
+			   *role;
+	JsonbValue *sub_value;
+
+	brandbos_require_transaction_block("brandbos.authenticate()");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("token must not be null")));
+	token_text = PG_GETARG_TEXT_PP(0);
+	claims = brandbos_token_verify(VARDATA_ANY(token_text), VARSIZE_ANY_EXHDR(token_text));
+
+	sub_value = brandbos_jsonb_member(claims, "sub");
+	if (sub_value == NULL || sub_value->type != jbvString || sub_value->val.string.len == 0)
+		brandbos_token_malformed("The token has no \"sub\" claim (a non-empty string).");
+	sub = pnstrdup(sub_value->val.string.val, sub_value->val.string.len);
+	tenant = brandbos_jsonb_member_text(claims, brandbos_tenant_claim_name());
+	role = brandbos_jsonb_member_text(claims, "role");
+
+	brandbos_context_write(sub, tenant, role ? role : "authenticated",
+						   JsonbToCString(NULL, &claims->root, VARSIZE(claims)));
+	PG_RETURN_JSONB_P(claims);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_sign_token);
+/* SQL: brandbos.sign_token(claims jsonb, ttl interval default '1 hour') returns text */
+Datum
+brandbos_sign_token(PG_FUNCTION_ARGS)
+{
+	BrandbosDetails iat_exp;
+	Jsonb	   *claims = PG_GETARG_JSONB_P(0);
+	Interval   *ttl = PG_GETARG_INTERVAL_P(1);
+	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	Jsonb	   *times;
+	char	   *claims_text;
+	int64		now_s,
+				ttl_s;
+	unsigned char *secret;
+	size_t		secret_len;
+	char	   *out;
+
+	brandbos_require_role(BRANDBOS_ROLE_CONTEXT_ADMIN, "sign brandbos tokens");
+	if (!JB_ROOT_IS_OBJECT(claims) || JB_ROOT_IS_SCALAR(claims))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("claims must be a JSON object")));
+	ttl_s = (int64) (ttl->time / USECS_PER_SEC) + (int64) ttl->day * SECS_PER_DAY +
+		(int64) ttl->month * 30 * SECS_PER_DAY;
+	if (ttl_s <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl must be positive")));
+	now_s = GetCurrentTimestamp() / USECS_PER_SEC +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+
+	/* iat and exp, unless the claims bring their own */
+	brandbos_details_begin(&iat_exp);
+	brandbos_details_int8(&iat_exp, "iat", now_s);
+	brandbos_details_int8(&iat_exp, "exp", now_s + ttl_s);
+	times = brandbos_details_end(&iat_exp);
+	claims = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(times),
+												JsonbPGetDatum(claims)));
+	claims_text = JsonbToCString(NULL, &claims->root, VARSIZE(claims));
+
+	secret = brandbos_token_secret(&secret_len);
+	out = palloc(bb_jwt_signed_len(sizeof(header) - 1, strlen(claims_text)) + 1);
+	bb_jwt_sign_hs256(out, header, sizeof(header) - 1, claims_text, strlen(claims_text),
+					  secret, secret_len);
+	sodium_memzero(secret, secret_len);
+	PG_RETURN_TEXT_P(cstring_to_text(out));
 }

@@ -1,7 +1,8 @@
 /*
  * token.h — the tokens brandbos.authenticate() accepts (token.c): their
- * secret, their verification, and the safe JSON parsing both token.c and
- * context.c use for text they do not trust.
+ * secret, their verification, authenticate() and sign_token() themselves,
+ * and the safe JSON parsing both token.c and context.c use for text they do
+ * not trust; plus what context.c offers authenticate() to write a context.
  */
 #ifndef BRANDBOS_TOKEN_H
 #define BRANDBOS_TOKEN_H
@@ -39,5 +40,20 @@ extern Jsonb *brandbos_json_object_or_null(const char *data, size_t len);
 
 /* the value of key in a JSON object, NULL when absent */
 extern JsonbValue *brandbos_jsonb_member(Jsonb *obj, const char *key);
+
+/* a string or number member as a C string; NULL if absent or of another type */
+extern char *brandbos_jsonb_member_text(Jsonb *obj, const char *key);
+
+/* ---- context.c, for authenticate(): writing the request context ---- */
+
+/* set the whole context at once (NULLs clear their part); engages the role lock */
+extern void brandbos_context_write(const char *user_id, const char *tenant_id,
+								   const char *app_role, const char *claims_json);
+
+/* 25P01 unless inside a transaction block ("function" names the caller) */
+extern void brandbos_require_transaction_block(const char *function);
+
+/* the claim that names the tenant (brandbos.tenant_claim) */
+extern const char *brandbos_tenant_claim_name(void);
 
 #endif							/* BRANDBOS_TOKEN_H */

@@ -430,6 +430,9 @@ typedef struct BrandbosDdlFrames
 
 /* the memory context frames (and what they point to) are allocated in */
 extern MemoryContext brandbos_ddl_frames_context(BrandbosDdlFrames *stack);
+
+/* OIDs of the objects of catalog classid the current command created or altered */
+extern List *brandbos_ddl_command_objects(Oid classid);
 extern void brandbos_ddl_frame_push(BrandbosDdlFrames *stack, BrandbosDdlFrame *frame,
 									Node *parsetree);
 /* the newest frame of this parse tree, or NULL */

@@ -16,6 +16,10 @@
  */
 #include "brandbos.h"
 
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+
 #include "access/xact.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
@@ -113,4 +117,41 @@ brandbos_ddl_guard_applies(FunctionCallInfo fcinfo, const char *fn)
 	/* brandbos's own install script, not another extension's, passes */
 	return !(creating_extension &&
 			 CurrentExtensionObject == get_extension_oid("brandbos", true));
+}
+
+/*
+ * The objects of catalog classid that the current command created or
+ * altered (pg_event_trigger_ddl_commands(), at ddl_command_end), as the
+ * current user; whole objects only (objsubid 0).  The list is allocated in
+ * the caller's memory context.
+ */
+List *
+brandbos_ddl_command_objects(Oid classid)
+{
+	BrandbosInternalState state;
+	List	   *objids = NIL;
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtype = OIDOID;
+	Datum		arg = ObjectIdGetDatum(classid);
+	uint64		i;
+
+	brandbos_spi_begin(&state, GetUserId());
+	(void) brandbos_sql_exec("SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
+							 "WHERE classid OPERATOR(pg_catalog.=) $1 "
+							 "AND objsubid OPERATOR(pg_catalog.=) 0",
+							 1, &argtype, &arg, NULL, true, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old;
+
+		if (isnull)
+			continue;
+		old = MemoryContextSwitchTo(caller);
+		objids = lappend_oid(objids, DatumGetObjectId(d));
+		MemoryContextSwitchTo(old);
+	}
+	brandbos_spi_end(&state);
+	return objids;
 }

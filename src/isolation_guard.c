@@ -69,36 +69,6 @@ joins_a_tree(Node *parsetree)
 	}
 }
 
-/* the relations the current command created or altered */
-static List *
-touched_relations(void)
-{
-	BrandbosInternalState state;
-	List	   *relids = NIL;
-	MemoryContext caller = CurrentMemoryContext;
-	uint64		i;
-
-	brandbos_spi_begin(&state, GetUserId());
-	if (SPI_execute("SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
-					"WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
-					"AND objsubid OPERATOR(pg_catalog.=) 0", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the command's objects");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old;
-
-		if (isnull)
-			continue;
-		old = MemoryContextSwitchTo(caller);
-		relids = lappend_oid(relids, DatumGetObjectId(d));
-		MemoryContextSwitchTo(old);
-	}
-	brandbos_spi_end(&state);
-	return relids;
-}
-
 static bool
 carries_isolation(Oid relid)
 {
@@ -166,7 +136,7 @@ brandbos_isolation_guard(PG_FUNCTION_ARGS)
 	if (!joins_a_tree(trigdata->parsetree))
 		PG_RETURN_VOID();
 
-	foreach(lc, touched_relations())
+	foreach(lc, brandbos_ddl_command_objects(RelationRelationId))
 	{
 		Oid			relid = lfirst_oid(lc);
 		List	   *line;

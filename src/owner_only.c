@@ -137,36 +137,6 @@ trigger_relation(Oid trigoid)
 	return relid;
 }
 
-/* the triggers the current command created */
-static List *
-created_triggers(void)
-{
-	BrandbosInternalState state;
-	List	   *trigs = NIL;
-	MemoryContext caller = CurrentMemoryContext;
-	uint64		i;
-
-	brandbos_spi_begin(&state, GetUserId());
-	if (SPI_execute("SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands() "
-					"WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::pg_catalog.regclass",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the command's objects");
-	for (i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old;
-
-		if (isnull)
-			continue;
-		old = MemoryContextSwitchTo(caller);
-		trigs = lappend_oid(trigs, DatumGetObjectId(d));
-		MemoryContextSwitchTo(old);
-	}
-	brandbos_spi_end(&state);
-	return trigs;
-}
-
 static Oid
 relation_owner(Oid relid)
 {
@@ -191,7 +161,7 @@ brandbos_trigger_guard(PG_FUNCTION_ARGS)
 	if (!brandbos_ddl_guard_applies(fcinfo, "brandbos.trigger_guard()"))
 		PG_RETURN_VOID();
 	roleid = GetUserId();
-	foreach(lc, created_triggers())
+	foreach(lc, brandbos_ddl_command_objects(TriggerRelationId))
 	{
 		Oid			relid = trigger_relation(lfirst_oid(lc));
 		Oid			owner;

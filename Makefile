@@ -41,6 +41,7 @@ OBJS        = src/brandbos.o \
               src/audit_canonical.o \
               src/audit_digest.o \
               src/audit_leaf.o \
+              src/audit_signing_key.o \
               src/audit_writer.o \
               src/audit_row_image.o \
               src/audit_digest_sql.o \
@@ -63,7 +64,7 @@ OBJS        = src/brandbos.o \
               src/deliberation_bookkeeping.o \
               src/deliberation_personas.o \
               src/deliberation_gdpr.o
-DATA        = sql/brandbos--0.1.0.sql
+DATA        = sql/brandbos--0.2.0.sql sql/brandbos--0.1.0--0.2.0.sql
 REGRESS     = envelope_format
 REGRESS_OPTS = --load-extension=brandbos
 

@@ -271,11 +271,12 @@ brandbos_seal_pending(int64 *rows)
 	issued = highest_issued_id();
 	running = writer_xids();
 
-	brandbos_sql_exec("SELECT block_id, last_id, block_hash FROM brandbos.audit_blocks "
+	brandbos_sql_exec("SELECT block_id, last_id, block_hash, public_key FROM brandbos.audit_blocks "
 					  "ORDER BY block_id DESC LIMIT 1", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		bytea	   *h;
+		bytea	   *signer;
 
 		last_block = spi_int8(0, 1, &isnull);
 		last_sealed = spi_int8(0, 2, &isnull);
@@ -286,6 +287,21 @@ brandbos_seal_pending(int64 *rows)
 					 errmsg("audit block " INT64_FORMAT " has a malformed hash", last_block),
 					 errhint("Run brandbos.verify_audit().")));
 		memcpy(header.prev_hash, VARDATA_ANY(h), BB_HASH_BYTES);
+
+		/*
+		 * One chain, one signing key: a block signed with another key than the
+		 * last one would break every verification after it.  That happens
+		 * when the root key was switched without rewrap_keys() in a database
+		 * without data keys (audit_signing_key.c covers the others).
+		 */
+		signer = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+		if (isnull || VARSIZE_ANY_EXHDR(signer) != crypto_sign_PUBLICKEYBYTES ||
+			sodium_memcmp(VARDATA_ANY(signer), pk, crypto_sign_PUBLICKEYBYTES) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("audit block " INT64_FORMAT " is signed with another key than the loaded root key gives", last_block),
+					 errdetail("New blocks would not verify under the key of the chain."),
+					 errhint("Load the root key the chain was signed under; after a root-key change set brandbos.previous_root_key_file to the old key and run brandbos.rewrap_keys().")));
 	}
 
 	if (running == NIL)

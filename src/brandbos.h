@@ -121,8 +121,9 @@ extern void brandbos_hold_key_version(uint32 version);
 extern const unsigned char *brandbos_data_key(uint32 version);
 
 /*
- * Ed25519 key pair of the audit chain, derived from the root key (pk 32
- * bytes, sk 64 bytes; wipe sk after use).  Raises 55000 without a root key.
+ * audit_signing_key.c: the Ed25519 key pair of the audit chain (pk 32 bytes,
+ * sk 64 bytes; wipe sk after use), the same across root-key rotations.
+ * Raises 55000 without a root key, or when the loaded one cannot give it.
  */
 extern void brandbos_audit_signing_keypair(unsigned char *pk, unsigned char *sk);
 

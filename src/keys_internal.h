@@ -53,4 +53,13 @@ extern uint32 brandbos_rotate_data_key(void);
  */
 extern int32 brandbos_rewrap_data_keys(const unsigned char *previous, const char *previous_id);
 
+/* ---- audit_signing_key.c --------------------------------------------- */
+
+/*
+ * Part of rewrap_keys(): store the audit signing seed wrapped under the
+ * loaded root key (derived from the previous one when none is stored yet);
+ * true when it wrote.
+ */
+extern bool brandbos_rewrap_audit_signing_key(const unsigned char *previous, const char *previous_id);
+
 #endif							/* BRANDBOS_KEYS_INTERNAL_H */

@@ -20,14 +20,14 @@
  *     inherits it; otherwise each backend reads it on first use.  A reload
  *     that touches a key setting makes the next use read it again, and
  *     loading throws away the data keys unwrapped under the old one;
- *   - what is derived from the key (its fingerprint, the audit signing key
- *     pair, secrets for a purpose) is a keyed BLAKE2b of a fixed label: the
- *     labels never change, or stored fingerprints and signatures would stop
- *     matching.
+ *   - what is derived from the key (its fingerprint, secrets for a
+ *     purpose, the first audit signing seed) is a keyed BLAKE2b of a fixed
+ *     label: the labels never change, or stored fingerprints and signatures
+ *     would stop matching.
  *
  * brandbos.rewrap_keys() moves the data keys from the previous root key
  * (brandbos.previous_root_key_file) to the loaded one; data_keys.c rewraps
- * the rows.
+ * the rows, audit_signing_key.c the audit signing seed.
  */
 #include "brandbos.h"
 #include "key_command.h"
@@ -307,24 +307,6 @@ brandbos_root_key_id(void)
  * Derived from the root key
  * --------------------------------------------------------------------- */
 
-/*
- * The audit log's Ed25519 key pair, derived from the root key: the seed is
- * a keyed BLAKE2b of a fixed label.  sk (64 bytes) should be wiped by the
- * caller; pk is 32 bytes.
- */
-void
-brandbos_audit_signing_keypair(unsigned char *pk, unsigned char *sk)
-{
-	unsigned char seed[crypto_sign_SEEDBYTES];
-	static const char label[] = "brandbos audit signing key v1";
-
-	brandbos_require_root_key();
-	crypto_generichash(seed, sizeof(seed), (const unsigned char *) label,
-					   sizeof(label) - 1, root_key, ROOT_KEY_BYTES);
-	crypto_sign_seed_keypair(pk, sk, seed);
-	sodium_memzero(seed, sizeof(seed));
-}
-
 /* a 32-byte secret for a purpose, derived from the root key (raises 55000 without one) */
 void
 brandbos_derive_secret(const char *label, unsigned char *out)
@@ -382,6 +364,7 @@ brandbos_rewrap_keys(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		rewrapped = brandbos_rewrap_data_keys(previous, previous_id);
+		(void) brandbos_rewrap_audit_signing_key(previous, previous_id);
 	}
 	PG_FINALLY();
 	{

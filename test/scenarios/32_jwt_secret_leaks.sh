@@ -58,8 +58,7 @@ ON CONFLICT (k) DO UPDATE SET tok = excluded.tok;
 SQL
 }
 reload() {
-	assert_eq "pg_reload_conf() ($1)" "t" "$(sc_try "$C" 'SELECT pg_reload_conf()')"
-	sleep 1
+	if sc_reload "$C"; then pass "pg_reload_conf() ($1)"; else fail "pg_reload_conf() ($1)"; fi
 }
 
 # shellcheck disable=SC2016   # dollar quotes are SQL

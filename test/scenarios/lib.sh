@@ -129,6 +129,23 @@ sc_conf_set() {
 	printf "%s = '%s'\n" "$2" "$3" >>"$(_sc_conf "$1")"
 }
 
+# pg_reload_conf() and wait until the postmaster has read the configuration again: a session
+# started after this returns sees the new settings (the postmaster signals the running backends
+# after it has reloaded, so they see them from their next statement).  Prints nothing; fails
+# when the reload is not seen within 30 s.
+sc_reload() {
+	local name=$1 before after i
+	before=$(bb_psql_value "$name" "SELECT pg_conf_load_time()")
+	bb_psql_value "$name" "SELECT pg_reload_conf()" >/dev/null
+	for ((i = 0; i < 300; i++)); do
+		after=$(bb_psql_value "$name" "SELECT pg_conf_load_time() > '$before'::timestamptz")
+		if [[ $after == t ]]; then return 0; fi
+		sleep 0.1
+	done
+	echo "lib.sh: $name did not reload its configuration within 30 s" >&2
+	return 1
+}
+
 sc_write_key() {
 	local path=$1
 	rm -f "$path"

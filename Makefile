@@ -73,7 +73,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 SODIUM_CFLAGS := $(shell pkg-config --cflags libsodium 2>/dev/null)
 SODIUM_LIBS   := $(shell pkg-config --libs libsodium 2>/dev/null || echo -lsodium)
 
-PG_CPPFLAGS = -I$(CURDIR)/src $(SODIUM_CFLAGS)
+PG_CPPFLAGS = -I$(srcdir)/src $(SODIUM_CFLAGS)
 PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
               -Wno-missing-field-initializers -Wno-clobbered
 ifeq ($(BRANDBOS_WERROR),1)
@@ -87,7 +87,13 @@ include $(PGXS)
 endif
 
 # every object is rebuilt when a header changes (struct layouts are shared)
-$(OBJS): $(wildcard $(CURDIR)/src/*.h)
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
+# An out-of-tree (VPATH) build, as pg_buildext does for the Debian package, compiles into
+# src/ of the build directory: make it exist there.
+ifneq ($(VPATH),)
+$(shell mkdir -p src)
+endif
 
 .PHONY: deps test demo bench unit fuzz lint test-asan stress
 

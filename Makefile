@@ -7,6 +7,8 @@
 #   make bench            same set-up, then the benchmarks of SPEC section 7
 #   make stress           the fuzzers and scenarios with long settings, for a person
 #   make fuzz | lint | test-asan | unit   one part of make test on its own
+#   make deb              the Debian package postgresql-15-brandbos (debian/, pg_buildext),
+#                         built from a copy of the tree into tmp_check/deb/
 #
 # On a bare Debian machine pg_config does not exist yet, so PGXS is only
 # included when it is found; test/demo/bench install it first and re-enter make.
@@ -95,7 +97,7 @@ ifneq ($(VPATH),)
 $(shell mkdir -p src)
 endif
 
-.PHONY: deps test demo bench unit fuzz lint test-asan stress
+.PHONY: deps test demo bench unit fuzz lint test-asan stress deb
 
 deps:
 	@./test/deps.sh
@@ -134,3 +136,9 @@ stress: deps
 bench: deps
 	@$(MAKE) --no-print-directory all install >/dev/null
 	@./test/bench/run.sh
+
+# the Debian package (debian/, test/package/); test/deps.sh deb installs only what
+# building and testing the package needs
+deb:
+	@./test/deps.sh deb
+	@./test/package/build_deb.sh

@@ -9,6 +9,7 @@
 #   make fuzz | lint | test-asan | unit   one part of make test on its own
 #   make deb              the Debian package postgresql-15-brandbos (debian/, pg_buildext),
 #                         built from a copy of the tree into tmp_check/deb/
+#   make test-meta        META.json against the PGXN Meta Spec 1.0 and brandbos.control
 #
 # On a bare Debian machine pg_config does not exist yet, so PGXS is only
 # included when it is found; test/demo/bench install it first and re-enter make.
@@ -97,7 +98,7 @@ ifneq ($(VPATH),)
 $(shell mkdir -p src)
 endif
 
-.PHONY: deps test demo bench unit fuzz lint test-asan stress deb
+.PHONY: deps test demo bench unit fuzz lint test-asan stress deb test-meta
 
 deps:
 	@./test/deps.sh
@@ -142,3 +143,7 @@ bench: deps
 deb:
 	@./test/deps.sh deb
 	@./test/package/build_deb.sh
+
+# META.json against the PGXN Meta Spec 1.0 and brandbos.control (no root, no server)
+test-meta:
+	@./test/package/meta_check.py

@@ -9,6 +9,8 @@
 #   make fuzz | lint | test-asan | unit   one part of make test on its own
 #   make deb              the Debian package postgresql-15-brandbos (debian/, pg_buildext),
 #                         built from a copy of the tree into tmp_check/deb/
+#   make test-deb         build it, install it with dpkg in place of `make install`'s files,
+#                         smoke-test every pillar, remove it, put those files back (root)
 #   make test-meta        META.json against the PGXN Meta Spec 1.0 and brandbos.control
 #
 # On a bare Debian machine pg_config does not exist yet, so PGXS is only
@@ -98,7 +100,7 @@ ifneq ($(VPATH),)
 $(shell mkdir -p src)
 endif
 
-.PHONY: deps test demo bench unit fuzz lint test-asan stress deb test-meta
+.PHONY: deps test demo bench unit fuzz lint test-asan stress deb test-deb test-meta
 
 deps:
 	@./test/deps.sh
@@ -143,6 +145,12 @@ bench: deps
 deb:
 	@./test/deps.sh deb
 	@./test/package/build_deb.sh
+
+# build the package, dpkg -i it in place of make install's files, smoke-test each pillar
+# on a preloaded cluster, dpkg --purge it and put the saved files back (needs root)
+test-deb:
+	@./test/deps.sh deb
+	@./test/package/deb_test.sh
 
 # META.json against the PGXN Meta Spec 1.0 and brandbos.control (no root, no server)
 test-meta:

@@ -70,6 +70,7 @@ sync() {
 		mv "$tmp" "$ROOT/debian/changelog"
 		echo "debian/changelog: new entry $want"
 	fi
+	# (<<- strips the leading tabs: python's own indentation is in spaces)
 	python3 - "$ROOT/META.json" "$want" <<-'PY'
 		import json, sys
 		path, want = sys.argv[1], sys.argv[2]
@@ -78,7 +79,7 @@ sync() {
 		meta["provides"]["brandbos"]["version"] = want
 		meta["provides"]["brandbos"]["file"] = "sql/brandbos--%s.sql" % want
 		with open(path, "w", encoding="utf-8") as f:
-			f.write(json.dumps(meta, indent=3, ensure_ascii=False) + "\n")
+		    f.write(json.dumps(meta, indent=3, ensure_ascii=False) + "\n")
 	PY
 	echo "META.json: version $want"
 }

@@ -90,13 +90,19 @@ restore_system() {
 _deb_exit() {
 	local rc=$?
 	set +e
+	exec 1>&8 2>&9       # the trap may fire inside a call whose output is redirected
 	if (( WINDOW )); then
 		echo "# restoring the system's PostgreSQL tree after an early exit"
 		restore_system
 	fi
 	if (( ! SC_FINISHED )); then
-		fail "deb_test.sh ran to its end (it stopped with exit status $rc)" \
-			"$(tail -n 20 "$(bb_logfile "$CLUSTER")" 2>/dev/null || true)"
+		local last
+		last=$(tail -n 20 "$(bb_logfile "$CLUSTER")" 2>/dev/null || true)
+		if [[ -n $last ]]; then
+			fail "deb_test.sh ran to its end (it stopped with exit status $rc)" "$last"
+		else
+			fail "deb_test.sh ran to its end (it stopped with exit status $rc)"
+		fi
 		SC_FINISHED=1
 		printf '1..%d\n' "$SC_N"
 		echo "$((SC_N - SC_FAILED)) passed, $SC_FAILED failed"
@@ -105,6 +111,7 @@ _deb_exit() {
 	(exit "$rc")
 	_sc_exit             # lib.sh's: removes the cluster, exits with rc
 }
+exec 8>&1 9>&2           # the real stdout and stderr, for the EXIT trap
 trap _deb_exit EXIT
 trap 'exit 130' INT TERM
 

@@ -7,6 +7,11 @@
 #   make bench            same set-up, then the benchmarks of SPEC section 7
 #   make stress           the fuzzers and scenarios with long settings, for a person
 #   make fuzz | lint | test-asan | unit   one part of make test on its own
+#   make deb              the Debian package postgresql-15-brandbos (debian/, pg_buildext),
+#                         built from a copy of the tree into tmp_check/deb/
+#   make test-deb         build it, install it with dpkg in place of `make install`'s files,
+#                         smoke-test every pillar, remove it, put those files back (root)
+#   make test-meta        META.json against the PGXN Meta Spec 1.0 and brandbos.control
 #
 # On a bare Debian machine pg_config does not exist yet, so PGXS is only
 # included when it is found; test/demo/bench install it first and re-enter make.
@@ -74,7 +79,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 SODIUM_CFLAGS := $(shell pkg-config --cflags libsodium 2>/dev/null)
 SODIUM_LIBS   := $(shell pkg-config --libs libsodium 2>/dev/null || echo -lsodium)
 
-PG_CPPFLAGS = -I$(CURDIR)/src $(SODIUM_CFLAGS)
+PG_CPPFLAGS = -I$(srcdir)/src $(SODIUM_CFLAGS)
 PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
               -Wno-missing-field-initializers -Wno-clobbered
 ifeq ($(BRANDBOS_WERROR),1)
@@ -88,9 +93,15 @@ include $(PGXS)
 endif
 
 # every object is rebuilt when a header changes (struct layouts are shared)
-$(OBJS): $(wildcard $(CURDIR)/src/*.h)
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
 
-.PHONY: deps test demo bench unit fuzz lint test-asan stress
+# An out-of-tree (VPATH) build, as pg_buildext does for the Debian package, compiles into
+# src/ of the build directory: make it exist there.
+ifneq ($(VPATH),)
+$(shell mkdir -p src)
+endif
+
+.PHONY: deps test demo bench unit fuzz lint test-asan stress deb test-deb test-meta
 
 deps:
 	@./test/deps.sh
@@ -129,3 +140,19 @@ stress: deps
 bench: deps
 	@$(MAKE) --no-print-directory all install >/dev/null
 	@./test/bench/run.sh
+
+# the Debian package (debian/, test/package/); test/deps.sh deb installs only what
+# building and testing the package needs
+deb:
+	@./test/deps.sh deb
+	@./test/package/build_deb.sh
+
+# build the package, dpkg -i it in place of make install's files, smoke-test each pillar
+# on a preloaded cluster, dpkg --purge it and put the saved files back (needs root)
+test-deb:
+	@./test/deps.sh deb
+	@./test/package/deb_test.sh
+
+# META.json against the PGXN Meta Spec 1.0 and brandbos.control (no root, no server)
+test-meta:
+	@./test/package/meta_check.py

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install whatever brandbos needs to build and test that is missing (Debian/Ubuntu).
 # Idempotent and silent when everything is there; otherwise one apt-get update, one
-# apt-get install, and one line saying what was installed.  Used by make test/demo/bench.
+# apt-get install, and one line saying what was installed.  Used by make test/demo/bench;
+# `deps.sh deb` (make deb, make test-deb) installs only the packaging list below.
 set -euo pipefail
 
 PACKAGES=(
@@ -20,6 +21,18 @@ PACKAGES=(
 	pgbouncer                                # the transaction-pooling scenarios
 	python3-psycopg                          # psycopg 3: the PostgREST-shaped client (scenario 33)
 )
+
+# make deb / make test-deb (test/package/): debian/control's Build-Depends, dpkg-buildpackage,
+# and the server and python3 the package test uses.  `deps.sh deb` installs only these.
+DEB_PACKAGES=(
+	debhelper dpkg-dev postgresql-server-dev-all libsodium-dev pkg-config gcc make
+	postgresql-15 postgresql-client-15 postgresql-common python3-minimal
+)
+case ${1:-all} in
+	all) PACKAGES+=("${DEB_PACKAGES[@]}") ;;
+	deb) PACKAGES=("${DEB_PACKAGES[@]}") ;;
+	*) echo "usage: $0 [all|deb]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -13,11 +13,14 @@
 #              with a time limit; output in $BB_WORK/logs/<name>.log
 #   asan       test/asan/run.sh: the extension built with ASan+UBSan, pg_regress and the
 #              pgTAP suite against servers that load it; any sanitizer report fails
+#   package    test/package/meta_check.py (META.json), and as root test/package/deb_test.sh:
+#              the Debian package built, installed with dpkg in place of the system tree's
+#              brandbos files, smoke-tested, purged, and the files put back
 # regress and pgtap run against two clusters made here: regress_preload (with
 # shared_preload_libraries = 'brandbos') and regress_plain (without).
 #
 # Environment:
-#   BB_ONLY=regress|pgtap|unit|fuzz|lint|scenarios|asan
+#   BB_ONLY=regress|pgtap|unit|fuzz|lint|scenarios|asan|package
 #                                         run only these steps (comma or space separated)
 #   BB_FUZZ_SECONDS                       seconds per fuzz target (60)
 #   BB_PORT_PRELOAD / BB_PORT_PLAIN       ports of the two clusters (55432 / 55433)
@@ -96,13 +99,24 @@ stop_leftover_clusters() {
 if [[ -n ${BB_ONLY:-} ]]; then
 	for s in ${BB_ONLY//,/ }; do
 		case $s in
-			regress|pgtap|unit|fuzz|lint|scenarios|asan) STEPS+=("$s") ;;
-			*) echo "run.sh: unknown step '$s' in BB_ONLY (regress, pgtap, unit, fuzz, lint, scenarios, asan)" >&2
+			regress|pgtap|unit|fuzz|lint|scenarios|asan|package) STEPS+=("$s") ;;
+			*) echo "run.sh: unknown step '$s' in BB_ONLY (regress, pgtap, unit, fuzz, lint, scenarios, asan, package)" >&2
 			   echo "0 passed, 1 failed"; exit 2 ;;
 		esac
 	done
 else
-	STEPS=(regress pgtap unit fuzz lint scenarios asan)
+	STEPS=(regress pgtap unit fuzz lint scenarios asan package)
+fi
+
+# Runs of this script that use the system's PostgreSQL tree hold a shared lock on it for
+# their whole run; the package step swaps the brandbos files of that tree for the package's
+# for a minute, so it waits for the exclusive lock (no other run using the tree), and takes
+# the shared one back afterwards.  Runs against a private tree (PGBIN elsewhere) are apart.
+SYSTEM_TREE_LOCK=/tmp/brandbos-system-pg-tree.lock
+if [[ $PGBIN == /usr/lib/postgresql/* ]]; then
+	exec 8>>"$SYSTEM_TREE_LOCK"
+	chmod a+rw "$SYSTEM_TREE_LOCK" 2>/dev/null || true
+	flock -s 8
 fi
 
 rm -rf "$LOGS"
@@ -328,6 +342,32 @@ if want asan; then
 		tail -n 60 "$log" | sed 's/^/    | /'
 	fi
 	pass "$a_ok"; fail "$a_bad"
+fi
+
+# ---- packaging ------------------------------------------------------------------------------
+
+if want package; then
+	run_tap_script "PGXN META.json (test/package/meta_check.py)" "$LOGS/meta.log" \
+		python3 "$BB_ROOT/test/package/meta_check.py"
+	if [[ $EUID -ne 0 ]]; then
+		section "Debian package (test/package/deb_test.sh)"
+		echo "  FAIL the package test installs with dpkg and needs root (run make test as root, or BB_ONLY without package)"
+		fail 1
+	elif [[ $PGBIN != /usr/lib/postgresql/* ]]; then
+		section "Debian package (test/package/deb_test.sh)"
+		echo "  not run: PGBIN=$PGBIN is a private tree; the package serves the system's PostgreSQL (make test-deb)"
+	else
+		flock -u 8
+		if flock -x -w 900 8; then
+			run_tap_script "Debian package (test/package/deb_test.sh: build, dpkg -i, smoke test, purge)" \
+				"$LOGS/deb.log" "$BB_ROOT/test/package/deb_test.sh"
+			flock -s 8
+		else
+			section "Debian package (test/package/deb_test.sh)"
+			echo "  FAIL another test run used the system's PostgreSQL tree for 15 minutes; the package was not swapped in"
+			fail 1
+		fi
+	fi
 fi
 
 # ---- summary --------------------------------------------------------------------------------

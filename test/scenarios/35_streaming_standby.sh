@@ -12,6 +12,8 @@
 #      - no brandbos background worker runs, and no ERROR/FATAL line in its log;
 #      - DML and every brandbos function that writes fail with 25006, the server survives
 #        and goes on replaying
+#      - a key destroyed on the primary (force) is gone from a standby session that had
+#        unwrapped it: the next read fails with 55000
 #   3. the primary's sealer is slowed down to leave audit rows unsealed, then it stops and the
 #      standby is promoted: its sealer starts and seals the rows the old primary left, and the
 #      new writes; verify_audit() is clean, the old digest still verifies, the new one too
@@ -176,10 +178,57 @@ check "standby: still replays after the refused writes" wait_replay
 EXPECT=$(bb_psql_value "$P" "SELECT md5(string_agg(id || ':' || secret, ',' ORDER BY id)) FROM expected_plain")
 assert_eq "standby: a row written on the primary since then decrypts" "$EXPECT" "$(sc_try "$S" "$PLAIN_SQL")"
 
+# ---- a key destroyed on the primary is gone from open standby sessions ------------------------
+# (the primary's relcache invalidation of brandbos.data_keys is in its WAL; replaying it
+# flushes the unwrapped keys of every standby backend)
+bb_psql "$P" >/dev/null <<'SQL'
+CREATE TABLE shred (id int PRIMARY KEY, tok text);
+SELECT brandbos.protect_column('shred', 'tok');
+INSERT INTO shred VALUES (1, 'shred-me');
+SQL
+check "standby: replays the table to shred" wait_replay
+FIFO=$(bb_clusterdir "$S")/session.fifo
+SESSION_OUT=$(bb_clusterdir "$S")/session.out
+mkfifo "$FIFO"
+bb_psql "$S" -At -v ON_ERROR_STOP=0 -v VERBOSITY=verbose <"$FIFO" >"$SESSION_OUT" 2>&1 &
+SESSION_PID=$!
+exec 7>"$FIFO"
+SESSION_N=0
+# run SQL in the one long-lived standby session; SESSION_RESULT gets what it printed
+# (called directly, not in $(...): the counter must survive)
+in_session() {
+	local i before
+	SESSION_N=$((SESSION_N + 1))
+	before=$(wc -l <"$SESSION_OUT")
+	printf '%s;\nSELECT %s;\n' "$1" "'end-$SESSION_N'" >&7
+	for ((i = 0; i < 100; i++)); do
+		if grep -qx "end-$SESSION_N" "$SESSION_OUT"; then break; fi
+		sleep 0.1
+	done
+	SESSION_RESULT=$(tail -n +"$((before + 1))" "$SESSION_OUT" | grep -vx "end-$SESSION_N" || true)
+}
+in_session 'SELECT tok FROM shred_decrypted'
+assert_eq "standby session: reads the value (and keeps data key 1 unwrapped)" "shred-me" "$SESSION_RESULT"
+bb_psql "$P" -At >/dev/null <<'SQL'
+SELECT brandbos.rotate_key();
+SELECT brandbos.reencrypt('docs');
+SELECT brandbos.destroy_key(1, force => true);
+SQL
+check "standby: replays rotate_key, reencrypt and destroy_key" wait_replay
+in_session 'SELECT tok FROM shred_decrypted'
+assert_match "standby session: the same session can no longer read the shredded value (55000)" \
+	'^ERROR: +55000: data key version 1 has been destroyed' "$SESSION_RESULT"
+in_session "$PLAIN_SQL"
+assert_eq "standby session: docs, re-sealed under key 2, still decrypt" "$EXPECT" "$SESSION_RESULT"
+exec 7>&-
+wait "$SESSION_PID" || true
+
 # ---- promotion ------------------------------------------------------------------------------
+check "primary: everything is sealed before the slow-down" wait_sealed "$P"
 # the old primary's sealer waits an hour from now on, so audit rows stay unsealed there
 bb_psql "$P" -c "ALTER SYSTEM SET brandbos.audit_seal_interval = '1h'" -c 'SELECT pg_reload_conf()' >/dev/null
 sleep 1
+BASE=$(bb_psql_value "$P" 'SELECT count(*) FROM brandbos.audit_log')
 bb_psql "$P" -c "UPDATE docs SET body = 'before failover' WHERE id IN (3, 4, 5)" >/dev/null
 UNSEALED=$(bb_psql_value "$P" 'SELECT count(*) FROM brandbos.audit_log WHERE block_id IS NULL')
 assert_eq "old primary: the 3 updates since the slow-down are left unsealed" "3" "$UNSEALED"
@@ -209,7 +258,7 @@ assert_eq "promoted: new protected rows decrypt" "26|0" \
 assert_eq "promoted: the new envelopes are sealed, not plaintext" "0" \
 	"$(sc_try "$S" "SELECT count(*) FROM docs WHERE secret LIKE 'secret-%'")"
 check "promoted: the sealer seals the new audit rows (no seal_audit() call)" wait_sealed "$S"
-assert_eq "promoted: every audit row is in a block (row 21, the 3 updates, 5 inserts, 1 update, 1 event)" "$((AUDIT_ROWS + 1 + UNSEALED + 7))|0" \
+assert_eq "promoted: every audit row is in a block (the 3 updates, then 5 inserts, 1 update, 1 event)" "$((BASE + UNSEALED + 7))|0" \
 	"$(sc_try "$S" "SELECT count(*) || '|' || count(*) FILTER (WHERE block_id IS NULL) FROM brandbos.audit_log")"
 assert_eq "promoted: verify_audit() finds no problem" "0" "$(sc_try "$S" 'SELECT count(*) FROM brandbos.verify_audit()')"
 assert_eq "promoted: the digest taken on the old primary still verifies" "t" \
@@ -219,7 +268,7 @@ assert_eq "promoted: verify_audit(NULL, old digest) finds no problem" "0" \
 assert_eq "promoted: a new digest verifies" "t" \
 	"$(sc_try "$S" "SELECT brandbos.verify_audit_digest(brandbos.audit_digest())")"
 assert_eq "promoted: seal_audit() works (nothing left: NULL)" "" "$(sc_try "$S" 'SELECT brandbos.seal_audit()')"
-assert_eq "promoted: rotate_key() works" "2" "$(sc_try "$S" 'SELECT brandbos.rotate_key()')"
+assert_eq "promoted: rotate_key() works" "3" "$(sc_try "$S" 'SELECT brandbos.rotate_key()')"
 got=$(tail -n +"$((LOG_BEFORE + 1))" "$(bb_logfile "$S")" | grep -E '(ERROR|FATAL|PANIC):' | grep -vE '\] walreceiver ' || true)
 assert_eq "promoted: no ERROR/FATAL line since the promotion (the sealer's included)" "" "$got"
 got=$(grep -E '\] brandbos audit sealer .*(ERROR|FATAL|PANIC):' "$(bb_logfile "$S")" || true)

@@ -20,6 +20,7 @@
 #   4. rotate_key, reencrypt and destroy_key on the publisher reach the subscriber through
 #      brandbos.data_keys, in commit order with the values
 #   5. the same procedure on a subscriber with another root key: 55000, nothing stored
+#   6. a forced destroy_key on the publisher shreds the values for new subscriber sessions
 # The subscribers' server logs never hold a plaintext.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -176,6 +177,18 @@ check "another root key: the copy is refused with 55000" wait_log "$F" 'ERROR:  
 assert_eq "another root key: nothing was stored" "0" "$(BB_DB=proc sc_try "$F" 'SELECT count(*) FROM t')"
 got=$(grep -E 'ERROR:  55000' "$(bb_logfile "$F")" | head -n 1)
 assert_match "another root key: the error names the data key, not a value" 'data key|root key' "$got"
+
+# ---- crypto-shredding reaches the subscriber ---------------------------------------------------
+bb_psql "$P" >/dev/null <<'SQL'
+SELECT brandbos.rotate_key();
+SELECT brandbos.destroy_key(2, force => true);
+UPDATE t SET note = 'after the shred' WHERE id = 1;
+SQL
+check "shredding: the forced destroy_key(2) arrives" wait_same "$S" postgres
+assert_eq "shredding: key 2 is destroyed on the subscriber" "1:destroyed 2:destroyed 3:active" \
+	"$(sc_try "$S" "SELECT string_agg(version || ':' || status, ' ' ORDER BY version) FROM brandbos.data_keys")"
+assert_eq "shredding: a new subscriber session cannot read the values (55000)" "55000" \
+	"$(sc_sqlstate "$S" 'SELECT count(tok) FROM t_decrypted')"
 
 # ---- the logs --------------------------------------------------------------------------------
 for c in "$S" "$F"; do

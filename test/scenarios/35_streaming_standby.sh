@@ -135,6 +135,8 @@ assert_eq "standby: the primary's digest verifies (verify_audit_digest)" "t" \
 	"$(sc_try "$S" "SELECT brandbos.verify_audit_digest('$DIGEST')")"
 assert_eq "standby: verify_audit(NULL, digest) finds no problem" "0" \
 	"$(sc_try "$S" "SELECT count(*) FROM brandbos.verify_audit(NULL, '$DIGEST')")"
+assert_eq "standby: audit_digest() is the primary's digest" "$DIGEST" "$(sc_try "$S" 'SELECT brandbos.audit_digest()')"
+assert_eq "standby: docs_safe reads (20 rows)" "20" "$(sc_try "$S" 'SELECT count(*) FROM docs_safe')"
 assert_eq "standby: the audit rows arrived, all in blocks" "$AUDIT_ROWS|0" \
 	"$(sc_try "$S" "SELECT count(*) || '|' || count(*) FILTER (WHERE block_id IS NULL) FROM brandbos.audit_log")"
 
@@ -167,6 +169,14 @@ disable_audit()|SELECT brandbos.disable_audit('docs')
 enable_tenant_isolation()|SELECT brandbos.enable_tenant_isolation('expected_plain', 'secret')
 disable_isolation()|SELECT brandbos.disable_isolation('docs')
 upsert_persona()|SELECT brandbos.upsert_persona('cto', 'CTO', 'tech', 'p')
+seed_personas()|SELECT brandbos.seed_personas('[{"code": "cto", "name": "CTO", "expertise": "t", "system_prompt": "p"}]')
+cast_vote()|SELECT brandbos.cast_vote('$SID', 'cfo', 'yes', 'r', 0.9)
+complete_session()|SELECT brandbos.complete_session('$SID')
+kill_session()|SELECT brandbos.kill_session('$SID', 'standby')
+gdpr_erase()|SELECT brandbos.gdpr_erase('user-a')
+retire_key()|SELECT brandbos.retire_key(1)
+redact_audit()|SELECT brandbos.redact_audit(1, 'standby')
+prune_audit()|SELECT brandbos.prune_audit(now())
 SQL
 assert_match "standby: add_contribution() in a context fails with 25006" 'ERROR: +25006' \
 	"$(bb_psql "$S" -v VERBOSITY=verbose -c "BEGIN" -c "SELECT brandbos.set_context('user-a', 'tenant-a')" \

@@ -54,6 +54,7 @@ CREATE TABLE expected_plain AS SELECT g AS id, 'secret-' || g AS secret FROM gen
 SQL
 SID=$(bb_psql_value "$P" "SELECT id FROM brandbos.sessions WHERE problem_statement = 'standby question'")
 
+# shellcheck disable=SC2317   # wait_sealed and wait_replay are called through check
 # wait until the background worker sealed every audit row (no seal_audit() call)
 wait_sealed() {
 	local name=$1 i left=""
@@ -65,6 +66,7 @@ wait_sealed() {
 	echo "# $name: still $left unsealed audit rows" >&2
 	return 1
 }
+# shellcheck disable=SC2317   # (as above)
 # wait until the standby replayed everything the primary wrote so far
 wait_replay() {
 	local lsn i

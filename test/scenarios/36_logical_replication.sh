@@ -58,6 +58,7 @@ ENV_SQL="SELECT coalesce(md5(string_agg(id || ':' || tok, ',' ORDER BY id)), 'em
 PLAIN_SQL="SELECT coalesce(md5(string_agg(id || ':' || tok, ',' ORDER BY id)), 'empty') FROM t_decrypted"
 EXPECT_SQL="SELECT md5(string_agg(id || ':' || tok, ',' ORDER BY id)) FROM expected"
 
+# shellcheck disable=SC2317   # wait_log and wait_same are called through check
 # wait until a line matching REGEX is in the server log of NAME
 wait_log() {
 	local name=$1 re=$2 i
@@ -68,6 +69,7 @@ wait_log() {
 	echo "# no line matching '$re' in the log of $name" >&2
 	return 1
 }
+# shellcheck disable=SC2317   # (as above)
 # wait until the subscriber (NAME, database DB) holds the publisher's envelopes
 wait_same() {
 	local name=$1 db=$2 want i

@@ -537,6 +537,12 @@ brandbos_sealer_init(void)
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	/*
+	 * Not during recovery: sealing writes, and on a hot standby every round
+	 * would fail (LOCK TABLE is refused there).  The postmaster starts the
+	 * worker when recovery ends, so a promoted standby seals what the old
+	 * primary left (scenario 35_streaming_standby).
+	 */
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 5;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "brandbos");

@@ -40,6 +40,7 @@
 #include "mb/pg_wchar.h"
 #include "nodes/makefuncs.h"
 #include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -189,6 +190,8 @@ brandbos_audit_append(const char *action, const char *resource_type,
 			   *leaf_datum;
 	int			i;
 
+	/* on a standby no xid can be assigned: refuse with 25006, not XX000 */
+	PreventCommandDuringRecovery("a brandbos audit write");
 	/* the xid first, then the id: see the file header */
 	fxid = GetTopFullTransactionId();
 	seqid = brandbos_relid("audit_log_id_seq");
@@ -324,6 +327,7 @@ brandbos_log_event(PG_FUNCTION_ARGS)
 	char	   *action;
 	char	   *resource_type;
 
+	PreventCommandDuringRecovery("brandbos.log_event()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -523,8 +527,14 @@ brandbos_enable_audit(PG_FUNCTION_ARGS)
 {
 	BrandbosInternalState state;
 	Oid			relid;
-	char	   *name = audit_target(fcinfo, &relid);
+	char	   *name;
 
+	/*
+	 * On a standby: PostgreSQL's read-only error (25006) before any lock,
+	 * xid or DDL, which recovery would refuse with other SQLSTATEs.
+	 */
+	PreventCommandDuringRecovery("brandbos.enable_audit()");
+	name = audit_target(fcinfo, &relid);
 	brandbos_spi_begin(&state, GetUserId());
 	if (audit_trigger_names(relid) != NIL)
 		ereport(ERROR,
@@ -564,11 +574,12 @@ brandbos_disable_audit(PG_FUNCTION_ARGS)
 {
 	BrandbosInternalState state;
 	Oid			relid;
-	char	   *name = audit_target(fcinfo, &relid);
-
+	char	   *name;
 	List	   *triggers;
 	ListCell   *lc;
 
+	PreventCommandDuringRecovery("brandbos.disable_audit()");	/* as in enable_audit */
+	name = audit_target(fcinfo, &relid);
 	brandbos_spi_begin(&state, GetUserId());
 	triggers = audit_trigger_names(relid);
 	if (triggers == NIL)

@@ -32,6 +32,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -310,6 +311,11 @@ PG_FUNCTION_INFO_V1(brandbos_enable_tenant_isolation);
 Datum
 brandbos_enable_tenant_isolation(PG_FUNCTION_ARGS)
 {
+	/*
+	 * On a standby: PostgreSQL's read-only error (25006), before the
+	 * AccessExclusiveLock that recovery would refuse with 55000.
+	 */
+	PreventCommandDuringRecovery("brandbos.enable_tenant_isolation()");
 	enable_isolation(fcinfo, false);
 	PG_RETURN_VOID();
 }
@@ -319,6 +325,7 @@ PG_FUNCTION_INFO_V1(brandbos_enable_owner_isolation);
 Datum
 brandbos_enable_owner_isolation(PG_FUNCTION_ARGS)
 {
+	PreventCommandDuringRecovery("brandbos.enable_owner_isolation()");	/* as above */
 	enable_isolation(fcinfo, true);
 	PG_RETURN_VOID();
 }
@@ -378,10 +385,13 @@ brandbos_disable_isolation(PG_FUNCTION_ARGS)
 {
 	BrandbosInternalState state;
 	Oid			relid;
-	char	   *table = isolation_target(fcinfo, 1, &relid);
-	List	   *rels = isolation_tree(relid);
+	char	   *table;
+	List	   *rels;
 	ListCell   *lc;
 
+	PreventCommandDuringRecovery("brandbos.disable_isolation()");	/* as above */
+	table = isolation_target(fcinfo, 1, &relid);
+	rels = isolation_tree(relid);
 	brandbos_spi_begin(&state, GetUserId());
 	foreach(lc, rels)
 	{

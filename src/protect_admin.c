@@ -37,6 +37,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -353,6 +354,11 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
+	/*
+	 * On a standby: PostgreSQL's read-only error (25006), before the locks
+	 * that recovery would refuse with 55000.
+	 */
+	PreventCommandDuringRecovery("brandbos.protect_column()");
 	require_args(fcinfo, 2);
 	describe_target(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(1)), &t, true);
 
@@ -416,6 +422,7 @@ brandbos_unprotect_column(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	MemoryContext caller_cxt = CurrentMemoryContext;
 
+	PreventCommandDuringRecovery("brandbos.unprotect_column()");	/* as above */
 	require_args(fcinfo, 2);
 	describe_target(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(1)), &t, false);
 	brandbos_require_role(BRANDBOS_ROLE_DECRYPTOR, "unprotect a column");

@@ -41,6 +41,7 @@
 #include "nodes/parsenodes.h"
 #include "storage/bufmgr.h"
 #include "storage/itemptr.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -335,6 +336,8 @@ static List *
 reencrypt_prepare(FunctionCallInfo fcinfo, Oid *relid, int32 *batch_size)
 {
 	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "re-encrypt protected columns");
+	/* on a standby even a walk with nothing to move is refused (25006) */
+	PreventCommandDuringRecovery("brandbos.reencrypt()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

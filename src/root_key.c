@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/guc.h"
 
 #define ROOT_KEY_BYTES		32
@@ -339,6 +340,8 @@ brandbos_rewrap_keys(PG_FUNCTION_ARGS)
 	int32		rewrapped = 0;
 
 	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "rewrap brandbos data keys");
+	/* a standby gets the rewrapped keys by replication: 25006 before the settings' 55000 */
+	PreventCommandDuringRecovery("brandbos.rewrap_keys()");
 	brandbos_require_root_key();
 	if (previous_root_key_file == NULL || previous_root_key_file[0] == '\0')
 		ereport(ERROR,

@@ -18,6 +18,12 @@
 #   bb_cluster_create  NAME PORT PRELOAD   initdb + root key + config; PRELOAD is yes|no
 #                                          (shared_preload_libraries = 'brandbos').  Any
 #                                          earlier cluster NAME is stopped and removed first.
+#   bb_cluster_standby NAME PORT PRIMARY   a streaming hot standby of the running cluster
+#                                          PRIMARY: pg_basebackup -R -X stream over its unix
+#                                          socket, PRIMARY's postgresql.conf (so the same
+#                                          brandbos settings) with NAME's port, socket dir and
+#                                          root key file, which is a 0600 copy of PRIMARY's
+#                                          root key.  Not started; earlier NAME is removed.
 #   bb_cluster_start   NAME                pg_ctl -w start (server log: bb_logfile NAME)
 #   bb_cluster_stop    NAME [MODE]         pg_ctl stop, MODE smart|fast|immediate (default
 #                                          fast); does nothing when it is not running
@@ -185,6 +191,47 @@ bb_cluster_create() {
 		if [[ $preload == yes ]]; then
 			echo "shared_preload_libraries = 'brandbos'"
 		fi
+	} >>"$data/postgresql.conf" || return 1
+}
+
+bb_cluster_standby() {
+	local name=${1:?cluster name} port=${2:?port} primary=${3:?primary cluster}
+	local dir data sock key pport
+	[[ $port =~ ^[0-9]+$ ]] || { _bb_die "port must be a number, got '$port'"; return 1; }
+	pport=$(bb_port "$primary") || return 1
+	bb_cluster_running "$primary" || { _bb_die "primary '$primary' is not running"; return 1; }
+	bb_cluster_destroy "$name" || return 1
+	_bb_prepare_work || return 1
+
+	dir=$(bb_clusterdir "$name")
+	data=$(bb_datadir "$name")
+	sock=$(bb_sockdir "$name")
+	key=$(bb_keyfile "$name")
+	mkdir -p "$dir" "$sock" || return 1
+	[[ $sock == "$dir/sock" ]] || ln -sfn "$sock" "$dir/sock"
+	echo "$port" >"$dir/port"
+	chmod 0755 "$dir" "$sock"
+	# the same root key: a standby without it reads no protected value
+	( umask 077 && cat "$(bb_keyfile "$primary")" >"$key" ) || return 1
+	chmod 0600 "$key"
+	if [[ $EUID -eq 0 ]]; then
+		chown -R postgres:postgres "$dir" "$sock" || return 1
+	fi
+
+	# -R writes primary_conninfo and standby.signal; -X stream brings the WAL it needs
+	if ! bb_run_as_pg "$PGBIN/pg_basebackup" -D "$data" -R -X stream --checkpoint=fast \
+			-h "$(bb_sockdir "$primary")" -p "$pport" -U postgres >"$dir/basebackup.log" 2>&1; then
+		cat "$dir/basebackup.log" >&2
+		_bb_die "pg_basebackup of '$primary' for standby '$name' failed"
+		return 1
+	fi
+	# later lines win: the primary's configuration, with this node's own port, socket and key
+	{
+		echo
+		echo "# ---- standby $name, added by test/lib/cluster.sh ----"
+		echo "port = $port"
+		echo "unix_socket_directories = '$sock'"
+		echo "brandbos.root_key_file = '$key'"
 	} >>"$data/postgresql.conf" || return 1
 }
 

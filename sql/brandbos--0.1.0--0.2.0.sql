@@ -5,8 +5,10 @@
 -- 0.2.0 keeps the audit signing key across root-key rotations: rewrap_keys()
 -- stores the seed that signed the chain, wrapped under the new root key.  The
 -- table starts empty, so an upgraded database goes on signing with the seed
--- derived from its root key, exactly as 0.1.0 did; nothing else changes and
--- no value, key or block is rewritten.
+-- derived from its root key, exactly as 0.1.0 did.  It also adds the
+-- statement trigger that invalidates every backend's unwrapped keys when
+-- brandbos.data_keys changes outside the key functions (logical replication).
+-- No value, key or block is rewritten.
 CREATE TABLE brandbos.audit_signing_key (
 	only_row		boolean PRIMARY KEY DEFAULT true CHECK (only_row),
 	root_key_id		text NOT NULL,
@@ -17,3 +19,15 @@ COMMENT ON TABLE brandbos.audit_signing_key IS
 	'the audit signing seed wrapped under the root key (after the first root-key rotation)';
 SELECT pg_catalog.pg_extension_config_dump('brandbos.audit_signing_key', '');
 REVOKE ALL ON brandbos.audit_signing_key FROM PUBLIC;
+
+-- Key changes that do not come through brandbos's key functions (a logical
+-- replication apply worker writing the publisher's changes) still throw
+-- every backend's unwrapped keys away: ENABLE ALWAYS fires it in replica
+-- mode too.  A row trigger: the apply worker fires row triggers only.
+CREATE FUNCTION brandbos.data_keys_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'brandbos_data_keys_changed'
+	LANGUAGE C;
+CREATE TRIGGER data_keys_changed AFTER INSERT OR UPDATE OR DELETE ON brandbos.data_keys
+	FOR EACH ROW EXECUTE FUNCTION brandbos.data_keys_changed();
+ALTER TABLE brandbos.data_keys ENABLE ALWAYS TRIGGER data_keys_changed;
+REVOKE ALL ON FUNCTION brandbos.data_keys_changed() FROM PUBLIC;

@@ -47,6 +47,17 @@ COMMENT ON TABLE brandbos.data_keys IS
 	'brandbos data keys, wrapped under the root key; change them only through the key functions';
 SELECT pg_catalog.pg_extension_config_dump('brandbos.data_keys', '');
 
+-- Key changes that do not come through brandbos's key functions (a logical
+-- replication apply worker writing the publisher's changes) still throw
+-- every backend's unwrapped keys away: ENABLE ALWAYS fires it in replica
+-- mode too.  A row trigger: the apply worker fires row triggers only.
+CREATE FUNCTION brandbos.data_keys_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'brandbos_data_keys_changed'
+	LANGUAGE C;
+CREATE TRIGGER data_keys_changed AFTER INSERT OR UPDATE OR DELETE ON brandbos.data_keys
+	FOR EACH ROW EXECUTE FUNCTION brandbos.data_keys_changed();
+ALTER TABLE brandbos.data_keys ENABLE ALWAYS TRIGGER data_keys_changed;
+
 -- Protected columns.  column_id is the stable id bound into every envelope's
 -- associated data: it is not an OID, so it survives renames and dump/restore.
 CREATE TABLE brandbos.column_registry (

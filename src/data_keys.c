@@ -17,7 +17,11 @@
  *     flush: a backend that forgot it would stop hearing of rotations and
  *     destructions and go on sealing under a retired or destroyed version;
  *   - key_cache_generation counts flushes, so an active version read before
- *     a flush is never trusted after it.
+ *     a flush is never trusted after it;
+ *   - changes that do not come through those functions — a logical
+ *     replication apply worker writing the publisher's key changes, or a
+ *     restore — fire the row trigger data_keys_changed (ENABLE ALWAYS; apply
+ *     workers fire row triggers only), which sends the same invalidation.
  *
  * Invariants of the version locks (a database-object lock on
  * (brandbos.data_keys, version)): a writer holds the lock of the version it
@@ -32,6 +36,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
@@ -652,6 +657,19 @@ void
 brandbos_keys_changed(void)
 {
 	keys_changed();
+}
+
+PG_FUNCTION_INFO_V1(brandbos_data_keys_changed);
+/* SQL: brandbos.data_keys_changed() returns trigger (AFTER INSERT OR UPDATE OR DELETE, FOR EACH ROW) */
+Datum
+brandbos_data_keys_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("brandbos.data_keys_changed() may only be called as a trigger")));
+	keys_changed();
+	return PointerGetDatum(NULL);
 }
 
 char *

@@ -199,41 +199,21 @@ SELECT brandbos.protect_column('shred', 'tok');
 INSERT INTO shred VALUES (1, 'shred-me');
 SQL
 check "standby: replays the table to shred" wait_replay
-FIFO=$(bb_clusterdir "$S")/session.fifo
-SESSION_OUT=$(bb_clusterdir "$S")/session.out
-mkfifo "$FIFO"
-bb_psql "$S" -At -v ON_ERROR_STOP=0 -v VERBOSITY=verbose <"$FIFO" >"$SESSION_OUT" 2>&1 &
-SESSION_PID=$!
-exec 7>"$FIFO"
-SESSION_N=0
-# run SQL in the one long-lived standby session; SESSION_RESULT gets what it printed
-# (called directly, not in $(...): the counter must survive)
-in_session() {
-	local i before
-	SESSION_N=$((SESSION_N + 1))
-	before=$(wc -l <"$SESSION_OUT")
-	printf '%s;\nSELECT %s;\n' "$1" "'end-$SESSION_N'" >&7
-	for ((i = 0; i < 100; i++)); do
-		if grep -qx "end-$SESSION_N" "$SESSION_OUT"; then break; fi
-		sleep 0.1
-	done
-	SESSION_RESULT=$(tail -n +"$((before + 1))" "$SESSION_OUT" | grep -vx "end-$SESSION_N" || true)
-}
-in_session 'SELECT tok FROM shred_decrypted'
-assert_eq "standby session: reads the value (and keeps data key 1 unwrapped)" "shred-me" "$SESSION_RESULT"
+sc_session_open "$S"
+sc_session 'SELECT tok FROM shred_decrypted'
+assert_eq "standby session: reads the value (and keeps data key 1 unwrapped)" "shred-me" "$SC_SESSION_RESULT"
 bb_psql "$P" -At >/dev/null <<'SQL'
 SELECT brandbos.rotate_key();
 SELECT brandbos.reencrypt('docs');
 SELECT brandbos.destroy_key(1, force => true);
 SQL
 check "standby: replays rotate_key, reencrypt and destroy_key" wait_replay
-in_session 'SELECT tok FROM shred_decrypted'
+sc_session 'SELECT tok FROM shred_decrypted'
 assert_match "standby session: the same session can no longer read the shredded value (55000)" \
-	'^ERROR: +55000: data key version 1 has been destroyed' "$SESSION_RESULT"
-in_session "$PLAIN_SQL"
-assert_eq "standby session: docs, re-sealed under key 2, still decrypt" "$EXPECT" "$SESSION_RESULT"
-exec 7>&-
-wait "$SESSION_PID" || true
+	'^ERROR: +55000: data key version 1 has been destroyed' "$SC_SESSION_RESULT"
+sc_session "$PLAIN_SQL"
+assert_eq "standby session: docs, re-sealed under key 2, still decrypt" "$EXPECT" "$SC_SESSION_RESULT"
+sc_session_close
 
 # ---- promotion ------------------------------------------------------------------------------
 check "primary: everything is sealed before the slow-down" wait_sealed "$P"

@@ -181,12 +181,22 @@ got=$(grep -E 'ERROR:  55000' "$(bb_logfile "$F")" | head -n 1)
 assert_match "another root key: the error names the data key, not a value" 'data key|root key' "$got"
 
 # ---- crypto-shredding reaches the subscriber ---------------------------------------------------
+# a subscriber session that has data key 2 unwrapped before the shred
+sc_session_open "$S" postgres
+sc_session 'SELECT count(*) FROM t_decrypted WHERE tok IS NOT NULL'
+assert_eq "shredding: an open subscriber session reads the values (key 2 unwrapped)" "25" "$SC_SESSION_RESULT"
 bb_psql "$P" >/dev/null <<'SQL'
 SELECT brandbos.rotate_key();
 SELECT brandbos.destroy_key(2, force => true);
 UPDATE t SET note = 'after the shred' WHERE id = 1;
 SQL
 check "shredding: the forced destroy_key(2) arrives" wait_same "$S" postgres
+# applying the data_keys change fires brandbos's ENABLE ALWAYS row trigger, whose
+# invalidation reaches every subscriber backend at the apply's commit
+sc_session 'SELECT count(*) FROM t_decrypted WHERE tok IS NOT NULL'
+assert_match "shredding: the session opened before can no longer read them (55000)" \
+	'^ERROR: +55000: data key version 2 has been destroyed' "$SC_SESSION_RESULT"
+sc_session_close
 assert_eq "shredding: key 2 is destroyed on the subscriber" "1:destroyed 2:destroyed 3:active" \
 	"$(sc_try "$S" "SELECT string_agg(version || ':' || status, ' ' ORDER BY version) FROM brandbos.data_keys")"
 assert_eq "shredding: a new subscriber session cannot read the values (55000)" "55000" \

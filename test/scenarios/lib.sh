@@ -146,6 +146,38 @@ sc_reload() {
 	return 1
 }
 
+# One long-lived psql session on cluster NAME (database DB, default $BB_DB), for what an
+# already-open session sees: sc_session_open NAME [DB]; sc_session SQL (called directly, not
+# in $(...), so its counter survives; what the SQL printed, errors included, is left in
+# SC_SESSION_RESULT); sc_session_close.  One such session at a time.
+sc_session_open() {
+	local name=$1 db=${2:-${BB_DB:-postgres}} fifo
+	fifo=$(bb_clusterdir "$name")/session.fifo
+	SC_SESSION_OUT=$(bb_clusterdir "$name")/session.out
+	rm -f "$fifo"
+	mkfifo "$fifo"
+	: >"$SC_SESSION_OUT"
+	BB_DB=$db bb_psql "$name" -At -v ON_ERROR_STOP=0 -v VERBOSITY=verbose <"$fifo" >"$SC_SESSION_OUT" 2>&1 &
+	SC_SESSION_PID=$!
+	exec 7>"$fifo"
+	SC_SESSION_N=0
+}
+sc_session() {
+	local i before
+	SC_SESSION_N=$((SC_SESSION_N + 1))
+	before=$(wc -l <"$SC_SESSION_OUT")
+	printf '%s;\nSELECT %s;\n' "$1" "'end-$SC_SESSION_N'" >&7
+	for ((i = 0; i < 100; i++)); do
+		if grep -qx "end-$SC_SESSION_N" "$SC_SESSION_OUT"; then break; fi
+		sleep 0.1
+	done
+	SC_SESSION_RESULT=$(tail -n +"$((before + 1))" "$SC_SESSION_OUT" | grep -vx "end-$SC_SESSION_N" || true)
+}
+sc_session_close() {
+	exec 7>&-
+	wait "$SC_SESSION_PID" || true
+}
+
 sc_write_key() {
 	local path=$1
 	rm -f "$path"

@@ -23,12 +23,20 @@
 #   BB_ONLY=regress|pgtap|unit|fuzz|lint|scenarios|asan|package
 #                                         run only these steps (comma or space separated)
 #   BB_FUZZ_SECONDS                       seconds per fuzz target (60)
-#   BB_PORT_PRELOAD / BB_PORT_PLAIN       ports of the two clusters (55432 / 55433)
+#   BB_PORT_PRELOAD / BB_PORT_PLAIN       first port tried for each of the two clusters
+#                                         (55432 / 55433); a busy one is skipped, see
+#                                         "Ports" in test/lib/cluster.sh
 #   BB_SCENARIO_TIMEOUT                   seconds per scenario (600)
 #   BB_PGTAP_ONLY=GLOB                    pgTAP files whose name matches GLOB only (e.g. '5*')
 #   BB_SCENARIO_ONLY=GLOB                 scenarios whose name matches GLOB only (e.g. '17_*')
 #   BB_KEEP=1                             keep the two clusters running afterwards
 #   BB_WORK                               scratch tree (default tmp_check/, see test/lib/cluster.sh)
+#
+# Runs can go side by side on one machine (every server takes a free port, see "Ports" in
+# test/lib/cluster.sh) as long as each has its own BB_WORK: a second run on a BB_WORK that a
+# live run is using stops at once ("0 passed, 1 failed").  Runs from different checkouts
+# have different BB_WORKs by default; a second run from the same checkout (another
+# PostgreSQL major, say) needs BB_WORK set, e.g. BB_WORK=tmp_check/pg18.
 #
 # The last line of output is always "N passed, M failed", counting pg_regress tests (per
 # cluster), pgTAP assertions (per cluster), unit-test assertions, fuzz targets and lint tools
@@ -73,9 +81,13 @@ cleanup_clusters() {
 		CLUSTERS=()
 	fi
 }
+# shellcheck disable=SC2317   # called from the EXIT trap
+release_work() {
+	if [[ $(cat "$BB_WORK/.run.pid" 2>/dev/null) == "$$" ]]; then rm -f "$BB_WORK/.run.pid"; fi
+}
 # (fd 9 is the real stderr: a trap may fire inside a call whose output is redirected)
 exec 9>&2
-trap cleanup_clusters EXIT
+trap 'cleanup_clusters; release_work' EXIT
 trap 'echo "run.sh: interrupted; removing the clusters" >&9; exit 130' INT TERM
 
 # Stop clusters that a scenario left running (after a timeout, say); data stays for a look.
@@ -119,6 +131,20 @@ if [[ $PGBIN == /usr/lib/postgresql/* ]]; then
 	flock -s 8
 fi
 
+# One run per BB_WORK: $BB_WORK/.run.pid names the run using it (a stale one, from a run
+# that was killed, is taken over).
+mkdir -p "$BB_WORK" || { echo "0 passed, 1 failed"; exit 2; }
+exec {WORK_LOCK}>>"$BB_WORK/.run.lock"
+flock "$WORK_LOCK"
+other=$(cat "$BB_WORK/.run.pid" 2>/dev/null) || other=""
+if [[ $other =~ ^[0-9]+$ && $other != "$$" ]] && _bb_alive "$other" &&
+		tr '\0' ' ' <"/proc/$other/cmdline" 2>/dev/null | grep -q 'run\.sh'; then
+	echo "run.sh: another test run (pid $other) is using $BB_WORK; give this one its own BB_WORK=DIR" >&2
+	echo "0 passed, 1 failed"
+	exit 2
+fi
+echo "$$" >"$BB_WORK/.run.pid"
+exec {WORK_LOCK}<&-
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
 START=$SECONDS
@@ -137,7 +163,7 @@ if want regress || want pgtap; then
 		CLUSTERS+=("$name")
 		if bb_cluster_create "$name" "$port" "$preload" && bb_cluster_start "$name"; then
 			READY+=("$name")
-			echo "  $name: port $port, shared_preload_libraries $( [[ $preload == yes ]] && echo brandbos || echo none)"
+			echo "  $name: port $(bb_port "$name"), shared_preload_libraries $( [[ $preload == yes ]] && echo brandbos || echo none)"
 		else
 			echo "  FAIL $name: could not be set up (its regress and pgtap steps are skipped)"
 			fail 1

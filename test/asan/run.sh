@@ -57,8 +57,8 @@
 #   BB_WORK               scratch root (default <repo>/tmp_check); everything goes to
 #                         $BB_WORK/asan: pg/ (private tree), build/, lib/, clusters/,
 #                         logs/ (build log, pg_prove logs, server logs), regress/
-#   BB_ASAN_PORT_PRELOAD  port of asan_preload (55570)
-#   BB_ASAN_PORT_PLAIN    port of asan_plain (55571)
+#   BB_ASAN_PORT_PRELOAD  first port tried for asan_preload (55570; a busy one is skipped)
+#   BB_ASAN_PORT_PLAIN    first port tried for asan_plain (55571)
 #   BB_ASAN_TIMEOUT       seconds per pg_prove / pg_regress run (300)
 #   BB_KEEP=1             keep the clusters (stopped) instead of removing them
 #   BB_ASAN_WRAPV=1       build with PostgreSQL's -fwrapv (no signed-overflow check)
@@ -330,7 +330,7 @@ run_pgtap() {
 
 run_cluster() {
 	local c=$1 port=$2 preload=$3
-	section "cluster $c (port $port, shared_preload_libraries $([[ $preload == yes ]] && echo brandbos || echo none))"
+	section "cluster $c (shared_preload_libraries $([[ $preload == yes ]] && echo brandbos || echo none))"
 	CLUSTERS+=("$c")
 	SCANNED=0
 	if ! bb_cluster_create "$c" "$port" "$preload" >"$LOGS/${c}_create.log" 2>&1; then
@@ -338,6 +338,7 @@ run_cluster() {
 		tail -n 20 "$LOGS/${c}_create.log" | sed 's/^/    /'
 		return
 	fi
+	echo "  $c: port $(bb_port "$c")"
 	# JIT would load llvmjit.so (and could inline a system brandbos' bitcode): keep it off
 	echo "jit = off" >>"$(bb_datadir "$c")/postgresql.conf"
 	if ! start_sanitized "$c"; then

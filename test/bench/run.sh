@@ -8,7 +8,7 @@
 #   BENCH_ROWS     rows for the bulk INSERT and read rows  (default 100000)
 #   BENCH_ONLY     space-separated row groups to run       (default: all, see BENCH_GROUPS)
 #   BENCH_KEEP=1   leave the cluster running afterwards    (default: destroy it)
-#   BENCH_PORT     port of the throwaway cluster           (default 55700)
+#   BENCH_PORT     first port tried for the cluster        (default 55700)
 #
 # Each row group is one function group_<name> that measures, then calls report_row (a row
 # with a target) or report_info (a peer baseline, no target).  To add a pillar: write its
@@ -140,10 +140,11 @@ BENCH_SETTINGS=(
 )
 
 cluster_up() {
-	say "creating cluster '$BENCH_CLUSTER' on port $BENCH_PORT (preload yes)"
+	say "creating cluster '$BENCH_CLUSTER' (preload yes)"
 	bb_cluster_create "$BENCH_CLUSTER" "$BENCH_PORT" yes
 	bb_cluster_start "$BENCH_CLUSTER"
 	CLUSTER_UP=1
+	say "cluster '$BENCH_CLUSTER' listens on port $(bb_port "$BENCH_CLUSTER")"
 	local s
 	for s in "${BENCH_SETTINGS[@]}"; do
 		BB_DB=postgres bb_psql "$BENCH_CLUSTER" -c "ALTER SYSTEM SET $s"

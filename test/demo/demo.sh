@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/demo/demo.sh — a readable walkthrough of brandbos (`make demo`).
 #
-# Starts a throwaway cluster `demo` (port 55600, shared_preload_libraries = 'brandbos',
+# Starts a throwaway cluster `demo` (port 55600 or the next free one, shared_preload_libraries = 'brandbos',
 # a freshly generated root key), shows every feature with the SQL and its output, and
 # removes the cluster at the end.  Exits 0 when everything behaved as shown.
 #

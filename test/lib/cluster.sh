@@ -7,16 +7,42 @@
 #   BB_ROOT     repository root, derived from this file's location
 #   BB_WORK     scratch tree, default $BB_ROOT/tmp_check; clusters live in $BB_WORK/clusters/NAME:
 #                 data/ (PGDATA), server.log, root.key (0600), sock/ (unix socket dir), port
+#               One BB_WORK serves one run at a time (test/run.sh refuses a second one); runs
+#               from different checkouts, or with different BB_WORK, can go side by side.
 #   PGBIN       /usr/lib/postgresql/15/bin
 #   BB_DB       database bb_psql / bb_conninfo connect to (default postgres)
 #   BB_PG_OSUSER  OS user owning the clusters: postgres when run as root, else yourself
 #   BB_LISTEN   listen_addresses of clusters created afterwards (default '' = unix socket
-#               only; set BB_LISTEN=127.0.0.1 for a test that needs TCP).  Socket-only
-#               clusters never clash on a port (each has its own socket dir); TCP ones do.
+#               only; set BB_LISTEN=127.0.0.1 for a test that needs TCP)
+#   BB_PORT_RANGE   ports handed out by bb_port_reserve after the hint (default 55400-55999)
+#   BB_PORT_LOCKDIR its reservations, machine-wide (default /tmp/brandbos-ports)
+#
+# Ports: never hard-code one.  Every server a test starts (cluster, PgBouncer, anything that
+# listens) takes its port from bb_port_reserve, so that several runs can share a machine (a
+# PostgreSQL 15 and an 18 suite, a developer's run beside CI).  bb_cluster_create does it for
+# its cluster; its PORT argument is only the first port tried ("auto" = none).  Read the port
+# a cluster got with bb_port NAME (or use bb_psql / bb_conninfo), never assume the hint.
+#   bb_port_reserve VAR [HINT]   reserve a TCP port and store it in the variable VAR.  The
+#                                port is free (no socket of any process on this machine is
+#                                bound to it, TIME_WAIT aside) and not reserved by another
+#                                shell; HINT is tried first, then BB_PORT_RANGE from a random
+#                                point.  The reservation is a flock(2) on
+#                                $BB_PORT_LOCKDIR/PORT.lock through a file descriptor of the
+#                                calling shell; it lasts until bb_port_release PORT or until
+#                                that shell and every process that inherited the descriptor
+#                                (the servers it started) have exited, even after a kill -9.
+#                                Call it in the shell that uses the port, not inside $(...)
+#                                or ( ... ): the subshell's exit would end the reservation.
+#   bb_port_release PORT         end this shell's reservation of PORT (no-op if it has none)
+# Socket-only clusters do not need a port of their own (their sockets are in a directory of
+# their own, and PostgreSQL keys its shared memory on the data directory), but get one
+# anyway, so that BB_LISTEN=127.0.0.1 needs nothing else.
 #
 # Clusters
 #   bb_cluster_create  NAME PORT PRELOAD   initdb + root key + config; PRELOAD is yes|no
-#                                          (shared_preload_libraries = 'brandbos').  Any
+#                                          (shared_preload_libraries = 'brandbos').  PORT is a
+#                                          hint or "auto" (see Ports): the port is reserved
+#                                          with bb_port_reserve and written to NAME/port.  Any
 #                                          earlier cluster NAME is stopped and removed first.
 #   bb_cluster_standby NAME PORT PRIMARY   a streaming hot standby of the running cluster
 #                                          PRIMARY: pg_basebackup -R -X stream over its unix
@@ -30,8 +56,12 @@
 #   bb_cluster_restart NAME                fast stop, then start
 #   bb_cluster_kill9   NAME                crash: SIGKILL the postmaster and its children,
 #                                          wait until they are gone; data dir kept for restart
-#   bb_cluster_destroy NAME                stop (immediate) and delete everything of NAME
+#   bb_cluster_destroy NAME                stop (immediate) and delete everything of NAME,
+#                                          and release its port
 #   bb_cluster_running NAME                exit status 0 when its postmaster is alive
+# A new function that makes a cluster (a standby, say) starts with _bb_cluster_dirs NAME HINT:
+# it removes an earlier NAME, makes NAME's directory and socket directory, reserves the port
+# and writes NAME/port, and leaves the socket directory in _BB_SOCK and the port in _BB_PORT.
 #
 # Clients
 #   bb_psql        NAME [psql args...]     psql -X -v ON_ERROR_STOP=1 -q as user postgres
@@ -44,7 +74,9 @@
 #                                          directory, CMD runs in / (use absolute paths).
 #
 # Getters: bb_datadir NAME, bb_logfile NAME, bb_keyfile NAME, bb_port NAME, bb_sockdir NAME,
-#          bb_clusterdir NAME
+#          bb_clusterdir NAME.  bb_sockdir is NAME/sock, or, when that path is too long for a
+#          unix socket, a directory made by mktemp under /tmp for this cluster of this run
+#          (NAME/sock is a symlink to it).
 #
 # Every function returns non-zero on failure and prints the reason on stderr, so scripts
 # running under `set -euo pipefail` stop at the first broken step.  (Keep it that way when
@@ -81,16 +113,99 @@ bb_port() {
 	cat "$f"
 }
 
-# A unix socket path must fit in 107 bytes.  When $BB_WORK is deep, the socket goes to a
-# short directory under /tmp instead and .../NAME/sock is a symlink to it.
+# A unix socket path must fit in 107 bytes.  When $BB_WORK is deep, bb_cluster_create puts
+# the socket in a fresh directory under /tmp (mktemp: unique for each cluster of each run,
+# whatever the checkout) and makes .../NAME/sock a symlink to it.
 bb_sockdir() {
 	local dir
 	dir="$(bb_clusterdir "$1")/sock"
-	if (( ${#dir} > 80 )); then
-		echo "/tmp/bb_sock.$(printf '%s' "$dir" | cksum | cut -d' ' -f1)"
+	if [[ -L $dir ]]; then
+		readlink "$dir"
 	else
 		echo "$dir"
 	fi
+}
+_bb_sockdir_too_long() { (( ${#1} > 80 )); }
+
+# ---- ports ----------------------------------------------------------------------------------
+
+BB_PORT_RANGE=${BB_PORT_RANGE:-55400-55999}
+BB_PORT_LOCKDIR=${BB_PORT_LOCKDIR:-/tmp/brandbos-ports}
+if ! declare -p _BB_PORT_FD >/dev/null 2>&1; then
+	declare -gA _BB_PORT_FD=()   # port -> file descriptor holding its lock, in this shell
+fi
+
+# Exit status 0 when a TCP socket (v4 or v6, any address, any state but TIME_WAIT) is bound
+# to port $1 on this machine.
+_bb_port_in_use() {
+	local hex f files=()
+	printf -v hex '%04X' "$1"
+	for f in /proc/net/tcp /proc/net/tcp6; do
+		if [[ -r $f ]]; then files+=("$f"); fi
+	done
+	if (( ${#files[@]} == 0 )); then
+		# no procfs: a listener on the loopback address is all that can be seen
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+		return
+	fi
+	awk -v p=":$hex" 'FNR > 1 && substr($2, length($2) - 4) == p && $4 != "06" { found = 1; exit }
+		END { exit !found }' "${files[@]}"
+}
+
+# _bb_port_try PORT: take the lock of PORT for this shell; sets _BB_PORT_FD[PORT].
+_bb_port_try() {
+	local port=$1 lock=$BB_PORT_LOCKDIR/$1.lock fd
+	[[ -z ${_BB_PORT_FD[$port]:-} ]] || return 1       # this shell has it already
+	_bb_port_in_use "$port" && return 1
+	[[ -e $lock ]] || : >>"$lock" 2>/dev/null || true
+	exec {fd}<"$lock" || return 1
+	if ! flock -n "$fd"; then
+		exec {fd}<&-
+		return 1
+	fi
+	# a server that is not ours may have bound it since the first look
+	if _bb_port_in_use "$port"; then
+		exec {fd}<&-
+		return 1
+	fi
+	_BB_PORT_FD[$port]=$fd
+}
+
+bb_port_reserve() {
+	local _bb_var=${1:?variable name} _bb_hint=${2:-} _bb_lo _bb_hi _bb_n _bb_start _bb_i _bb_p
+	[[ $_bb_var =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || { _bb_die "bb_port_reserve: bad variable name '$_bb_var'"; return 1; }
+	if [[ ! $BB_PORT_RANGE =~ ^([0-9]+)-([0-9]+)$ ]] || (( BASH_REMATCH[1] < 1024 || BASH_REMATCH[2] > 65535 \
+			|| BASH_REMATCH[1] > BASH_REMATCH[2] )); then
+		_bb_die "BB_PORT_RANGE must be LOW-HIGH within 1024-65535, got '$BB_PORT_RANGE'"
+		return 1
+	fi
+	_bb_lo=${BASH_REMATCH[1]}; _bb_hi=${BASH_REMATCH[2]}
+	if [[ ! -d $BB_PORT_LOCKDIR ]]; then
+		mkdir -p "$BB_PORT_LOCKDIR" 2>/dev/null && chmod 1777 "$BB_PORT_LOCKDIR" 2>/dev/null
+	fi
+	[[ -d $BB_PORT_LOCKDIR && -w $BB_PORT_LOCKDIR ]] || { _bb_die "cannot write $BB_PORT_LOCKDIR"; return 1; }
+	if [[ $_bb_hint =~ ^[0-9]+$ ]] && (( _bb_hint >= 1024 && _bb_hint <= 65535 )) && _bb_port_try "$_bb_hint"; then
+		printf -v "$_bb_var" '%s' "$_bb_hint"
+		return 0
+	fi
+	_bb_n=$((_bb_hi - _bb_lo + 1))
+	_bb_start=$(( (RANDOM * 32768 + RANDOM) % _bb_n ))
+	for ((_bb_i = 0; _bb_i < _bb_n; _bb_i++)); do
+		_bb_p=$((_bb_lo + (_bb_start + _bb_i) % _bb_n))
+		if _bb_port_try "$_bb_p"; then
+			printf -v "$_bb_var" '%s' "$_bb_p"
+			return 0
+		fi
+	done
+	_bb_die "no free port in BB_PORT_RANGE=$BB_PORT_RANGE (all bound or reserved by other runs)"
+}
+
+bb_port_release() {
+	local port=${1:?port} fd
+	fd=${_BB_PORT_FD[$port]:-}
+	[[ -n $fd ]] || return 0
+	exec {fd}<&-
+	unset "_BB_PORT_FD[$port]"
 }
 
 # ---- running things as the server's OS user --------------------------------------------------
@@ -146,24 +261,40 @@ _bb_alive() {
 	[[ ${stat:0:1} != Z ]]
 }
 
-bb_cluster_create() {
-	local name=${1:?cluster name} port=${2:?port} preload=${3:?PRELOAD yes|no}
-	local dir data sock key
-	case $preload in yes|no) ;; *) _bb_die "PRELOAD must be yes or no, got '$preload'"; return 1 ;; esac
-	[[ $port =~ ^[0-9]+$ ]] || { _bb_die "port must be a number, got '$port'"; return 1; }
-	[[ -x $PGBIN/initdb ]] || { _bb_die "$PGBIN/initdb not found (run test/deps.sh)"; return 1; }
-
+# _bb_cluster_dirs NAME HINT: the part of making a cluster that every maker shares (a
+# standby's maker too): removes an earlier NAME, makes its directory and socket directory,
+# reserves its port (HINT: a number or auto) and writes NAME/port.  Sets _BB_SOCK, _BB_PORT.
+_bb_cluster_dirs() {
+	local name=$1 hint=$2 dir
+	[[ $hint =~ ^([0-9]+|auto)$ ]] || { _bb_die "port must be a number (a hint) or auto, got '$hint'"; return 1; }
 	bb_cluster_destroy "$name" || return 1
 	_bb_prepare_work || return 1
+	bb_port_reserve _BB_PORT "$hint" || return 1
+	dir=$(bb_clusterdir "$name")
+	mkdir -p "$dir" || return 1
+	if _bb_sockdir_too_long "$dir/sock"; then
+		_BB_SOCK=$(mktemp -d /tmp/bb_sock.XXXXXXXX) || return 1
+		ln -s "$_BB_SOCK" "$dir/sock" || return 1
+	else
+		_BB_SOCK=$dir/sock
+		mkdir "$_BB_SOCK" || return 1
+	fi
+	echo "$_BB_PORT" >"$dir/port"
+	chmod 0755 "$dir" "$_BB_SOCK"
+}
 
+bb_cluster_create() {
+	local name=${1:?cluster name} hint=${2:?port hint or auto} preload=${3:?PRELOAD yes|no}
+	local dir data sock key port
+	case $preload in yes|no) ;; *) _bb_die "PRELOAD must be yes or no, got '$preload'"; return 1 ;; esac
+	[[ -x $PGBIN/initdb ]] || { _bb_die "$PGBIN/initdb not found (run test/deps.sh)"; return 1; }
+
+	_bb_cluster_dirs "$name" "$hint" || return 1
+	port=$_BB_PORT
+	sock=$_BB_SOCK
 	dir=$(bb_clusterdir "$name")
 	data=$(bb_datadir "$name")
-	sock=$(bb_sockdir "$name")
 	key=$(bb_keyfile "$name")
-	mkdir -p "$dir" "$sock" || return 1
-	[[ $sock == "$dir/sock" ]] || ln -sfn "$sock" "$dir/sock"
-	echo "$port" >"$dir/port"
-	chmod 0755 "$dir" "$sock"
 
 	# Root key: 32 random bytes as 64 hex characters and a newline, readable only by the server.
 	( umask 077 && { head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n'; echo; } >"$key" ) || return 1
@@ -310,18 +441,20 @@ bb_cluster_kill9() {
 }
 
 bb_cluster_destroy() {
-	local name=${1:?cluster name} dir sock
+	local name=${1:?cluster name} dir sock port=""
 	dir=$(bb_clusterdir "$name")
 	sock=$(bb_sockdir "$name")
 	if [[ -d $dir ]]; then
 		if bb_cluster_running "$name"; then
 			bb_cluster_stop "$name" immediate || bb_cluster_kill9 "$name" || return 1
 		fi
+		port=$(cat "$dir/port" 2>/dev/null) || port=""
 		rm -rf "$dir" || return 1
 	fi
 	if [[ $sock != "$dir/sock" && -d $sock ]]; then
 		rm -rf "$sock"
 	fi
+	if [[ -n $port ]]; then bb_port_release "$port"; fi
 	return 0
 }
 

@@ -4,7 +4,7 @@
 # and every transaction may run on a connection the previous client just used.
 #
 # Scenario 30 simulates the pooler with one psql session; this one runs PgBouncer itself
-# (127.0.0.1:56431, pool_mode = transaction, default_pool_size = 2, no server_reset_query:
+# (127.0.0.1 on a free port, pool_mode = transaction, default_pool_size = 2, no server_reset_query:
 # isolation must not depend on the pooler cleaning up), in front of a preloaded cluster with
 # brandbos.jwt_secret_file set.  A non-superuser role `app` (LOGIN, member of
 # brandbos_context_admin) reads `items` under brandbos.enable_tenant_isolation, where tenant
@@ -147,7 +147,7 @@ sc_pgbouncer "$C" "$PGB_PORT_S31" "$POOL_SIZE" app 2>"$DIR/pgbouncer.err" || pgb
 if (( pgb_rc == 0 )); then
 	pass "PgBouncer (pid $(cat "$PGB_PIDFILE" 2>/dev/null || echo '?')) accepts connections on 127.0.0.1:$PGB_PORT"
 else
-	fail "PgBouncer accepts connections on 127.0.0.1:$PGB_PORT_S31" "$(cat "$DIR/pgbouncer.err")"
+	fail "PgBouncer accepts connections on 127.0.0.1:${PGB_PORT:-$PGB_PORT_S31}" "$(cat "$DIR/pgbouncer.err")"
 	sc_finish
 fi
 assert_eq "PgBouncer runs in transaction mode, default_pool_size = $POOL_SIZE, no server_reset_query" \

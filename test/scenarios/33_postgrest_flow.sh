@@ -152,7 +152,7 @@ sc_pgbouncer "$C" "$PGB_PORT_S33" "$POOL_SIZE" authenticator 2>"$DIR/pgbouncer.e
 if (( pgb_rc == 0 )); then
 	pass "PgBouncer accepts connections on 127.0.0.1:$PGB_PORT (transaction pooling, pools of $POOL_SIZE and 1)"
 else
-	fail "PgBouncer accepts connections on 127.0.0.1:$PGB_PORT_S33" "$(cat "$DIR/pgbouncer.err")"
+	fail "PgBouncer accepts connections on 127.0.0.1:${PGB_PORT:-$PGB_PORT_S33}" "$(cat "$DIR/pgbouncer.err")"
 	sc_finish
 fi
 assert_eq "PgBouncer runs in transaction mode, default_pool_size = $POOL_SIZE, no server_reset_query" \

@@ -4,7 +4,9 @@
 # Source it after `set -euo pipefail`; it sources test/lib/cluster.sh itself.
 #
 #   sc_cluster NAME PORT PRELOAD     create + start a throwaway cluster; it is destroyed
-#                                    when the script exits (any number of clusters)
+#                                    when the script exits (any number of clusters).  PORT
+#                                    is a hint or "auto": the cluster gets a free port (see
+#                                    "Ports" in test/lib/cluster.sh); read it with bb_port
 #   pass DESC / fail DESC [DIAG...]  print "ok N - DESC" / "not ok N - DESC" (+ "# DIAG")
 #   check DESC CMD...                pass when CMD succeeds, fail otherwise
 #   assert_eq DESC EXPECTED ACTUAL   string equality, prints both values on failure
@@ -24,7 +26,9 @@
 #
 # PgBouncer (Debian package pgbouncer; $PGBOUNCER, default /usr/sbin/pgbouncer):
 #   sc_pgbouncer CLUSTER PORT POOL_SIZE USER...
-#                                    start a PgBouncer on 127.0.0.1:PORT in front of CLUSTER
+#                                    start a PgBouncer on 127.0.0.1:$PGB_PORT, a free port
+#                                    from bb_port_reserve (PORT is a hint or "auto"; use
+#                                    $PGB_PORT, not PORT, afterwards), in front of CLUSTER
 #                                    (over its unix socket): pool_mode = transaction, no server
 #                                    reset query, databases bbpool (default_pool_size =
 #                                    POOL_SIZE) and bbone (pool_size = 1), both the cluster's
@@ -257,7 +261,8 @@ sc_pgbouncer() {
 		return 1
 	fi
 	dir=$(bb_clusterdir "$c")
-	PGB_PORT=$port
+	bb_port_reserve PGB_PORT "$port" || return 1
+	port=$PGB_PORT
 	PGB_PIDFILE=$dir/pgbouncer.pid
 	PGB_USER=$1
 	# auth_file lists who may connect (auth_type = trust); PgBouncer reaches the server over

@@ -135,6 +135,14 @@ if ! declare -p _BB_PORT_FD >/dev/null 2>&1; then
 	declare -gA _BB_PORT_FD=()   # port -> file descriptor holding its lock, in this shell
 fi
 
+# $BB_PORT_LOCKDIR exists and can be written (made mode 1777, like /tmp, for every user's runs).
+_bb_lockdir() {
+	if [[ ! -d $BB_PORT_LOCKDIR ]]; then
+		mkdir -p "$BB_PORT_LOCKDIR" 2>/dev/null && chmod 1777 "$BB_PORT_LOCKDIR" 2>/dev/null
+	fi
+	[[ -d $BB_PORT_LOCKDIR && -w $BB_PORT_LOCKDIR ]] || { _bb_die "cannot write $BB_PORT_LOCKDIR"; return 1; }
+}
+
 # Exit status 0 when a TCP socket (v4 or v6, any address, any state but TIME_WAIT) is bound
 # to port $1 on this machine.
 _bb_port_in_use() {
@@ -180,10 +188,7 @@ bb_port_reserve() {
 		return 1
 	fi
 	_bb_lo=${BASH_REMATCH[1]}; _bb_hi=${BASH_REMATCH[2]}
-	if [[ ! -d $BB_PORT_LOCKDIR ]]; then
-		mkdir -p "$BB_PORT_LOCKDIR" 2>/dev/null && chmod 1777 "$BB_PORT_LOCKDIR" 2>/dev/null
-	fi
-	[[ -d $BB_PORT_LOCKDIR && -w $BB_PORT_LOCKDIR ]] || { _bb_die "cannot write $BB_PORT_LOCKDIR"; return 1; }
+	_bb_lockdir || return 1
 	if [[ $_bb_hint =~ ^[0-9]+$ ]] && (( _bb_hint >= 1024 && _bb_hint <= 65535 )) && _bb_port_try "$_bb_hint"; then
 		printf -v "$_bb_var" '%s' "$_bb_hint"
 		return 0

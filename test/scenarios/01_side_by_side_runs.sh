@@ -14,6 +14,9 @@
 #      get socket directories of their own under /tmp (mktemp), which go with the cluster
 #   4. test/run.sh refuses a second run on a scratch tree that a live run uses (exit 2,
 #      "0 passed, 1 failed"), and takes over one whose run has died
+#   5. sc_extension_file (a file put into the shared installation, like scenario 19's old
+#      install script): a second user of the same file finds it there and leaves it there
+#      when it ends first; the last user removes it; another file of the same name is refused
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -33,6 +36,7 @@ _s01_cleanup() {
 			BB_WORK=$w bb_cluster_destroy s01 >/dev/null 2>&1 || true
 		fi
 	done
+	if [[ -n ${PROBE:-} ]]; then rm -f "$PROBE"; fi
 	rm -rf "$TOP"
 }
 trap 'rc=$?; set +e; trap - ERR; _s01_cleanup; (exit "$rc"); _sc_exit' EXIT
@@ -157,5 +161,39 @@ out=$(BB_WORK=$RW BB_ONLY=scenarios BB_SCENARIO_ONLY=no_such_scenario "$BB_ROOT/
 assert_eq "a run whose predecessor died takes the tree over (runs, finds no test: exit 1)" \
 	"1|no test ran" "$rc|$(tail -n 2 <<<"$out" | head -n 1)"
 assert_eq "... and removes its pid file at the end" gone "$([[ -e $RW/.run.pid ]] && echo left || echo gone)"
+
+# ---- 5. sc_extension_file: a file in the shared installation, two users ------------------------
+PROBE_SRC=$TOP/brandbos_s01_probe.txt
+echo "probe $$" >"$PROBE_SRC"
+PROBE=$("$PGBIN/pg_config" --sharedir)/extension/brandbos_s01_probe.txt
+# user SRC GO OUT: puts SRC in place, says "in", ends (normally) once GO exists
+user() {
+	bash -c 'set -euo pipefail; . "$1/test/scenarios/lib.sh"; sc_extension_file "$2"; echo in
+		while [[ ! -e $3 ]]; do sleep 0.1; done; SC_FINISHED=1' _ "$BB_ROOT" "$1" "$2" >"$3" 2>&1
+}
+wait_in() { for ((i = 0; i < 100; i++)); do grep -q '^in$' "$1" 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+user "$PROBE_SRC" "$TOP/go1" "$TOP/user1.out" &
+U1=$!
+BG+=("$U1")
+wait_in "$TOP/user1.out" || true
+assert_eq "the first user put the file in place" "in|probe $$" "$(head -n 1 "$TOP/user1.out")|$(cat "$PROBE" 2>&1)"
+user "$PROBE_SRC" "$TOP/go2" "$TOP/user2.out" &
+U2=$!
+BG+=("$U2")
+wait_in "$TOP/user2.out" || true
+touch "$TOP/go2"
+wait "$U2" || true
+assert_eq "a second user found it and, ending first, left it for the first" "in|there" \
+	"$(head -n 1 "$TOP/user2.out")|$([[ -e $PROBE ]] && echo there || echo gone)"
+mkdir -p "$TOP/other"
+echo "another $$" >"$TOP/other/brandbos_s01_probe.txt"
+touch "$TOP/go3"
+user "$TOP/other/brandbos_s01_probe.txt" "$TOP/go3" "$TOP/user3.out" || true
+assert_match "another file of the same name is refused" "differs from" "$(cat "$TOP/user3.out")"
+touch "$TOP/go1"
+wait "$U1" || true
+BG=()
+assert_eq "the last user removed it" gone "$([[ -e $PROBE ]] && echo there || echo gone)"
+rm -f "$PROBE"
 
 sc_finish

@@ -21,15 +21,11 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-EXTDIR="$("$PGBIN/pg_config" --sharedir)/extension"
-OLD_SCRIPT="$EXTDIR/brandbos--0.1.0.sql"
-if [[ -e $OLD_SCRIPT ]] && ! cmp -s "$OLD_SCRIPT" "$BB_ROOT/test/upgrade/brandbos--0.1.0.sql"; then
-	fail "$OLD_SCRIPT is not the released 0.1.0 script"
+# (shared safely with a run of this scenario beside this one; removed by the last of them)
+if ! sc_extension_file "$BB_ROOT/test/upgrade/brandbos--0.1.0.sql"; then
+	fail "the released 0.1.0 script is installed for this scenario" "(why: the line above)"
 	sc_finish
 fi
-cp "$BB_ROOT/test/upgrade/brandbos--0.1.0.sql" "$OLD_SCRIPT"
-remove_old_script() { rm -f "$OLD_SCRIPT"; }
-trap 'remove_old_script; _sc_exit' EXIT
 
 C=s19_upgrade
 sc_cluster "$C" 55519 yes

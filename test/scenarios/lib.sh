@@ -23,6 +23,15 @@
 #                                    e.g. for brandbos.jwt_secret_file
 #   sc_server_crashed NAME           exit 0 when the server log shows a crashed backend
 #   sc_finish                        print the plan, exit 1 if anything failed
+#   sc_extension_file SRC            put SRC (e.g. an old release's install script) into the
+#                                    extension directory of $PGBIN's PostgreSQL for this
+#                                    scenario.  Other runs on the machine may use the same
+#                                    file at the same time: it is put there by an atomic
+#                                    rename when missing, under a shared flock(2) held until
+#                                    the script exits, and removed then by the last user
+#                                    (whoever gets the lock exclusively).  Returns non-zero
+#                                    (reason on stderr) when another file of that name is
+#                                    there.  Never write into the installation otherwise.
 #
 # PgBouncer (Debian package pgbouncer; $PGBOUNCER, default /usr/sbin/pgbouncer):
 #   sc_pgbouncer CLUSTER PORT POOL_SIZE USER...
@@ -210,6 +219,47 @@ sc_cluster() {
 	bb_cluster_start "$name"
 }
 
+SC_EXT_FILES=()    # "fd path" of the files sc_extension_file put in place
+
+sc_extension_file() {
+	local src=${1:?file} dest lock fd tmp
+	dest="$("$PGBIN/pg_config" --sharedir)/extension/$(basename "$src")" || return 1
+	_bb_lockdir || return 1
+	lock=$BB_PORT_LOCKDIR/extfile.$(printf '%s' "$dest" | cksum | cut -d' ' -f1).lock
+	[[ -e $lock ]] || : >>"$lock" 2>/dev/null || true
+	exec {fd}<"$lock" || return 1
+	if ! flock -s -w 120 "$fd"; then
+		exec {fd}<&-
+		echo "lib.sh: could not lock $lock" >&2
+		return 1
+	fi
+	SC_EXT_FILES+=("$fd $dest")
+	if [[ -e $dest ]]; then
+		cmp -s "$src" "$dest" && return 0
+		echo "lib.sh: $dest is there and differs from $src" >&2
+		return 1
+	fi
+	tmp=$dest.tmp.$$
+	if ! { cp "$src" "$tmp" && chmod 0644 "$tmp" && mv -f "$tmp" "$dest"; }; then
+		rm -f "$tmp"
+		return 1
+	fi
+}
+
+# at exit: drop the shared locks; remove each file unless another run still holds its lock
+_sc_extension_files_remove() {
+	local e fd dest lock x
+	for e in "${SC_EXT_FILES[@]}"; do
+		fd=${e%% *}; dest=${e#* }
+		lock=$BB_PORT_LOCKDIR/extfile.$(printf '%s' "$dest" | cksum | cut -d' ' -f1).lock
+		exec {fd}<&-
+		exec {x}<"$lock" || continue
+		if flock -n -x "$x"; then rm -f "$dest"; fi
+		exec {x}<&-
+	done
+	SC_EXT_FILES=()
+}
+
 sc_finish() {
 	SC_FINISHED=1
 	printf '1..%d\n' "$SC_N"
@@ -331,6 +381,7 @@ _sc_exit() {
 			bb_cluster_destroy "$c" >/dev/null 2>&1 || true
 		done
 	fi
+	_sc_extension_files_remove
 	exit "$rc"
 }
 trap _sc_exit EXIT

@@ -163,9 +163,9 @@ assert_eq "a run whose predecessor died takes the tree over (runs, finds no test
 assert_eq "... and removes its pid file at the end" gone "$([[ -e $RW/.run.pid ]] && echo left || echo gone)"
 
 # ---- 5. sc_extension_file: a file in the shared installation, two users ------------------------
-PROBE_SRC=$TOP/brandbos_s01_probe.txt
+PROBE_SRC=$TOP/brandbos_s01_probe.$$.txt   # one name per run: runs beside this one have their own
 echo "probe $$" >"$PROBE_SRC"
-PROBE=$("$PGBIN/pg_config" --sharedir)/extension/brandbos_s01_probe.txt
+PROBE=$("$PGBIN/pg_config" --sharedir)/extension/${PROBE_SRC##*/}
 # user SRC GO OUT: puts SRC in place, says "in", ends (normally) once GO exists
 user() {
 	bash -c 'set -euo pipefail; . "$1/test/scenarios/lib.sh"; sc_extension_file "$2"; echo in
@@ -186,9 +186,9 @@ wait "$U2" || true
 assert_eq "a second user found it and, ending first, left it for the first" "in|there" \
 	"$(head -n 1 "$TOP/user2.out")|$([[ -e $PROBE ]] && echo there || echo gone)"
 mkdir -p "$TOP/other"
-echo "another $$" >"$TOP/other/brandbos_s01_probe.txt"
+echo "another $$" >"$TOP/other/${PROBE_SRC##*/}"
 touch "$TOP/go3"
-user "$TOP/other/brandbos_s01_probe.txt" "$TOP/go3" "$TOP/user3.out" || true
+user "$TOP/other/${PROBE_SRC##*/}" "$TOP/go3" "$TOP/user3.out" || true
 assert_match "another file of the same name is refused" "differs from" "$(cat "$TOP/user3.out")"
 touch "$TOP/go1"
 wait "$U1" || true

@@ -194,6 +194,6 @@ touch "$TOP/go1"
 wait "$U1" || true
 BG=()
 assert_eq "the last user removed it" gone "$([[ -e $PROBE ]] && echo there || echo gone)"
-rm -f "$PROBE"
+rm -f "$PROBE" "$BB_PORT_LOCKDIR/extfile.$(printf '%s' "$PROBE" | cksum | cut -d' ' -f1).lock"
 
 sc_finish

@@ -44,7 +44,8 @@
 #                                          hint or "auto" (see Ports): the port is reserved
 #                                          with bb_port_reserve and written to NAME/port.  Any
 #                                          earlier cluster NAME is stopped and removed first.
-#   bb_cluster_standby NAME PORT PRIMARY   a streaming hot standby of the running cluster
+#   bb_cluster_standby NAME PORT PRIMARY   (PORT: a hint or auto, as above)
+#                                          a streaming hot standby of the running cluster
 #                                          PRIMARY: pg_basebackup -R -X stream over its unix
 #                                          socket, PRIMARY's postgresql.conf (so the same
 #                                          brandbos settings) with NAME's port, socket dir and
@@ -331,22 +332,16 @@ bb_cluster_create() {
 }
 
 bb_cluster_standby() {
-	local name=${1:?cluster name} port=${2:?port} primary=${3:?primary cluster}
-	local dir data sock key pport
-	[[ $port =~ ^[0-9]+$ ]] || { _bb_die "port must be a number, got '$port'"; return 1; }
+	local name=${1:?cluster name} hint=${2:?port hint or auto} primary=${3:?primary cluster}
+	local dir data sock key pport port
 	pport=$(bb_port "$primary") || return 1
 	bb_cluster_running "$primary" || { _bb_die "primary '$primary' is not running"; return 1; }
-	bb_cluster_destroy "$name" || return 1
-	_bb_prepare_work || return 1
-
+	_bb_cluster_dirs "$name" "$hint" || return 1
+	port=$_BB_PORT
+	sock=$_BB_SOCK
 	dir=$(bb_clusterdir "$name")
 	data=$(bb_datadir "$name")
-	sock=$(bb_sockdir "$name")
 	key=$(bb_keyfile "$name")
-	mkdir -p "$dir" "$sock" || return 1
-	[[ $sock == "$dir/sock" ]] || ln -sfn "$sock" "$dir/sock"
-	echo "$port" >"$dir/port"
-	chmod 0755 "$dir" "$sock"
 	# the same root key: a standby without it reads no protected value
 	( umask 077 && cat "$(bb_keyfile "$primary")" >"$key" ) || return 1
 	chmod 0600 "$key"

@@ -143,7 +143,7 @@ done
 assert_match "the session opened before the reload verifies the new secret's token" $'u-file2\n' "$old_out"
 assert_match "and refuses the old secret's token (28000)" 'ERROR: +28000' "$old_out"
 echo '\q' >&"${OLD[1]}"
-wait "$OLD_PID" 2>/dev/null || true
+wait "${OLD_PID:-}" 2>/dev/null || true   # bash unsets OLD_PID once the coprocess has exited
 
 # ---- 4. the root key file's rules -------------------------------------------------------------
 chmod 644 "$DIR/jwt.secret"

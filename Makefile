@@ -14,6 +14,7 @@
 EXTENSION   = brandbos
 MODULE_big  = brandbos
 OBJS        = src/brandbos.o \
+              src/pg_compat.o \
               src/roles.o \
               src/internal_sql.o \
               src/random_pool.o \
@@ -80,7 +81,7 @@ ifeq ($(BRANDBOS_WERROR),1)
 PG_CFLAGS  += -Werror
 endif
 SHLIB_LINK  = $(SODIUM_LIBS)
-EXTRA_CLEAN = results regression.diffs regression.out tmp_check
+EXTRA_CLEAN = results regression.diffs regression.out tmp_check .pg-build
 
 ifneq ($(PGXS),)
 include $(PGXS)
@@ -88,6 +89,16 @@ endif
 
 # every object is rebuilt when a header changes (struct layouts are shared)
 $(OBJS): $(wildcard $(CURDIR)/src/*.h)
+
+# ... and when PG_CONFIG names another PostgreSQL: objects compiled against one major's
+# headers must not be linked for another (.pg-build names the one they were built for)
+ifneq ($(PGXS),)
+PG_BUILD_ID := $(PG_CONFIG) $(shell $(PG_CONFIG) --version)
+ifneq ($(PG_BUILD_ID),$(shell cat $(CURDIR)/.pg-build 2>/dev/null))
+$(shell echo '$(PG_BUILD_ID)' >$(CURDIR)/.pg-build)
+endif
+$(OBJS): $(CURDIR)/.pg-build
+endif
 
 .PHONY: deps test demo bench unit fuzz lint test-asan stress
 

@@ -7,6 +7,8 @@
 #   make bench            same set-up, then the benchmarks of SPEC section 7
 #   make stress           the fuzzers and scenarios with long settings, for a person
 #   make fuzz | lint | test-asan | unit   one part of make test on its own
+#   make test-pg18        build PostgreSQL 18 from source (cached outside the tree), build
+#                         brandbos against it, run regress, pgTAP, unit and scenarios there
 #
 # On a bare Debian machine pg_config does not exist yet, so PGXS is only
 # included when it is found; test/demo/bench install it first and re-enter make.
@@ -100,7 +102,7 @@ endif
 $(OBJS): $(CURDIR)/.pg-build
 endif
 
-.PHONY: deps test demo bench unit fuzz lint test-asan stress
+.PHONY: deps test demo bench unit fuzz lint test-asan test-pg18 stress
 
 deps:
 	@./test/deps.sh
@@ -127,6 +129,10 @@ fuzz: deps
 # the extension built with ASan + UBSan in a private copy of PostgreSQL; pg_regress + pgTAP
 test-asan: deps
 	@./test/asan/run.sh
+
+# the suite on PostgreSQL 18.6 built by test/pg18/run.sh (BB_PG18_PREFIX, BB_VENDOR, BB_ONLY)
+test-pg18: deps
+	@./test/pg18/run.sh
 
 # long settings: fuzzers FUZZ_SECONDS (600) each, CRASH_ROUNDS (10) crash rounds, a
 # SOAK_SECONDS (600) soak, POOLER_SECONDS (120) through PgBouncer, plus every other scenario

@@ -12,10 +12,10 @@
 #   2. pgTAP 1.3.4 into that prefix, when missing.
 #   3. brandbos: all + install with PG_CONFIG of the prefix and -Werror (the Makefile
 #      recompiles every object when PG_CONFIG names another PostgreSQL than the last build).
-#   4. test/run.sh with PGBIN=$BB_PG18_PREFIX/bin. BB_ONLY defaults to
-#      regress,pgtap,unit,scenarios (the ASan step copies Debian's 15 tree and stays 15-only;
-#      fuzz and lint do not depend on the server's major). Every BB_* setting of test/run.sh
-#      passes through.
+#   4. test/run.sh with PGBIN=$BB_PG18_PREFIX/bin and PG_CONFIG exported. BB_ONLY defaults
+#      to regress,pgtap,unit,scenarios,asan (test/asan/run.sh copies the tree of PG_CONFIG,
+#      this one); fuzz does not depend on the server, and `BB_ONLY=lint` runs the static
+#      analysis with 18's headers. Every BB_* setting of test/run.sh passes through.
 #
 # Options:
 #   --build-only     steps 1-3 only
@@ -107,5 +107,5 @@ fi
 
 say "test/run.sh against $PREFIX/bin"
 export PGBIN=$PREFIX/bin PG_CONFIG
-export BB_ONLY=${BB_ONLY:-regress,pgtap,unit,scenarios}
+export BB_ONLY=${BB_ONLY:-regress,pgtap,unit,scenarios,asan}
 exec "$ROOT/test/run.sh"

@@ -12,6 +12,8 @@
 #   make test-deb         build it, install it with dpkg in place of `make install`'s files,
 #                         smoke-test every pillar, remove it, put those files back (root)
 #   make test-meta        META.json against the PGXN Meta Spec 1.0 and brandbos.control
+#   make test-pg18        build PostgreSQL 18 from source (cached outside the tree), build
+#                         brandbos against it, run regress, pgTAP, unit and scenarios there
 #
 # On a bare Debian machine pg_config does not exist yet, so PGXS is only
 # included when it is found; test/demo/bench install it first and re-enter make.
@@ -19,6 +21,7 @@
 EXTENSION   = brandbos
 MODULE_big  = brandbos
 OBJS        = src/brandbos.o \
+              src/pg_compat.o \
               src/roles.o \
               src/internal_sql.o \
               src/random_pool.o \
@@ -86,7 +89,7 @@ ifeq ($(BRANDBOS_WERROR),1)
 PG_CFLAGS  += -Werror
 endif
 SHLIB_LINK  = $(SODIUM_LIBS)
-EXTRA_CLEAN = results regression.diffs regression.out tmp_check
+EXTRA_CLEAN = results regression.diffs regression.out tmp_check .pg-build
 
 ifneq ($(PGXS),)
 include $(PGXS)
@@ -95,13 +98,23 @@ endif
 # every object is rebuilt when a header changes (struct layouts are shared)
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
 
+# ... and when PG_CONFIG names another PostgreSQL: objects compiled against one major's
+# headers must not be linked for another (.pg-build names the one they were built for)
+ifneq ($(PGXS),)
+PG_BUILD_ID := $(PG_CONFIG) $(shell $(PG_CONFIG) --version)
+ifneq ($(PG_BUILD_ID),$(shell cat $(CURDIR)/.pg-build 2>/dev/null))
+$(shell echo '$(PG_BUILD_ID)' >$(CURDIR)/.pg-build)
+endif
+$(OBJS): $(CURDIR)/.pg-build
+endif
+
 # An out-of-tree (VPATH) build, as pg_buildext does for the Debian package, compiles into
 # src/ of the build directory: make it exist there.
 ifneq ($(VPATH),)
 $(shell mkdir -p src)
 endif
 
-.PHONY: deps test demo bench unit fuzz lint test-asan stress deb test-deb test-meta
+.PHONY: deps test demo bench unit fuzz lint test-asan test-pg18 stress deb test-deb test-meta
 
 deps:
 	@./test/deps.sh
@@ -128,6 +141,10 @@ fuzz: deps
 # the extension built with ASan + UBSan in a private copy of PostgreSQL; pg_regress + pgTAP
 test-asan: deps
 	@./test/asan/run.sh
+
+# the suite on PostgreSQL 18.6 built by test/pg18/run.sh (BB_PG18_PREFIX, BB_VENDOR, BB_ONLY)
+test-pg18: deps
+	@./test/pg18/run.sh
 
 # long settings: fuzzers FUZZ_SECONDS (600) each, CRASH_ROUNDS (10) crash rounds, a
 # SOAK_SECONDS (600) soak, POOLER_SECONDS (120) through PgBouncer, plus every other scenario

@@ -150,8 +150,8 @@ writer_xids(void)
 			PGPROC	   *proc = &ProcGlobal->allProcs[p];
 			TransactionId xid;
 
-			if (proc->backendId != holders[i].backendId ||
-				proc->lxid != holders[i].localTransactionId)
+			if (BRANDBOS_PROC_NUMBER(proc) != BRANDBOS_VXID_NUMBER(holders[i]) ||
+				BRANDBOS_PROC_LXID(proc) != holders[i].localTransactionId)
 				continue;
 			xid = *((volatile TransactionId *) &proc->xid);
 			if (TransactionIdIsValid(xid) && !list_member_ptr(xids, (void *) (uintptr_t) xid))

@@ -41,7 +41,7 @@ extern bool brandbos_audit_trusted_public_key(unsigned char *pk);
 
 /* a caller's digest (untrusted) checked and decoded; 22023 when malformed */
 extern void brandbos_audit_parse_digest(Jsonb *digest, bb_digest *parsed);
-extern void brandbos_audit_malformed_digest(const char *what) pg_attribute_noreturn();
+pg_noreturn extern void brandbos_audit_malformed_digest(const char *what);
 
 
 /* copy a bytea column of len bytes into out; false when NULL or of another size */

@@ -9,6 +9,7 @@
 #define BRANDBOS_H
 
 #include "postgres.h"
+#include "pg_compat.h"
 #include "fmgr.h"
 #include "access/htup.h"
 #include "access/tupdesc.h"

@@ -402,11 +402,7 @@ brandbos_hold_key_version(uint32 version)
 
 	LocalTransactionId lxid;
 
-#if PG_VERSION_NUM >= 170000
-	lxid = MyProc->vxid.lxid;
-#else
-	lxid = MyProc->lxid;
-#endif
+	lxid = BRANDBOS_PROC_LXID(MyProc);
 	/* the active version's lock, already taken by this very (sub)transaction */
 	if (version == active_version && sealing_version == version &&
 		sealing_lxid == lxid && sealing_subxid == GetCurrentSubTransactionId())
@@ -440,11 +436,7 @@ brandbos_active_key_version(void)
 	SubTransactionId subxid;
 
 	brandbos_require_root_key();
-#if PG_VERSION_NUM >= 170000
-	lxid = MyProc->vxid.lxid;
-#else
-	lxid = MyProc->lxid;
-#endif
+	lxid = BRANDBOS_PROC_LXID(MyProc);
 	subxid = GetCurrentSubTransactionId();
 	for (;;)
 	{

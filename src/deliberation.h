@@ -58,8 +58,8 @@ typedef struct DelibSession
 extern void delib_open_session(BrandbosInternalState *state, const char *session_id,
 							   bool lock, DelibSession *session);
 extern void delib_require_persona(const char *code);
-extern void delib_refuse_inactive(const char *session_id, const char *status,
-								  const char *what) pg_attribute_noreturn();
+pg_noreturn extern void delib_refuse_inactive(const char *session_id, const char *status,
+											  const char *what);
 
 /* trigger plumbing */
 extern TriggerData *delib_trigger_data(FunctionCallInfo fcinfo, const char *name);

@@ -70,11 +70,7 @@ static int	recent_next = 0;
 static LocalTransactionId
 current_lxid(void)
 {
-#if PG_VERSION_NUM >= 170000
-	return MyProc->vxid.lxid;
-#else
-	return MyProc->lxid;
-#endif
+	return BRANDBOS_PROC_LXID(MyProc);
 }
 
 static void

@@ -132,23 +132,18 @@ rewrite_blocks(Relation rel, BlockNumber from, BlockNumber end, int64 limit,
 	rte->relid = RelationGetRelid(rel);
 	rte->relkind = rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
-#if PG_VERSION_NUM >= 160000
-	{
-		List	   *perminfos = NIL;
-
-		addRTEPermissionInfo(&perminfos, rte);
-		ExecInitRangeTable(estate, list_make1(rte), perminfos);
-	}
-#else
-	ExecInitRangeTable(estate, list_make1(rte));
-#endif
+	brandbos_init_one_range_table(estate, rte);
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 1, NULL, 0);
 	/* so AFTER triggers find it instead of opening the relation again */
 	estate->es_opened_result_relations = lappend(estate->es_opened_result_relations, rri);
 	estate->es_output_cid = GetCurrentCommandId(true);
 	ExecOpenIndices(rri, false);
+#if PG_VERSION_NUM >= 160000
+	EvalPlanQualInit(&epqstate, estate, NULL, NIL, -1, NIL);
+#else
 	EvalPlanQualInit(&epqstate, estate, NULL, NIL, -1);
+#endif
 	AfterTriggerBeginQuery();
 
 	/*

@@ -86,7 +86,7 @@ ensure_config_cache(void)
 static Oid
 primary_key_index(Relation rel)
 {
-#if PG_VERSION_NUM >= 170000
+#if PG_VERSION_NUM >= 180000
 	return RelationGetPrimaryKeyIndex(rel, false);
 #else
 	return RelationGetPrimaryKeyIndex(rel);

@@ -146,7 +146,7 @@ brandbos_token_malformed(const char *detail)
 			 errhidestmt(true)));
 }
 
-static void token_refused(const char *why) pg_attribute_noreturn();
+pg_noreturn static void token_refused(const char *why);
 
 static void
 token_refused(const char *why)

@@ -8,6 +8,7 @@
 #define BRANDBOS_TOKEN_H
 
 #include "postgres.h"
+#include "pg_compat.h"
 #include "utils/jsonb.h"
 
 extern void brandbos_token_init(void);
@@ -28,7 +29,7 @@ extern unsigned char *brandbos_token_secret(size_t *len);
 extern Jsonb *brandbos_token_verify(const char *token, size_t len);
 
 /* raise 22023 "token is not a valid JWT" with detail, statement hidden */
-extern void brandbos_token_malformed(const char *detail) pg_attribute_noreturn();
+pg_noreturn extern void brandbos_token_malformed(const char *detail);
 
 /*
  * Parse text that must be a JSON object with PostgreSQL's jsonb input.

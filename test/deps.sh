@@ -20,6 +20,7 @@ PACKAGES=(
 	clang-tidy-14 cppcheck                   # make lint
 	pgbouncer                                # the transaction-pooling scenarios
 	python3-psycopg                          # psycopg 3: the PostgREST-shaped client (scenario 33)
+	bison flex libssl-dev zlib1g-dev         # PostgreSQL 18 built from source (make test-pg18)
 )
 
 # make deb / make test-deb (test/package/): debian/control's Build-Depends, dpkg-buildpackage,

@@ -179,7 +179,7 @@ run_regress() {
 	log=$LOGS/regress_$c.log
 	section "pg_regress on $c"
 	PGHOST=$sock PGPORT=$port PGUSER=postgres \
-		make -C "$BB_ROOT" --no-print-directory installcheck \
+		make -C "$BB_ROOT" --no-print-directory installcheck PG_CONFIG="$PGBIN/pg_config" \
 		PGHOST="$sock" PGPORT="$port" PGUSER=postgres >"$log" 2>&1 </dev/null
 	rc=$?
 	regress_result "$log" "$rc"

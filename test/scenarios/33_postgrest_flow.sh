@@ -298,9 +298,10 @@ fi
 
 # ---- the statements as the server received them ----------------------------------------------
 LOG=$(bb_logfile "$C")
-shape() {
-	local desc=$1 pat=$2
-	if grep -qF -- "$pat" "$LOG"; then pass "server log: $desc"; else fail "server log: $desc" "not found: $pat"; fi
+shape() {	# DESC PATTERN [-i: ignore case]
+	local desc=$1 pat=$2 opts=-qF
+	if [[ ${3:-} == -i ]]; then opts=-qiF; fi
+	if grep "$opts" -- "$pat" "$LOG"; then pass "server log: $desc"; else fail "server log: $desc" "not found: $pat"; fi
 }
 shape "GET began READ ONLY, as an unnamed extended-protocol statement" \
 	'execute <unnamed>: BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY'
@@ -309,7 +310,8 @@ shape "an authenticated request's settings, role settings replayed, all bound pa
 	"execute <unnamed>: select set_config('search_path', \$1, true), set_config(\$2, \$3, true), set_config('role', \$4, true), set_config('request.jwt.claims', \$5, true), set_config('request.method', \$6, true), set_config('request.path', \$7, true), set_config('request.headers', \$8, true), set_config('request.cookies', \$9, true)"
 shape "the service role's settings (no role settings)" \
 	"execute <unnamed>: select set_config('search_path', \$1, true), set_config('role', \$2, true), set_config('request.jwt.claims', \$3, true)"
-shape "the parameters were bound: search_path" "parameters: \$1 = '\"public\", \"public\"', \$2 = 'statement_timeout'"
+# the DETAIL of a logged bound statement reads "parameters:" on 15, "Parameters:" on 18
+shape "the parameters were bound: search_path" "parameters: \$1 = '\"public\", \"public\"', \$2 = 'statement_timeout'" -i
 shape "the db-pre-request call" 'execute <unnamed>: select "public"."pgrst_observe"()'
 shape "a GET's main query" \
 	"execute <unnamed>: WITH pgrst_source AS ( SELECT \"public\".\"items\".* FROM \"public\".\"items\"    )  SELECT null::bigint AS total_result_set, pg_catalog.count(_postgrest_t) AS page_total, coalesce(json_agg(_postgrest_t), '[]') AS body"

@@ -114,7 +114,7 @@ ifneq ($(VPATH),)
 $(shell mkdir -p src)
 endif
 
-.PHONY: deps test demo bench unit fuzz lint test-asan test-pg18 stress deb test-deb test-meta
+.PHONY: deps test demo bench unit fuzz lint test-asan test-pg18 stress deb test-deb test-meta test-citus
 
 deps:
 	@./test/deps.sh
@@ -153,6 +153,12 @@ stress: deps
 	@BB_ONLY=fuzz,scenarios BB_FUZZ_SECONDS=$(or $(FUZZ_SECONDS),600) \
 		BB_CRASH_ROUNDS=$(or $(CRASH_ROUNDS),10) BB_SOAK_SECONDS=$(or $(SOAK_SECONDS),600) \
 		BB_POOLER_SECONDS=$(or $(POOLER_SECONDS),120) BB_SCENARIO_TIMEOUT=3600 ./test/run.sh
+
+# Citus 13.2.2 built from ../shared/vendor (test/citus/build.sh) and the scenarios of
+# test/citus/ on a coordinator and two workers (BB_CITUS_ONLY=02,03 for a subset)
+test-citus: deps
+	@$(MAKE) --no-print-directory all install >/dev/null
+	@./test/citus/run.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all install >/dev/null

@@ -349,9 +349,20 @@ brandbos_log_event(PG_FUNCTION_ARGS)
 										  PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3)));
 }
 
+/*
+ * The audited table's name.  For a Citus shard (a trigger copied to the
+ * shards fires there) the logical table's: an entry names what the
+ * application wrote to, whichever node holds the row.
+ */
 static char *
 qualified_name(Relation rel)
 {
+	Oid			relid = RelationGetRelid(rel);
+	Oid			logical = brandbos_logical_relid(relid);
+
+	if (logical != relid)
+		return quote_qualified_identifier(get_namespace_name(get_rel_namespace(logical)),
+										  get_rel_name(logical));
 	return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									  RelationGetRelationName(rel));
 }

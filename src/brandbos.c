@@ -16,10 +16,25 @@
 
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
+
+/*
+ * The one relcache callback brandbos takes (a backend has ten slots, and
+ * Citus uses several of them): each per-backend cache that depends on a
+ * relation is told here.  Every handler is a no-op until its cache exists.
+ */
+static void
+brandbos_relcache_changed(Datum arg, Oid relid)
+{
+	brandbos_keys_relcache_changed(relid);
+	brandbos_table_shape_relcache_changed(relid);
+	brandbos_log_scrub_relcache_changed(relid);
+	brandbos_shard_map_relcache_changed(relid);
+}
 
 void
 _PG_init(void)
@@ -30,6 +45,7 @@ _PG_init(void)
 				 errmsg("libsodium could not be initialised")));
 
 	brandbos_keys_init();
+	CacheRegisterRelcacheCallback(brandbos_relcache_changed, (Datum) 0);
 	brandbos_drop_guard_init();
 	brandbos_cipher_init();
 	brandbos_passwords_init();

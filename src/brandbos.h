@@ -88,6 +88,29 @@ extern int	brandbos_sql_exec(const char *sql, int nargs, Oid *types, Datum *valu
 /* brandbos_sql_exec of a statement without parameters, any success */
 extern void brandbos_sql_run(const char *sql);
 
+/*
+ * ---- relcache invalidations ------------------------------------------
+ * A backend has only ten relcache callback slots, and Citus takes several:
+ * brandbos registers one (brandbos.c), which calls each cache's handler.
+ */
+extern void brandbos_keys_relcache_changed(Oid relid);			/* data_keys.c */
+extern void brandbos_table_shape_relcache_changed(Oid relid);	/* table_shape.c */
+extern void brandbos_log_scrub_relcache_changed(Oid relid);		/* log_scrub.c */
+
+/* ---- citus_shards.c: Citus shards and their logical tables ----------- */
+
+/* a relcache invalidation of relid (InvalidOid: of every relation) */
+extern void brandbos_shard_map_relcache_changed(Oid relid);
+
+/* true when the citus extension is installed in this database */
+extern bool brandbos_citus_installed(void);
+
+/* the logical (shell) table of a Citus shard, or relid itself when it is not a shard */
+extern Oid	brandbos_logical_relid(Oid relid);
+
+/* true when relid is a Citus shard of a table of this database */
+extern bool brandbos_is_citus_shard(Oid relid);
+
 /* ---- random_pool.c ---------------------------------------------------- */
 
 /* Random bytes from a per-backend pool refilled from the OS (nonces). */

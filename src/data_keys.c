@@ -135,8 +135,8 @@ flush_key_cache(void)
 	key_cache_generation++;
 }
 
-static void
-keys_relcache_callback(Datum arg, Oid relid)
+void
+brandbos_keys_relcache_changed(Oid relid)
 {
 	if (relid == InvalidOid || relid == data_keys_relid)
 		flush_key_cache();
@@ -622,7 +622,6 @@ brandbos_rewrap_data_keys(const unsigned char *previous, const char *previous_id
 void
 brandbos_data_keys_init(void)
 {
-	CacheRegisterRelcacheCallback(keys_relcache_callback, (Datum) 0);
 	RegisterXactCallback(keys_xact_callback, NULL);
 	RegisterSubXactCallback(keys_subxact_callback, NULL);
 }

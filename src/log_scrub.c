@@ -201,8 +201,8 @@ prot_remove(Oid relid)
 }
 
 /* a relation changed: queue it for a recheck, or reload everything */
-static void
-scrub_relcache_callback(Datum arg, Oid relid)
+void
+brandbos_log_scrub_relcache_changed(Oid relid)
 {
 	if (!OidIsValid(relid) || pending_n == PENDING_MAX)
 	{
@@ -729,7 +729,6 @@ brandbos_log_scrub_init(void)
 
 	scrub_mcxt = AllocSetContextCreate(TopMemoryContext, "brandbos log scrub",
 									   ALLOCSET_SMALL_SIZES);
-	CacheRegisterRelcacheCallback(scrub_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(PROCOID, scrub_proc_callback, (Datum) 0);
 	RegisterXactCallback(scrub_xact_callback, NULL);
 	RegisterSubXactCallback(scrub_subxact_callback, NULL);

@@ -42,8 +42,8 @@
 static HTAB *table_configs = NULL;
 static uint64 config_generation = 0;
 
-static void
-protect_relcache_callback(Datum arg, Oid relid)
+void
+brandbos_table_shape_relcache_changed(Oid relid)
 {
 	HASH_SEQ_STATUS seq;
 	TableConfig *entry;
@@ -75,7 +75,6 @@ ensure_config_cache(void)
 	ctl.hcxt = CacheMemoryContext;
 	table_configs = hash_create("brandbos protected tables", 32, &ctl,
 								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	CacheRegisterRelcacheCallback(protect_relcache_callback, (Datum) 0);
 }
 
 /* ---------------------------------------------------------------------

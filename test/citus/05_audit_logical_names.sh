@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Audit entries written on a worker, by the audit trigger Citus copies to a shard, name the
+# logical table (not the shard), and a table that merely looks like a shard keeps its name.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+ct_cluster
+
+ct_sql coord "CREATE TABLE orders (tenant_id uuid NOT NULL, id bigint NOT NULL, note text,
+	PRIMARY KEY (tenant_id, id));
+	SELECT brandbos.enable_audit('orders');
+	SELECT create_distributed_table('orders', 'tenant_id')" >/dev/null
+ct_sql coord "INSERT INTO orders SELECT gen_random_uuid(), g, 'n' || g FROM generate_series(1, 20) g"
+
+total=0
+for w in w1 w2; do
+	n=$(ct_sql "$w" "SELECT count(*) FROM brandbos.audit_entries WHERE action = 'insert'")
+	names=$(ct_sql "$w" "SELECT string_agg(DISTINCT resource_type, ',') FROM brandbos.audit_entries WHERE action = 'insert'")
+	if (( n > 0 )); then
+		assert_eq "$w: its $n insert entries name the logical table" "public.orders" "$names"
+	else
+		fail "$w: no insert entry was written on this worker" "shards: $(ct_sql coord "SELECT string_agg(nodeport::text, ',') FROM citus_shards")"
+	fi
+	total=$((total + n))
+done
+assert_eq "one entry per inserted row across the workers" 20 "$total"
+
+# a local table whose name ends like a shard's, with a shard id that exists, is not renamed
+shardid=$(ct_sql coord "SELECT min(shardid) FROM pg_dist_shard WHERE logicalrelid = 'orders'::regclass")
+ct_sql w1 "SET citus.enable_ddl_propagation = off; CREATE SCHEMA other; CREATE TABLE other.orders_$shardid (id int PRIMARY KEY);
+	SELECT brandbos.enable_audit('other.orders_$shardid');
+	INSERT INTO other.orders_$shardid VALUES (1)" >/dev/null
+assert_eq "a look-alike table in another schema keeps its own name" "other.orders_$shardid" \
+	"$(ct_sql w1 "SELECT resource_type FROM brandbos.audit_entries ORDER BY id DESC LIMIT 1")"
+ct_sql coord "CREATE TABLE plain_$shardid (id int PRIMARY KEY); SELECT brandbos.enable_audit('plain_$shardid');
+	INSERT INTO plain_$shardid VALUES (1)" >/dev/null
+assert_eq "a local table on the coordinator named like a shard keeps its name" "public.plain_$shardid" \
+	"$(ct_sql coord "SELECT resource_type FROM brandbos.audit_entries ORDER BY id DESC LIMIT 1")"
+sc_finish

@@ -24,6 +24,17 @@ for w in w1 w2; do
 done
 assert_eq "one entry per inserted row across the workers" 20 "$total"
 
+# TRUNCATE through the coordinator reaches every shard; each worker records it, under the
+# logical table's name, with the rows its shards held
+ct_sql coord "TRUNCATE orders"
+truncated=0
+for w in w1 w2; do
+	names=$(ct_sql "$w" "SELECT coalesce(string_agg(DISTINCT resource_type, ','), '-') FROM brandbos.audit_entries WHERE action = 'truncate'")
+	assert_eq "$w: its TRUNCATE entries name the logical table" "public.orders" "$names"
+	truncated=$((truncated + $(ct_sql "$w" "SELECT coalesce(sum((details->>'row_count')::bigint), 0) FROM brandbos.audit_entries WHERE action = 'truncate'")))
+done
+assert_eq "the TRUNCATE entries of the workers count every row removed" 20 "$truncated"
+
 # a local table whose name ends like a shard's, with a shard id that exists, is not renamed
 shardid=$(ct_sql coord "SELECT min(shardid) FROM pg_dist_shard WHERE logicalrelid = 'orders'::regclass")
 ct_sql w1 "SET citus.enable_ddl_propagation = off; CREATE SCHEMA other; CREATE TABLE other.orders_$shardid (id int PRIMARY KEY);

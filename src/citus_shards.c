@@ -157,3 +157,39 @@ brandbos_is_citus_shard(Oid relid)
 {
 	return brandbos_logical_relid(relid) != relid;
 }
+
+/*
+ * Raise 0A000 when relid is a Citus distributed or reference table (or a
+ * shard of one): for what brandbos cannot do across a cluster yet, a clear
+ * refusal instead of a table that cannot be written.  "what" names the
+ * call, as "brandbos.protect_column()".
+ */
+void
+brandbos_refuse_citus_table(Oid relid, const char *what)
+{
+	BrandbosInternalState state;
+	Oid			types[1] = {OIDOID};
+	Datum		values[1];
+	bool		distributed;
+
+	if (!brandbos_citus_installed())
+		return;
+	if (!brandbos_is_citus_shard(relid))
+	{
+		values[0] = ObjectIdGetDatum(relid);
+		brandbos_spi_begin(&state, brandbos_extension_owner());
+		(void) brandbos_sql_exec("SELECT 1 FROM pg_catalog.pg_dist_partition "
+								 "WHERE logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+								 1, types, values, NULL, true, SPI_OK_SELECT);
+		distributed = (SPI_processed > 0);
+		brandbos_spi_end(&state);
+		if (!distributed)
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s does not support Citus distributed or reference tables yet", what),
+			 errdetail("Table \"%s\" is managed by Citus; its workers would not have the column registry or the data keys.",
+					   get_rel_name(relid)),
+			 errhint("Protect columns of local tables only; see \"Citus\" in the README.")));
+}

@@ -361,6 +361,7 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	PreventCommandDuringRecovery("brandbos.protect_column()");
 	require_args(fcinfo, 2);
 	describe_target(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(1)), &t, true);
+	brandbos_refuse_citus_table(t.relid, "brandbos.protect_column()");
 
 	/* sealing needs a key: fail now, before any DDL, if there is none */
 	(void) brandbos_active_key_version();

@@ -22,6 +22,7 @@ EXTENSION   = brandbos
 MODULE_big  = brandbos
 OBJS        = src/brandbos.o \
               src/citus_shards.o \
+              src/citus_policies.o \
               src/pg_compat.o \
               src/roles.o \
               src/internal_sql.o \

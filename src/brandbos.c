@@ -57,7 +57,10 @@ _PG_init(void)
 	brandbos_context_init();
 	brandbos_role_lock_init();
 	if (process_shared_preload_libraries_in_progress)
+	{
 		brandbos_log_scrub_init();
+		brandbos_citus_policies_init();
+	}
 	brandbos_restore_mode_init();	/* last: its utility hook runs before the guards' */
 
 #if PG_VERSION_NUM >= 150000

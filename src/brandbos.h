@@ -111,6 +111,9 @@ extern Oid	brandbos_logical_relid(Oid relid);
 /* true when relid is a Citus shard of a table of this database */
 extern bool brandbos_is_citus_shard(Oid relid);
 
+/* citus_policies.c: keeps isolation policies restrictive on shards (preloaded) */
+extern void brandbos_citus_policies_init(void);
+
 /* 0A000 when relid is a Citus distributed or reference table or a shard */
 extern void brandbos_refuse_citus_table(Oid relid, const char *what);
 

@@ -15,7 +15,8 @@
  * and its name plus "_<shardid>" is the relation's name: a user's own
  * table called orders_102008 is not taken for someone else's shard.
  *
- * Answers are cached per backend and dropped with a relcache invalidation
+ * Answers are cached per backend (a "not a shard" answer only for names
+ * that cannot be a shard's, or without Citus) and dropped with a relcache invalidation
  * of the relation (or of all relations): brandbos_relcache_changed calls
  * brandbos_shard_map_relcache_changed.
  */
@@ -76,6 +77,14 @@ trailing_shard_id(const char *relname)
 		id = id * 10 + (*p - '0');
 	}
 	return id;
+}
+
+static bool
+looks_like_shard(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+
+	return relname != NULL && trailing_shard_id(relname) != 0 && brandbos_citus_installed();
 }
 
 static Oid
@@ -145,6 +154,13 @@ brandbos_logical_relid(Oid relid)
 
 		/* the lookup may have run invalidations that dropped the map */
 		if (shard_map == NULL)
+			return logical;
+		/*
+		 * A relation that is not (yet) a shard is asked again next time when
+		 * its name looks like one: Citus creates a shard, and fires its
+		 * triggers, before the worker's metadata lists it.
+		 */
+		if (logical == relid && looks_like_shard(relid))
 			return logical;
 		entry = hash_search(shard_map, &relid, HASH_ENTER, &found);
 		entry->logical = logical;

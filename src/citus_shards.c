@@ -12,8 +12,9 @@
  * a shard, else relid itself.  A relation is a shard only when Citus is
  * installed in the database, its name ends in _<digits>, pg_dist_shard
  * names a table for that shard id, and that table is in the same schema
- * and its name plus "_<shardid>" is the relation's name: a user's own
- * table called orders_102008 is not taken for someone else's shard.
+ * and owner and its name plus "_<shardid>" is the relation's name: a
+ * user's own table called orders_102008 is not taken for someone else's
+ * shard (its audit entries would otherwise name the other table).
  *
  * Answers are cached per backend (a "not a shard" answer only for names
  * that cannot be a shard's, or without Citus) and dropped with a relcache invalidation
@@ -23,6 +24,7 @@
 #include "brandbos.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -31,6 +33,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 typedef struct ShardMapEntry
 {
@@ -79,6 +82,20 @@ trailing_shard_id(const char *relname)
 	return id;
 }
 
+/* a relation's owner; a shard is owned by its table's owner, a planted look-alike is not */
+static Oid
+rel_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
 static bool
 looks_like_shard(Oid relid)
 {
@@ -119,7 +136,8 @@ lookup_logical_relid(Oid relid)
 	brandbos_spi_end(&state);
 
 	if (OidIsValid(logical) && logical != relid &&
-		get_rel_namespace(logical) == get_rel_namespace(relid))
+		get_rel_namespace(logical) == get_rel_namespace(relid) &&
+		rel_owner(logical) == rel_owner(relid))
 	{
 		char	   *lname = get_rel_name(logical);
 		char	   *expected = psprintf("%s_" INT64_FORMAT, lname ? lname : "", shardid);

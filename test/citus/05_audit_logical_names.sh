@@ -46,4 +46,10 @@ ct_sql coord "CREATE TABLE plain_$shardid (id int PRIMARY KEY); SELECT brandbos.
 	INSERT INTO plain_$shardid VALUES (1)" >/dev/null
 assert_eq "a local table on the coordinator named like a shard keeps its name" "public.plain_$shardid" \
 	"$(ct_sql coord "SELECT resource_type FROM brandbos.audit_entries ORDER BY id DESC LIMIT 1")"
+# an attacker's own table beside the logical one, named like its shard, keeps its name
+ct_sql coord "CREATE ROLE mallory LOGIN; GRANT CREATE ON SCHEMA public TO mallory" >/dev/null
+CT_USER=mallory ct_sql coord "SET citus.enable_ddl_propagation = off; CREATE TABLE public.orders_$shardid (id int PRIMARY KEY)" >/dev/null
+ct_sql coord "SELECT brandbos.enable_audit('public.orders_$shardid'); INSERT INTO public.orders_$shardid VALUES (1)" >/dev/null
+assert_eq "mallory's public.orders_<shardid> on the coordinator is not taken for a shard of orders" \
+	"public.orders_$shardid" "$(ct_sql coord "SELECT resource_type FROM brandbos.audit_entries ORDER BY id DESC LIMIT 1")"
 sc_finish

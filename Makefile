@@ -23,6 +23,8 @@ MODULE_big  = brandbos
 OBJS        = src/brandbos.o \
               src/citus_shards.o \
               src/citus_policies.o \
+              src/citus_columns.o \
+              src/citus_keys.o \
               src/pg_compat.o \
               src/roles.o \
               src/internal_sql.o \

@@ -31,3 +31,23 @@ CREATE TRIGGER data_keys_changed AFTER INSERT OR UPDATE OR DELETE ON brandbos.da
 	FOR EACH ROW EXECUTE FUNCTION brandbos.data_keys_changed();
 ALTER TABLE brandbos.data_keys ENABLE ALWAYS TRIGGER data_keys_changed;
 REVOKE ALL ON FUNCTION brandbos.data_keys_changed() FROM PUBLIC;
+
+-- Citus: what protect_column, rotate_key, retire_key, destroy_key and reencrypt on the
+-- coordinator send to every other node with metadata, inside the distributed
+-- transaction (citus_columns.c, citus_keys.c).  Superuser or extension owner
+-- only (checked in C as well); nobody else may call them.
+CREATE FUNCTION brandbos.citus_receive_column(tbl regclass, col name, column_id uuid) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_citus_receive_column'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.citus_receive_keys(versions integer[], statuses text[], wrapped bytea[],
+											root_key_ids text[], force boolean) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_citus_receive_keys'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.citus_reencrypt_shards(tbl regclass, batch_size integer) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'brandbos_citus_reencrypt_shards'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION brandbos.citus_receive_column(regclass, name, uuid),
+	brandbos.citus_receive_keys(integer[], text[], bytea[], text[], boolean),
+	brandbos.citus_reencrypt_shards(regclass, integer) FROM PUBLIC;

@@ -165,6 +165,23 @@ CREATE FUNCTION brandbos.unprotect_column(tbl regclass, col name) RETURNS void
 	AS 'MODULE_PATHNAME', 'brandbos_unprotect_column'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- Citus: what protect_column, rotate_key, retire_key, destroy_key and reencrypt on the
+-- coordinator send to every other node with metadata, inside the distributed
+-- transaction (citus_columns.c, citus_keys.c).  Superuser or extension owner
+-- only (checked in C as well); nobody else may call them.
+CREATE FUNCTION brandbos.citus_receive_column(tbl regclass, col name, column_id uuid) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_citus_receive_column'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.citus_receive_keys(versions integer[], statuses text[], wrapped bytea[],
+											root_key_ids text[], force boolean) RETURNS void
+	AS 'MODULE_PATHNAME', 'brandbos_citus_receive_keys'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION brandbos.citus_reencrypt_shards(tbl regclass, batch_size integer) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'brandbos_citus_reencrypt_shards'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION brandbos.reencrypt(tbl regclass, batch_size integer DEFAULT 1000) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'brandbos_reencrypt'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;

@@ -60,6 +60,7 @@ _PG_init(void)
 	{
 		brandbos_log_scrub_init();
 		brandbos_citus_policies_init();
+		brandbos_citus_columns_init();
 	}
 	brandbos_restore_mode_init();	/* last: its utility hook runs before the guards' */
 

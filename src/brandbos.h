@@ -117,6 +117,42 @@ extern void brandbos_citus_policies_init(void);
 /* 0A000 when relid is a Citus distributed or reference table or a shard */
 extern void brandbos_refuse_citus_table(Oid relid, const char *what);
 
+/* ---- citus_columns.c, citus_keys.c: encryption across a Citus cluster -- */
+
+/* true when Citus is installed and this node is a worker (its group id is not 0) */
+extern bool brandbos_citus_is_worker(void);
+
+/* pg_dist_partition.partmethod of relid ('h', 'n', ...), or 0 when Citus does not manage it */
+extern char brandbos_citus_partmethod(Oid relid);
+
+/* OIDs of the shards of a distributed table placed on this node */
+extern List *brandbos_citus_local_shards(Oid logical);
+
+/* run command on every other node with metadata, in the distributed transaction, as the extension owner */
+extern void brandbos_citus_send(const char *command);
+
+/* 42501 unless the caller is a superuser or the extension owner */
+extern void brandbos_citus_require_internal_caller(const char *what);
+
+/*
+ * protect_column: -1 for a table Citus does not manage; for a hash-distributed
+ * table a GUC nest level to hand to brandbos_citus_protect_done; else 0A000.
+ */
+extern int	brandbos_citus_protect_check(Oid relid, const char *what);
+extern void brandbos_citus_protect_done(int nest);
+
+/* registry row and data keys to every node with metadata, and seal the shards' rows */
+extern void brandbos_citus_protect_propagate(Oid relid, const char *colname);
+
+/* post_parse_analyze_hook refusing to distribute a protected table (preloaded) */
+extern void brandbos_citus_columns_init(void);
+
+/* the coordinator's data keys to every node with metadata (no-op without Citus or on a worker) */
+extern void brandbos_citus_propagate_keys(bool force);
+
+/* 0A000 on a Citus worker: data keys are made and changed on the coordinator */
+extern void brandbos_citus_refuse_on_worker(const char *what);
+
 /* ---- random_pool.c ---------------------------------------------------- */
 
 /* Random bytes from a per-backend pool refilled from the OS (nonces). */

@@ -307,6 +307,13 @@ create_data_key(void)
 	Oid			types[3] = {INT4OID, BYTEAOID, TEXTOID};
 	Datum		values[3];
 
+	/* a Citus worker uses the coordinator's keys (citus_keys.c), never one of its own */
+	if (brandbos_citus_is_worker())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this Citus worker holds no active data key"),
+				 errdetail("Data keys are made on the Citus coordinator and sent to every node; a worker never makes one of its own."),
+				 errhint("Protect the table with brandbos.protect_column() on the coordinator, or call brandbos.rotate_key() there.")));
 	brandbos_sql_exec("SELECT coalesce(max(version), 0) + 1 FROM brandbos.data_keys", 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	version = (uint32) spi_int(0, 1);
 
@@ -661,6 +668,13 @@ brandbos_data_keys_changed(PG_FUNCTION_ARGS)
 				 errmsg("brandbos.data_keys_changed() may only be called as a trigger")));
 	keys_changed();
 	return PointerGetDatum(NULL);
+}
+
+bool
+brandbos_unwrap_stored_key(uint32 version, bytea *wrapped, unsigned char *out)
+{
+	return unwrap_data_key(brandbos_root_key(), version, (unsigned char *) VARDATA_ANY(wrapped),
+						   VARSIZE_ANY_EXHDR(wrapped), out);
 }
 
 char *

@@ -54,20 +54,29 @@ count_values_by_version(int64 *counts, uint32 max_version)
 		bool		isnull;
 		Oid			relid = DatumGetObjectId(SPI_getbinval(columns->vals[i], columns->tupdesc, 1, &isnull));
 		char	   *column = SPI_getvalue(columns->vals[i], columns->tupdesc, 2);
-		BrandbosColumnScan scan;
-		int			j;
+		List	   *heaps = list_make1_oid(relid);
+		ListCell   *lc;
 
-		brandbos_scan_protected_column(relid, column, &scan);
-		for (j = 0; j < scan.nversions; j++)
-			if (scan.versions[j] <= max_version)
-				counts[scan.versions[j]] += scan.counts[j];
-		if (scan.unreadable)
+		/* a Citus distributed table: the shards this node holds (citus_keys.c counts the others') */
+		if (brandbos_citus_partmethod(relid) != 0)
+			heaps = brandbos_citus_local_shards(relid);
+		foreach(lc, heaps)
 		{
-			char	   *relname = get_rel_name(relid);
+			BrandbosColumnScan scan;
+			int			j;
 
-			unreadable = lappend(unreadable,
-								 psprintf("%s.%s: %s", relname ? relname : "?",
-										  column, scan.problem));
+			brandbos_scan_protected_column(lfirst_oid(lc), column, &scan);
+			for (j = 0; j < scan.nversions; j++)
+				if (scan.versions[j] <= max_version)
+					counts[scan.versions[j]] += scan.counts[j];
+			if (scan.unreadable)
+			{
+				char	   *relname = get_rel_name(lfirst_oid(lc));
+
+				unreadable = lappend(unreadable,
+									 psprintf("%s.%s: %s", relname ? relname : "?",
+											  column, scan.problem));
+			}
 		}
 	}
 	return unreadable;
@@ -163,8 +172,13 @@ PG_FUNCTION_INFO_V1(brandbos_rotate_key);
 Datum
 brandbos_rotate_key(PG_FUNCTION_ARGS)
 {
+	uint32		version;
+
 	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "rotate brandbos data keys");
-	PG_RETURN_INT32((int32) brandbos_rotate_data_key());
+	brandbos_citus_refuse_on_worker("brandbos.rotate_key()");
+	version = brandbos_rotate_data_key();
+	brandbos_citus_propagate_keys(false);	/* every Citus node, same transaction */
+	PG_RETURN_INT32((int32) version);
 }
 
 PG_FUNCTION_INFO_V1(brandbos_retire_key);
@@ -183,6 +197,7 @@ brandbos_retire_key(PG_FUNCTION_ARGS)
 	char		status[16];
 
 	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "retire brandbos data keys");
+	brandbos_citus_refuse_on_worker("brandbos.retire_key()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -200,6 +215,8 @@ brandbos_retire_key(PG_FUNCTION_ARGS)
 	if (strcmp(status, "active") == 0)
 	{
 		uint32		next = brandbos_rotate_data_key();
+
+		brandbos_citus_propagate_keys(false);
 
 		ereport(NOTICE,
 				(errmsg("data key version %u is now active", next)));
@@ -221,6 +238,7 @@ brandbos_destroy_key(PG_FUNCTION_ARGS)
 	Datum		arg;
 
 	brandbos_require_role(BRANDBOS_ROLE_KEYMASTER, "destroy brandbos data keys");
+	brandbos_citus_refuse_on_worker("brandbos.destroy_key()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -277,6 +295,8 @@ brandbos_destroy_key(PG_FUNCTION_ARGS)
 					  "destroyed_at = now(), retired_at = coalesce(retired_at, now()) WHERE version = $1", 1, &argtype, &arg, NULL, false, SPI_OK_UPDATE);
 	brandbos_keys_sql_end(&state);
 	brandbos_keys_changed();
+	/* every Citus node destroys it too, after counting its shards' values (citus_keys.c) */
+	brandbos_citus_propagate_keys(force);
 	PG_RETURN_VOID();
 }
 

@@ -38,6 +38,12 @@ extern void brandbos_keys_sql_end(BrandbosInternalState *state);
 /* inside brandbos_keys_sql_begin: a column of the last result as text (NULL for NULL) */
 extern char *brandbos_keys_text(int row, int col);
 
+/*
+ * Unwrap a stored data key (as brandbos.data_keys holds it) under the loaded
+ * root key into out (BRANDBOS_DATA_KEY_BYTES); false when it does not open.
+ */
+extern bool brandbos_unwrap_stored_key(uint32 version, bytea *wrapped, unsigned char *out);
+
 /* tell every backend, this one included, that brandbos.data_keys changed */
 extern void brandbos_keys_changed(void);
 

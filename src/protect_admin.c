@@ -353,6 +353,7 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	Oid			types[2] = {REGCLASSOID, NAMEOID};
 	Datum		values[2];
 	MemoryContext caller_cxt = CurrentMemoryContext;
+	int			citus_nest;
 
 	/*
 	 * On a standby: PostgreSQL's read-only error (25006), before the locks
@@ -361,7 +362,8 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	PreventCommandDuringRecovery("brandbos.protect_column()");
 	require_args(fcinfo, 2);
 	describe_target(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(1)), &t, true);
-	brandbos_refuse_citus_table(t.relid, "brandbos.protect_column()");
+	/* a hash-distributed Citus table goes on below and in citus_columns.c */
+	citus_nest = brandbos_citus_protect_check(t.relid, "brandbos.protect_column()");
 
 	/* sealing needs a key: fail now, before any DDL, if there is none */
 	(void) brandbos_active_key_version();
@@ -377,8 +379,13 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	CacheInvalidateRelcacheByRelid(t.relid);
 	CommandCounterIncrement();
 
-	/* trigger, views and sealing of existing rows (as the caller, the owner) */
-	brandbos_spi_begin(&state, GetUserId());
+	/*
+	 * Trigger, views and sealing of existing rows (as the caller, the owner).
+	 * For a distributed table the trigger is made as the extension owner:
+	 * Citus creates it on the shards over that role's connections, the same
+	 * ones that then carry the registry and keys (citus_columns.c).
+	 */
+	brandbos_spi_begin(&state, citus_nest >= 0 ? brandbos_extension_owner() : GetUserId());
 	if (!trigger_exists(t.relid))
 		spi_run_ddl(psprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s "
 							 "FOR EACH ROW EXECUTE FUNCTION brandbos.protect_trigger()",
@@ -407,7 +414,14 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	 * that merely look like envelopes are not trusted.
 	 */
 	CommandCounterIncrement();
-	brandbos_seal_existing_values(t.relid);
+	if (citus_nest >= 0)
+	{
+		/* the other nodes' registry and keys, and the shards' rows */
+		brandbos_citus_protect_propagate(t.relid, t.colname);
+		brandbos_citus_protect_done(citus_nest);
+	}
+	else
+		brandbos_seal_existing_values(t.relid);
 	PG_RETURN_VOID();
 }
 
@@ -426,6 +440,7 @@ brandbos_unprotect_column(PG_FUNCTION_ARGS)
 	PreventCommandDuringRecovery("brandbos.unprotect_column()");	/* as above */
 	require_args(fcinfo, 2);
 	describe_target(PG_GETARG_OID(0), NameStr(*PG_GETARG_NAME(1)), &t, false);
+	brandbos_refuse_citus_table(t.relid, "brandbos.unprotect_column()");
 	brandbos_require_role(BRANDBOS_ROLE_DECRYPTOR, "unprotect a column");
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());

@@ -326,6 +326,18 @@ brandbos_unprotect_values(Oid relid, const char *colname)
 	PG_END_TRY();
 }
 
+/* the heap relations of the shards of a distributed table on this node */
+static List *
+citus_local_leaves(Oid relid)
+{
+	List	   *leaves = NIL;
+	ListCell   *lc;
+
+	foreach(lc, brandbos_citus_local_shards(relid))
+		leaves = list_concat(leaves, table_leaves(lfirst_oid(lc)));
+	return leaves;
+}
+
 /* checks shared by reencrypt and reencrypt_table; returns the table's leaves */
 static List *
 reencrypt_prepare(FunctionCallInfo fcinfo, Oid *relid, int32 *batch_size)
@@ -349,6 +361,8 @@ reencrypt_prepare(FunctionCallInfo fcinfo, Oid *relid, int32 *batch_size)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("table \"%s\" has no protected columns", get_rel_name(*relid))));
 	(void) brandbos_active_key_version();	/* 55000 without a root key */
+	if (brandbos_citus_partmethod(*relid) != 0)
+		return citus_local_leaves(*relid);
 	return table_leaves(*relid);
 }
 
@@ -369,6 +383,19 @@ brandbos_reencrypt(PG_FUNCTION_ARGS)
 	WalkPosition pos;
 	int64		moved = 0;
 
+	/*
+	 * A distributed table: the coordinator walks the shards it holds, and
+	 * sends the walk of theirs to the other nodes in the same distributed
+	 * transaction (the rows moved there are reported in a NOTICE of each).
+	 */
+	if (brandbos_citus_partmethod(relid) != 0)
+	{
+		brandbos_citus_refuse_on_worker("brandbos.reencrypt() of a distributed table");
+		brandbos_citus_send(psprintf("SELECT brandbos.citus_reencrypt_shards(%s::pg_catalog.regclass, %d)",
+									 quote_literal_cstr(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+																				   get_rel_name(relid))),
+									 batch_size));
+	}
 	pos.leaf = leaves != NIL ? linitial_oid(leaves) : InvalidOid;
 	pos.next_block = 0;
 	pos.end_block = InvalidBlockNumber;
@@ -491,18 +518,31 @@ brandbos_reencrypt_table(PG_FUNCTION_ARGS)
 	Oid			relid;
 	int32		batch_size;
 	List	   *leaves = reencrypt_prepare(fcinfo, &relid, &batch_size);
-	bool		atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
-						   !castNode(CallContext, fcinfo->context)->atomic);
-	uint32		target = brandbos_active_key_version();
-	uint32		notified = target;
+	bool		atomic;
+	uint32		target;
+	uint32		notified;
 	BrandbosInternalState state;
 	WalkPosition pos;
 	int64		rows_done;
-	int64		blocks_total = total_blocks(leaves);
-	Oid			owner = brandbos_extension_owner();
-	MemoryContext keep = AllocSetContextCreate(TopMemoryContext, "brandbos reencrypt_table",
-											   ALLOCSET_SMALL_SIZES);
+	int64		blocks_total;
+	Oid			owner;
+	MemoryContext keep;
 	MemoryContext old;
+
+	if (brandbos_citus_partmethod(relid) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("brandbos.reencrypt_table() does not support Citus distributed tables"),
+				 errdetail("Its batches commit on their own, outside a distributed transaction."),
+				 errhint("Call brandbos.reencrypt() on the coordinator: it re-encrypts the shards of every node in one transaction.")));
+	atomic = !(fcinfo->context && IsA(fcinfo->context, CallContext) &&
+						   !castNode(CallContext, fcinfo->context)->atomic);
+	target = brandbos_active_key_version();
+	notified = target;
+	blocks_total = total_blocks(leaves);
+	owner = brandbos_extension_owner();
+	keep = AllocSetContextCreate(TopMemoryContext, "brandbos reencrypt_table",
+								 ALLOCSET_SMALL_SIZES);
 
 	old = MemoryContextSwitchTo(keep);
 	leaves = list_copy(leaves);
@@ -563,4 +603,53 @@ brandbos_reencrypt_table(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(brandbos_citus_reencrypt_shards);
+/*
+ * SQL: brandbos.citus_reencrypt_shards(tbl regclass, batch_size int) returns bigint
+ *
+ * Sent by reencrypt() on the Citus coordinator: moves the protected values
+ * of this node's shards of a distributed table to the active key.
+ * Superuser or extension owner only.
+ */
+Datum
+brandbos_citus_reencrypt_shards(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	int32		batch_size;
+	List	   *leaves;
+	WalkPosition pos;
+	int64		moved = 0;
+
+	brandbos_citus_require_internal_caller("brandbos.citus_reencrypt_shards()");
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table and batch_size must not be null")));
+	relid = PG_GETARG_OID(0);
+	batch_size = PG_GETARG_INT32(1);
+	if (batch_size <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be positive, not %d", batch_size)));
+	if (!brandbos_citus_is_worker() || brandbos_citus_partmethod(relid) != 'h')
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("brandbos.citus_reencrypt_shards() runs on Citus workers only, for distributed tables")));
+	if (!brandbos_table_is_protected(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" has no protected columns on this node", get_rel_name(relid))));
+	(void) brandbos_active_key_version();
+	leaves = citus_local_leaves(relid);
+	pos.leaf = leaves != NIL ? linitial_oid(leaves) : InvalidOid;
+	pos.next_block = 0;
+	pos.end_block = InvalidBlockNumber;
+	while (OidIsValid(pos.leaf))
+		moved += rewrite_batch(leaves, &pos, batch_size, BRANDBOS_REWRITE_MOVE);
+	ereport(NOTICE,
+			(errmsg("brandbos.reencrypt(): " INT64_FORMAT " rows of table \"%s\" rewritten on this node",
+					moved, get_rel_name(relid))));
+	PG_RETURN_INT64(moved);
 }

@@ -169,6 +169,23 @@ load_config(TableConfig *cfg, Relation rel)
 	 */
 	if (rel->rd_rel->relispartition)
 		owners = list_concat(owners, get_partition_ancestors(RelationGetRelid(rel)));
+	/*
+	 * On a Citus node the trigger fires on a shard; protect_column registered
+	 * the logical table (citus_columns.c).  Shards of partitions have the
+	 * parent's shards as ancestors, so each owner's logical table is added.
+	 */
+	{
+		List	   *logicals = NIL;
+
+		foreach(lc, owners)
+		{
+			Oid			logical = brandbos_logical_relid(lfirst_oid(lc));
+
+			if (logical != lfirst_oid(lc) && !list_member_oid(owners, logical))
+				logicals = lappend_oid(logicals, logical);
+		}
+		owners = list_concat(owners, logicals);
+	}
 	owner_datums = palloc(sizeof(Datum) * list_length(owners));
 	foreach(lc, owners)
 		owner_datums[nowners++] = ObjectIdGetDatum(lfirst_oid(lc));

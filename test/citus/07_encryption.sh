@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Transparent column encryption on Citus (SPEC 8): protect_column on a hash-distributed table,
+# called on the coordinator, leaves the same column id and the same data keys on every node in
+# the same distributed transaction; rows written through the coordinator are sealed on the
+# workers (no plaintext in any shard, nor in the workers' data files); <table>_decrypted read
+# through the coordinator opens the values on both workers, for decryptors only; a shard whose
+# node lacks the registry refuses rows; the other order and other Citus tables are refused
+# (0A000); rotate_key and destroy_key act on every node.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+ct_cluster
+rnd() { head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+OLD=before-protect-$(rnd)
+NEW=after-protect-$(rnd)
+NEXT=after-rotate-$(rnd)
+
+# a shard's rows on a node, scanned as text: how many hold the string
+plaintext_on() {
+	ct_psql "$1" -c "SET citus.override_table_visibility = off" -c "SELECT count(*) FROM (
+		SELECT c.oid::regclass AS t FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+		 WHERE c.relkind = 'r' AND s.nspname = 'public' AND c.relname LIKE '$2%') r,
+		LATERAL (SELECT * FROM pg_catalog.query_to_xml(format('SELECT * FROM %s', r.t), false, false, '')) x(v)
+		WHERE x.v::text LIKE '%$3%'"
+}
+shard_rows_on() {
+	ct_psql "$1" -c "SET citus.override_table_visibility = off" -c "SELECT coalesce(sum((xpath('/row/c/text()',
+		query_to_xml(format('SELECT count(*) AS c FROM %s', c.oid::regclass), false, true, '')))[1]::text::int), 0)
+		FROM pg_class c WHERE c.relname ~ '^$2_[0-9]+\$'"
+}
+keys_digest() { ct_sql "$1" "SELECT md5(string_agg(version || ':' || status || ':' || coalesce(encode(wrapped_key, 'hex'), '-'), ',' ORDER BY version)) FROM brandbos.data_keys"; }
+
+# ---- 1. distribute, fill, then protect ---------------------------------------------------
+ct_sql coord "CREATE TABLE tokens (tenant_id uuid NOT NULL, id bigint NOT NULL, token text,
+	PRIMARY KEY (tenant_id, id))" >/dev/null
+ct_sql coord "SELECT create_distributed_table('tokens', 'tenant_id')" >/dev/null
+ct_sql coord "INSERT INTO tokens SELECT gen_random_uuid(), g, '$OLD-' || g FROM generate_series(1, 20) g"
+assert_eq "protect_column of a hash-distributed table succeeds on the coordinator" 00000 \
+	"$(ct_sqlstate coord "SELECT brandbos.protect_column('tokens', 'token')")"
+cid=$(ct_sql coord "SELECT column_id FROM brandbos.column_registry WHERE table_oid = 'tokens'::regclass")
+check "the coordinator registered the column" test -n "$cid"
+for n in w1 w2; do
+	assert_eq "$n: the registry holds the same column id for the logical table" "$cid" \
+		"$(ct_sql "$n" "SELECT column_id FROM brandbos.column_registry WHERE table_oid = 'tokens'::regclass AND column_name = 'token'")"
+	assert_eq "$n: the same data keys (versions, status, wrapped bytes)" "$(keys_digest coord)" "$(keys_digest "$n")"
+done
+assert_eq "the coordinator holds one active data key" 1 \
+	"$(ct_sql coord "SELECT count(*) FROM brandbos.data_keys WHERE status = 'active'")"
+
+ct_sql coord "INSERT INTO tokens SELECT gen_random_uuid(), g, '$NEW-' || g FROM generate_series(21, 40) g"
+for n in w1 w2; do
+	rows=$(shard_rows_on "$n" tokens)
+	check "$n holds shard rows of tokens ($rows)" test "$rows" -gt 0
+	assert_eq "$n: rows there before protect_column were sealed" 0 "$(plaintext_on "$n" tokens "$OLD")"
+	assert_eq "$n: rows written through the coordinator are sealed" 0 "$(plaintext_on "$n" tokens "$NEW")"
+done
+assert_eq "the coordinator holds no plaintext either" 0 "$(plaintext_on coord tokens after-)"
+assert_eq "read through the coordinator, every stored value is an envelope of the active key" 40 \
+	"$(ct_sql coord "SELECT count(*) FROM tokens WHERE brandbos.envelope_key_version(token) = 1")"
+for n in w1 w2; do
+	ct_sql "$n" "CHECKPOINT"
+	found=$({ grep -rlF -- "$NEW" "$(bb_datadir "$n")/base" 2>/dev/null || true; } | wc -l)
+	assert_eq "$n: no data file holds a value written after protect_column" 0 "$found"
+done
+
+# ---- 2. reading through <table>_decrypted ------------------------------------------------
+assert_eq "tokens_decrypted through the coordinator opens every row of both workers" 40 \
+	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE token = '$OLD-' || id OR token = '$NEW-' || id")"
+ct_sql coord "CREATE ROLE enc_reader LOGIN; GRANT SELECT ON tokens TO enc_reader;
+	CREATE ROLE enc_decryptor LOGIN; GRANT brandbos_decryptor TO enc_decryptor; GRANT SELECT ON tokens TO enc_decryptor" >/dev/null
+assert_eq "a role without decrypt rights cannot read tokens_decrypted (42501)" 42501 \
+	"$(CT_USER=enc_reader ct_sqlstate coord "SELECT count(*) FROM tokens_decrypted")"
+assert_eq "... nor decrypt_column by hand (42501)" 42501 \
+	"$(CT_USER=enc_reader ct_sqlstate coord "SELECT brandbos.decrypt_column('$cid'::uuid, token, tenant_id, id) FROM tokens")"
+assert_eq "... and reads only envelopes from the table" 0 \
+	"$(CT_USER=enc_reader ct_sql coord "SELECT count(*) FROM tokens WHERE token LIKE '%protect-%'")"
+assert_eq "a brandbos_decryptor reads the plaintext through the coordinator" 40 \
+	"$(CT_USER=enc_decryptor ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE token LIKE '%protect-%'")"
+assert_eq "a single-tenant (router) read decrypts too" "$NEW-21" \
+	"$(ct_sql coord "SELECT d.token FROM tokens_decrypted d JOIN (SELECT tenant_id FROM tokens WHERE id = 21) t USING (tenant_id) WHERE d.id = 21")"
+ct_sql coord "UPDATE tokens SET token = 'updated-$NEW' WHERE id <= 5" >/dev/null
+for n in w1 w2; do
+	assert_eq "$n: UPDATE through the coordinator seals the new value" 0 "$(plaintext_on "$n" tokens "updated-$NEW")"
+done
+assert_eq "... and it reads back" 5 \
+	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE token = 'updated-$NEW'")"
+
+# ---- 3. one distributed transaction: a rolled-back protect_column leaves nothing ---------
+ct_sql coord "CREATE TABLE rb (tenant_id uuid NOT NULL, id bigint NOT NULL, token text, PRIMARY KEY (tenant_id, id))" >/dev/null
+ct_sql coord "SELECT create_distributed_table('rb', 'tenant_id')" >/dev/null
+ct_psql coord -c "BEGIN" -c "SELECT brandbos.protect_column('rb', 'token')" -c "ROLLBACK" >/dev/null
+for n in coord w1 w2; do
+	assert_eq "$n: a rolled-back protect_column left no registry row" 0 \
+		"$(ct_sql "$n" "SELECT count(*) FROM brandbos.column_registry WHERE table_oid = 'rb'::regclass")"
+done
+assert_eq "... nor a trigger on the shards" 0 \
+	"$(ct_sql coord "SELECT sum(result::int) FROM run_command_on_shards('rb', \$\$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass\$\$)")"
+assert_eq "rows of rb stay writable and plain (not protected)" 00000 \
+	"$(ct_sqlstate coord "INSERT INTO rb VALUES (gen_random_uuid(), 1, 'plain')")"
+
+# ---- 4. fail closed ----------------------------------------------------------------------
+# a worker that lacks the registry row: its shards refuse rows instead of storing them plain
+ct_sql coord "CREATE TABLE lost (tenant_id uuid NOT NULL, id bigint NOT NULL, token text, PRIMARY KEY (tenant_id, id))" >/dev/null
+ct_sql coord "SELECT create_distributed_table('lost', 'tenant_id')" >/dev/null
+ct_sql coord "SELECT brandbos.protect_column('lost', 'token')" >/dev/null
+ct_sql w1 "DELETE FROM brandbos.column_registry WHERE table_oid = 'lost'::regclass"
+LOST=lost-$(rnd)
+state=$(ct_sqlstate coord "INSERT INTO lost SELECT gen_random_uuid(), g, '$LOST' FROM generate_series(1, 40) g")
+diag "insert reaching a shard without registry: $state"
+check "a shard without a registry entry refuses the rows" test "$state" != 00000
+assert_eq "... and nothing was stored" 0 "$(ct_sql coord "SELECT count(*) FROM lost")"
+assert_eq "... no plaintext on w1" 0 "$(plaintext_on w1 lost "$LOST")"
+assert_eq "... a trigger call on the shard itself raises 55000" 55000 \
+	"$(ct_sqlstate w1 "SET citus.override_table_visibility = off; INSERT INTO $(ct_psql w1 -c "SET citus.override_table_visibility = off" -c "SELECT min(relname) FROM pg_class WHERE relname ~ '^lost_[0-9]+\$'") VALUES (gen_random_uuid(), 1, '$LOST')")"
+assert_eq "... still no plaintext on w1" 0 "$(plaintext_on w1 lost "$LOST")"
+
+shard=$(ct_psql w1 -c "SET citus.override_table_visibility = off" -c "SELECT 'public.' || min(relname) FROM pg_class WHERE relname ~ '^tokens_[0-9]+\$'")
+assert_eq "protect_column of a shard on a worker is refused (0A000)" 0A000 \
+	"$(ct_sqlstate w1 "SET citus.override_table_visibility = off; SELECT brandbos.protect_column('$shard', 'token')")"
+assert_eq "protect_column of the distributed table on a worker is refused (0A000)" 0A000 \
+	"$(ct_sqlstate w1 "SELECT brandbos.protect_column('rb', 'token')")"
+assert_eq "unprotect_column of a distributed table is refused (0A000)" 0A000 \
+	"$(ct_sqlstate coord "SELECT brandbos.unprotect_column('tokens', 'token')")"
+assert_eq "... and the column stays protected on the workers" 1 \
+	"$(ct_sql w2 "SELECT count(*) FROM brandbos.column_registry WHERE table_oid = 'tokens'::regclass")"
+ct_sql coord "CREATE ROLE enc_owner LOGIN" >/dev/null
+assert_eq "citus_receive_column is not for other roles on a worker (42501)" 42501 \
+	"$(CT_USER=enc_owner ct_sqlstate w1 "SELECT brandbos.citus_receive_column('rb', 'token', gen_random_uuid())")"
+assert_eq "citus_receive_keys is not for other roles on a worker (42501)" 42501 \
+	"$(CT_USER=enc_owner ct_sqlstate w1 "SELECT brandbos.citus_receive_keys('{1}', '{destroyed}', '{NULL}', '{x}', true)")"
+assert_eq "a worker does not make data keys of its own: rotate_key there is refused (0A000)" 0A000 \
+	"$(ct_sqlstate w1 "SELECT brandbos.rotate_key()")"
+
+# the other order: protected first, then distributed
+ct_sql coord "CREATE TABLE early (tenant_id uuid NOT NULL, id bigint NOT NULL, token text,
+	PRIMARY KEY (tenant_id, id))" >/dev/null
+ct_sql coord "SELECT brandbos.protect_column('early', 'token')" >/dev/null 2>&1
+assert_eq "create_distributed_table of a protected (empty) table is refused (0A000)" 0A000 \
+	"$(ct_sqlstate coord "SELECT create_distributed_table('early', 'tenant_id')")"
+ct_sql coord "INSERT INTO early VALUES (gen_random_uuid(), 1, '$OLD-early')"
+assert_eq "... and with rows (0A000)" 0A000 \
+	"$(ct_sqlstate coord "SELECT create_distributed_table('early', 'tenant_id')")"
+assert_eq "... the message names the right order" 1 \
+	"$(ct_try coord "SELECT create_distributed_table('early', 'tenant_id')" | grep -c 'Distribute the table first')"
+assert_eq "... create_reference_table too (0A000)" 0A000 \
+	"$(ct_sqlstate coord "SELECT create_reference_table('early')")"
+assert_eq "... the table stays local and decrypts" "$OLD-early" \
+	"$(ct_sql coord "SELECT token FROM early_decrypted WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'early'::regclass)")"
+ct_sql coord "CREATE TABLE refs (id bigint PRIMARY KEY, token text); SELECT create_reference_table('refs')" >/dev/null
+assert_eq "protect_column of a reference table is refused (0A000)" 0A000 \
+	"$(ct_sqlstate coord "SELECT brandbos.protect_column('refs', 'token')")"
+
+# ---- 5. rotation and destruction act on the whole cluster --------------------------------
+v2=$(ct_sql coord "SELECT brandbos.rotate_key()")
+assert_eq "rotate_key on the coordinator makes version 2 active" 2 "$v2"
+for n in w1 w2; do
+	assert_eq "$n: the same keys after rotate_key" "$(keys_digest coord)" "$(keys_digest "$n")"
+done
+ct_sql coord "INSERT INTO tokens SELECT gen_random_uuid(), g, '$NEXT-' || g FROM generate_series(41, 50) g"
+assert_eq "rows written after the rotation are sealed under version 2 on the workers" 10 \
+	"$(ct_sql coord "SELECT count(*) FROM tokens WHERE brandbos.envelope_key_version(token) = 2")"
+assert_eq "destroy_key(1) while the workers' shards still use it is refused (55006)" 55006 \
+	"$(ct_sqlstate coord "SELECT brandbos.destroy_key(1)")"
+for n in coord w1 w2; do
+	assert_eq "$n: version 1 is still retired" retired \
+		"$(ct_sql "$n" "SELECT status FROM brandbos.data_keys WHERE version = 1")"
+done
+assert_eq "reencrypt_table() of a distributed table is refused (0A000)" 0A000 \
+	"$(ct_sqlstate coord "CALL brandbos.reencrypt_table('tokens')")"
+assert_eq "reencrypt() on a worker is refused (0A000)" 0A000 \
+	"$(ct_sqlstate w1 "SELECT brandbos.reencrypt('tokens')")"
+assert_eq "reencrypt() on the coordinator" 00000 "$(ct_sqlstate coord "SELECT brandbos.reencrypt('tokens')")"
+assert_eq "... moved every value on both workers to version 2" "50|0" \
+	"$(ct_sql coord "SELECT count(*) FILTER (WHERE brandbos.envelope_key_version(token) = 2), count(*) FILTER (WHERE brandbos.envelope_key_version(token) = 1) FROM tokens")"
+assert_eq "... and they still read" 50 \
+	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE token LIKE '%protect-%' OR token LIKE '%rotate-%'")"
+assert_eq "destroy_key(1) is still refused while the coordinator's local table 'early' uses it (55006)" 55006 \
+	"$(ct_sqlstate coord "SELECT brandbos.destroy_key(1)")"
+assert_eq "reencrypt() of the local table moves its row" 1 "$(ct_sql coord "SELECT brandbos.reencrypt('early')")"
+assert_eq "destroy_key(1) succeeds once no node uses it" 00000 "$(ct_sqlstate coord "SELECT brandbos.destroy_key(1)")"
+for n in coord w1 w2; do
+	assert_eq "$n: version 1 is destroyed, its key bytes gone" "destroyed|t" \
+		"$(ct_sql "$n" "SELECT status, wrapped_key IS NULL FROM brandbos.data_keys WHERE version = 1")"
+done
+assert_eq "... every value still reads" 50 "$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE token IS NOT NULL")"
+
+# forced destruction shreds on every node
+assert_eq "rotate_key again makes version 3 active" 3 "$(ct_sql coord "SELECT brandbos.rotate_key()")"
+ct_sql coord "INSERT INTO tokens SELECT gen_random_uuid(), g, '$NEXT-' || g FROM generate_series(51, 60) g"
+assert_eq "destroy_key(2, force) on the coordinator" 00000 \
+	"$(ct_sqlstate coord "SELECT brandbos.destroy_key(2, true)")"
+for n in coord w1 w2; do
+	assert_eq "$n: version 2 is destroyed, its key bytes gone" "destroyed|t" \
+		"$(ct_sql "$n" "SELECT status, wrapped_key IS NULL FROM brandbos.data_keys WHERE version = 2")"
+	assert_eq "$n: the same keys after destroy_key" "$(keys_digest coord)" "$(keys_digest "$n")"
+done
+assert_eq "values under the destroyed key are unreadable through the coordinator (55000)" 55000 \
+	"$(ct_sqlstate coord "SELECT token FROM tokens_decrypted WHERE id = 30")"
+assert_eq "values under version 3 still read" 10 \
+	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE id > 50 AND token = '$NEXT-' || id")"
+sc_finish

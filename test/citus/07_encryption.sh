@@ -5,7 +5,8 @@
 # workers (no plaintext in any shard, nor in the workers' data files); <table>_decrypted read
 # through the coordinator opens the values on both workers, for decryptors only; a shard whose
 # node lacks the registry refuses rows; the other order and other Citus tables are refused
-# (0A000); rotate_key and destroy_key act on every node.
+# (0A000); rotate_key, reencrypt and destroy_key act on every node; a worker that lost the keys
+# refuses rows and gets them back from the coordinator's next rotate_key.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ct_cluster
@@ -96,6 +97,22 @@ assert_eq "... nor a trigger on the shards" 0 \
 	"$(ct_sql coord "SELECT sum(result::int) FROM run_command_on_shards('rb', \$\$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass\$\$)")"
 assert_eq "rows of rb stay writable and plain (not protected)" 00000 \
 	"$(ct_sqlstate coord "INSERT INTO rb VALUES (gen_random_uuid(), 1, 'plain')")"
+
+# a worker that refuses (its registry already names the column under another id) rolls back
+# the whole protect_column: the coordinator and the other worker keep nothing either
+ct_sql coord "CREATE TABLE clash (tenant_id uuid NOT NULL, id bigint NOT NULL, token text, PRIMARY KEY (tenant_id, id))" >/dev/null
+ct_sql coord "SELECT create_distributed_table('clash', 'tenant_id')" >/dev/null
+ct_sql coord "INSERT INTO clash VALUES (gen_random_uuid(), 1, 'clash-plain')"
+ct_sql w2 "INSERT INTO brandbos.column_registry (table_oid, column_name) VALUES ('clash', 'token')"
+assert_eq "protect_column fails when a worker holds another id for the column (55000)" 55000 \
+	"$(ct_sqlstate coord "SELECT brandbos.protect_column('clash', 'token')")"
+for n in coord w1; do
+	assert_eq "$n: ... and keeps no registry row" 0 \
+		"$(ct_sql "$n" "SELECT count(*) FROM brandbos.column_registry WHERE table_oid = 'clash'::regclass")"
+done
+assert_eq "... no shard got the trigger" 0 \
+	"$(ct_sql coord "SELECT sum(result::int) FROM run_command_on_shards('clash', \$\$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass\$\$)")"
+assert_eq "... and the row was not rewritten" clash-plain "$(ct_sql coord "SELECT token FROM clash")"
 
 # ---- 4. fail closed ----------------------------------------------------------------------
 # a worker that lacks the registry row: its shards refuse rows instead of storing them plain
@@ -197,4 +214,19 @@ assert_eq "values under the destroyed key are unreadable through the coordinator
 	"$(ct_sqlstate coord "SELECT token FROM tokens_decrypted WHERE id = 30")"
 assert_eq "values under version 3 still read" 10 \
 	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE id > 50 AND token = '$NEXT-' || id")"
+
+# ---- 6. a worker without the keys refuses rows; the coordinator's next rotation resends them --
+ct_sql w2 "DELETE FROM brandbos.data_keys"
+NOKEY=no-key-$(rnd)
+state=$(ct_sqlstate coord "INSERT INTO tokens SELECT gen_random_uuid(), g, '$NOKEY' FROM generate_series(100, 140) g")
+diag "insert reaching a worker without keys: $state"
+check "rows reaching a worker without data keys are refused" test "$state" != 00000
+assert_eq "... w2 made no key of its own" 0 "$(ct_sql w2 "SELECT count(*) FROM brandbos.data_keys")"
+assert_eq "... and holds no plaintext" 0 "$(plaintext_on w2 tokens "$NOKEY")"
+assert_eq "rotate_key on the coordinator" 4 "$(ct_sql coord "SELECT brandbos.rotate_key()")"
+assert_eq "... gives w2 the coordinator's keys again" "$(keys_digest coord)" "$(keys_digest w2)"
+ct_sql coord "INSERT INTO tokens SELECT gen_random_uuid(), g, '$NOKEY-' || g FROM generate_series(100, 140) g"
+assert_eq "... and rows are sealed there again" 0 "$(plaintext_on w2 tokens "$NOKEY")"
+assert_eq "... and read back through the coordinator" 41 \
+	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE id >= 100 AND token = '$NOKEY-' || id")"
 sc_finish

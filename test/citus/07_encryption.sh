@@ -5,8 +5,9 @@
 # workers (no plaintext in any shard, nor in the workers' data files); <table>_decrypted read
 # through the coordinator opens the values on both workers, for decryptors only; a shard whose
 # node lacks the registry refuses rows; the other order and other Citus tables are refused
-# (0A000); rotate_key, reencrypt and destroy_key act on every node; a worker that lost the keys
-# refuses rows and gets them back from the coordinator's next rotate_key.
+# (0A000); rotate_key, reencrypt and destroy_key act on every node; a shard moved between
+# workers keeps decrypting and sealing; a worker that lost the keys refuses rows and gets them
+# back from the coordinator's next rotate_key.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ct_cluster
@@ -215,7 +216,32 @@ assert_eq "values under the destroyed key are unreadable through the coordinator
 assert_eq "values under version 3 still read" 10 \
 	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE id > 50 AND token = '$NEXT-' || id")"
 
-# ---- 6. a worker without the keys refuses rows; the coordinator's next rotation resends them --
+# ---- 6. a shard moved to the other worker keeps its envelopes and its protection ---------
+ct_sql coord "CREATE TABLE mv (tenant_id uuid NOT NULL, id bigint NOT NULL, token text, PRIMARY KEY (tenant_id, id))" >/dev/null
+ct_sql coord "SELECT create_distributed_table('mv', 'tenant_id')" >/dev/null
+ct_sql coord "SELECT brandbos.protect_column('mv', 'token')" >/dev/null
+MV=moved-$(rnd)
+ct_sql coord "INSERT INTO mv SELECT gen_random_uuid(), g, '$MV-' || g FROM generate_series(1, 64) g"
+sid=$(ct_sql coord "SELECT get_shard_id_for_distribution_column('mv', m.tenant_id) FROM mv m
+	JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('mv', m.tenant_id)
+	JOIN pg_dist_node n ON n.groupid = p.groupid WHERE n.nodeport = $(bb_port w1)
+	GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+moved=$(ct_sql coord "SELECT count(*) FROM mv WHERE get_shard_id_for_distribution_column('mv', tenant_id) = $sid")
+check "a shard of mv on w1 holds rows ($sid: $moved)" test "$moved" -gt 0
+assert_eq "citus_move_shard_placement from w1 to w2" 00000 \
+	"$(ct_sqlstate coord "SELECT citus_move_shard_placement($sid, '127.0.0.1', $(bb_port w1), '127.0.0.1', $(bb_port w2))")"
+assert_eq "... the shard is on w2 now" "$(bb_port w2)" \
+	"$(ct_sql coord "SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE p.shardid = $sid")"
+assert_eq "... every value still decrypts through the coordinator" 64 \
+	"$(ct_sql coord "SELECT count(*) FROM mv_decrypted WHERE token = '$MV-' || id")"
+ct_sql coord "INSERT INTO mv SELECT gen_random_uuid(), g, '$MV-' || g FROM generate_series(65, 200) g"
+assert_eq "... rows written afterwards land in the moved shard too" 1 \
+	"$(ct_sql coord "SELECT (count(*) > $moved)::int FROM mv WHERE get_shard_id_for_distribution_column('mv', tenant_id) = $sid")"
+assert_eq "... sealed: no plaintext on w2" 0 "$(plaintext_on w2 mv "$MV")"
+assert_eq "... nor on w1" 0 "$(plaintext_on w1 mv "$MV")"
+assert_eq "... and they read back" 200 "$(ct_sql coord "SELECT count(*) FROM mv_decrypted WHERE token = '$MV-' || id")"
+
+# ---- 7. a worker without the keys refuses rows; the coordinator's next rotation resends them --
 ct_sql w2 "DELETE FROM brandbos.data_keys"
 NOKEY=no-key-$(rnd)
 state=$(ct_sqlstate coord "INSERT INTO tokens SELECT gen_random_uuid(), g, '$NOKEY' FROM generate_series(100, 140) g")

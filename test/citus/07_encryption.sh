@@ -215,6 +215,11 @@ assert_eq "values under the destroyed key are unreadable through the coordinator
 	"$(ct_sqlstate coord "SELECT token FROM tokens_decrypted WHERE id = 30")"
 assert_eq "values under version 3 still read" 10 \
 	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE id > 50 AND token = '$NEXT-' || id")"
+ct_sql coord "SELECT brandbos.retire_key(3)" >/dev/null 2>&1
+for n in coord w1 w2; do
+	assert_eq "$n: retire_key(3) on the coordinator retired it and made version 4 active here" "3:retired,4:active" \
+		"$(ct_sql "$n" "SELECT string_agg(version || ':' || status, ',' ORDER BY version) FROM brandbos.data_keys WHERE version >= 3")"
+done
 
 # ---- 6. a shard moved to the other worker keeps its envelopes and its protection ---------
 ct_sql coord "CREATE TABLE mv (tenant_id uuid NOT NULL, id bigint NOT NULL, token text, PRIMARY KEY (tenant_id, id))" >/dev/null
@@ -249,7 +254,7 @@ diag "insert reaching a worker without keys: $state"
 check "rows reaching a worker without data keys are refused" test "$state" != 00000
 assert_eq "... w2 made no key of its own" 0 "$(ct_sql w2 "SELECT count(*) FROM brandbos.data_keys")"
 assert_eq "... and holds no plaintext" 0 "$(plaintext_on w2 tokens "$NOKEY")"
-assert_eq "rotate_key on the coordinator" 4 "$(ct_sql coord "SELECT brandbos.rotate_key()")"
+assert_eq "rotate_key on the coordinator" 5 "$(ct_sql coord "SELECT brandbos.rotate_key()")"
 assert_eq "... gives w2 the coordinator's keys again" "$(keys_digest coord)" "$(keys_digest w2)"
 ct_sql coord "INSERT INTO tokens SELECT gen_random_uuid(), g, '$NOKEY-' || g FROM generate_series(100, 140) g"
 assert_eq "... and rows are sealed there again" 0 "$(plaintext_on w2 tokens "$NOKEY")"

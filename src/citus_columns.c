@@ -44,9 +44,12 @@
  * call is parsed as SELECT fn('table', ...) (post_parse_analyze_hook,
  * preloaded only): the workers
  * would get the trigger without the registry, and Citus's copy of the rows
- * into the shards fails.  A call the hook cannot see through (the table
- * passed as a variable) still fails closed: the shards' triggers find no
- * registry entry and refuse every row.
+ * into the shards fails.  So are undistribute_table(), alter_distributed_table()
+ * and alter_table_set_access_method() of a protected table: they re-create the
+ * table under a new OID, which the registry does not name.  A call the hook
+ * cannot see through (the table passed as a variable) still fails closed
+ * for distributing (the shards' triggers find no registry entry and refuse
+ * every row).
  *
  * Citus is found at run time: brandbos is never linked against citus.so;
  * the worker command function is looked up with load_external_function.
@@ -441,10 +444,42 @@ brandbos_citus_receive_column(PG_FUNCTION_ARGS)
 
 static post_parse_analyze_hook_type prev_analyze_hook = NULL;
 
-static const char *const distributing_functions[] = {
-	"create_distributed_table", "create_distributed_table_concurrently",
-	"create_reference_table", "citus_add_local_table_to_metadata", NULL
+/* Citus functions that hand a table to Citus, or re-create it under a new OID */
+typedef struct CitusTableFunction
+{
+	const char *name;
+	bool		recreates;		/* re-creates the table (else: distributes it) */
+} CitusTableFunction;
+
+static const CitusTableFunction citus_table_functions[] = {
+	{"create_distributed_table", false},
+	{"create_distributed_table_concurrently", false},
+	{"create_reference_table", false},
+	{"citus_add_local_table_to_metadata", false},
+	{"undistribute_table", true},
+	{"alter_distributed_table", true},
+	{"alter_table_set_access_method", true},
+	{NULL, false}
 };
+
+static void
+refuse_citus_table_function(const CitusTableFunction *f, Oid relid)
+{
+	if (!f->recreates)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" has protected columns and cannot be given to Citus with %s()",
+						get_rel_name(relid), f->name),
+				 errdetail("The workers would get the protect trigger without the column registry and the data keys."),
+				 errhint("Distribute the table first, then call brandbos.protect_column(): call brandbos.unprotect_column(), then %s(), then brandbos.protect_column() again.",
+						 f->name)));
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s() is not supported for table \"%s\", which has protected columns",
+					f->name, get_rel_name(relid)),
+			 errdetail("It re-creates the table; the protected values are bound to the column ids registered for this one and would no longer be managed."),
+			 errhint("See test/citus/README-enc.md for what brandbos supports on Citus.")));
+}
 
 static bool
 refuse_distributing_walker(Node *node, void *context)
@@ -465,16 +500,12 @@ refuse_distributing_walker(Node *node, void *context)
 			char	   *name = get_func_name(fe->funcid);
 			int			i;
 
-			for (i = 0; name != NULL && distributing_functions[i] != NULL; i++)
-				if (strcmp(name, distributing_functions[i]) == 0 && !c->constisnull &&
+			for (i = 0; name != NULL && citus_table_functions[i].name != NULL; i++)
+				if (strcmp(name, citus_table_functions[i].name) == 0 && !c->constisnull &&
 					(c->consttype == REGCLASSOID || c->consttype == OIDOID) &&
 					brandbos_table_is_protected(DatumGetObjectId(c->constvalue)))
-					ereport(ERROR,
-							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-							 errmsg("table \"%s\" has protected columns and cannot be given to Citus with %s()",
-									get_rel_name(DatumGetObjectId(c->constvalue)), name),
-							 errdetail("The workers would get the protect trigger without the column registry and the data keys."),
-							 errhint("Distribute the table first, then call brandbos.protect_column(): call brandbos.unprotect_column(), then create_distributed_table(), then brandbos.protect_column() again.")));
+					refuse_citus_table_function(&citus_table_functions[i],
+												DatumGetObjectId(c->constvalue));
 		}
 	}
 	return expression_tree_walker(node, refuse_distributing_walker, context);

@@ -223,7 +223,7 @@ brandbos_refuse_citus_table(Oid relid, const char *what)
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 			 errmsg("%s does not support Citus distributed or reference tables yet", what),
-			 errdetail("Table \"%s\" is managed by Citus; its workers would not have the column registry or the data keys.",
+			 errdetail("Table \"%s\" is managed by Citus; the call would act on the coordinator's copy only.",
 					   get_rel_name(relid)),
-			 errhint("Protect columns of local tables only; see \"Citus\" in the README.")));
+			 errhint("See \"Citus\" in the README (test/citus/README-enc.md) for what brandbos supports on Citus.")));
 }

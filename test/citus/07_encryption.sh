@@ -163,6 +163,12 @@ assert_eq "... create_reference_table too (0A000)" 0A000 \
 	"$(ct_sqlstate coord "SELECT create_reference_table('early')")"
 assert_eq "... the table stays local and decrypts" "$OLD-early" \
 	"$(ct_sql coord "SELECT token FROM early_decrypted WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'early'::regclass)")"
+assert_eq "undistribute_table() of a protected table is refused (0A000)" 0A000 \
+	"$(ct_sqlstate coord "SELECT undistribute_table('tokens')")"
+assert_eq "alter_distributed_table() of a protected table is refused (0A000)" 0A000 \
+	"$(ct_sqlstate coord "SELECT alter_distributed_table('tokens', shard_count := 8)")"
+assert_eq "... which stays distributed, with its column id" "1|$cid" \
+	"$(ct_sql coord "SELECT (SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'tokens'::regclass), (SELECT column_id FROM brandbos.column_registry WHERE table_oid = 'tokens'::regclass)")"
 ct_sql coord "CREATE TABLE refs (id bigint PRIMARY KEY, token text); SELECT create_reference_table('refs')" >/dev/null
 assert_eq "protect_column of a reference table is refused (0A000)" 0A000 \
 	"$(ct_sqlstate coord "SELECT brandbos.protect_column('refs', 'token')")"

@@ -266,4 +266,10 @@ ct_sql coord "INSERT INTO tokens SELECT gen_random_uuid(), g, '$NOKEY-' || g FRO
 assert_eq "... and rows are sealed there again" 0 "$(plaintext_on w2 tokens "$NOKEY")"
 assert_eq "... and read back through the coordinator" 41 \
 	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE id >= 100 AND token = '$NOKEY-' || id")"
+
+# ---- 8. no server log holds a value written to a protected table (errors included) -------
+for n in coord w1 w2; do
+	found=$({ grep -cF -e "$NEW" -e "$LOST" -e "$NOKEY" -e "$MV" -e "$NEXT" "$(bb_logfile "$n")" || true; } | head -1)
+	assert_eq "$n: the server log holds none of the protected values" 0 "$found"
+done
 sc_finish

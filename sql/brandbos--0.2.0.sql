@@ -169,7 +169,7 @@ CREATE FUNCTION brandbos.unprotect_column(tbl regclass, col name) RETURNS void
 -- coordinator send to every other node with metadata, inside the distributed
 -- transaction (citus_columns.c, citus_keys.c).  Superuser or extension owner
 -- only (checked in C as well); nobody else may call them.
-CREATE FUNCTION brandbos.citus_receive_column(tbl regclass, col name, column_id uuid) RETURNS void
+CREATE FUNCTION brandbos.citus_receive_column(tbl regclass, col name, column_id uuid, seal boolean) RETURNS void
 	AS 'MODULE_PATHNAME', 'brandbos_citus_receive_column'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
@@ -180,6 +180,13 @@ CREATE FUNCTION brandbos.citus_receive_keys(versions integer[], statuses text[],
 
 CREATE FUNCTION brandbos.citus_reencrypt_shards(tbl regclass, batch_size integer) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'brandbos_citus_reencrypt_shards'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Citus coordinator: send the data keys and the distributed tables' registry rows again to
+-- every node with metadata (a node added since protect_column, or one that lost them);
+-- superuser or extension owner only
+CREATE FUNCTION brandbos.citus_resync() RETURNS integer
+	AS 'MODULE_PATHNAME', 'brandbos_citus_resync'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION brandbos.reencrypt(tbl regclass, batch_size integer DEFAULT 1000) RETURNS bigint

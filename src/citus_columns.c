@@ -34,9 +34,9 @@
  * takes only a superuser or the extension owner (EXECUTE is revoked from
  * PUBLIC too), checks that it is distributed there too,
  * and that each local shard already has the protect trigger; registers the
- * column under the given id (refusing a different id already there); and
- * seals what the local shards hold, as protect_column does for a local
- * table.
+ * column under the given id (refusing a different id already there); and,
+ * sent by protect_column, seals what the local shards hold, as
+ * protect_column does for a local table.
  *
  * The other order — protect_column first, then create_distributed_table()
  * (or create_reference_table(), create_distributed_table_concurrently(),
@@ -50,6 +50,10 @@
  * cannot see through (the table passed as a variable) still fails closed
  * for distributing (the shards' triggers find no registry entry and refuse
  * every row).
+ *
+ * brandbos.citus_resync() (superuser, coordinator) sends the keys and every
+ * distributed table's registry rows again: for a node added after
+ * protect_column (before shards move to it), or one that lost them.
  *
  * Citus is found at run time: brandbos is never linked against citus.so;
  * the worker command function is looked up with load_external_function.
@@ -211,9 +215,9 @@ has_protect_trigger(Oid relid)
 					   OIDOID, ObjectIdGetDatum(relid)) == 1;
 }
 
-/* seal what the local shards of a table hold; each must carry the protect trigger */
+/* seal (if seal) what the local shards of a table hold; each must carry the protect trigger */
 static void
-seal_local_shards(Oid logical)
+seal_local_shards(Oid logical, bool seal)
 {
 	List	   *shards = brandbos_citus_local_shards(logical);
 	ListCell   *lc;
@@ -232,8 +236,9 @@ seal_local_shards(Oid logical)
 		CacheInvalidateRelcacheByRelid(shard);
 	}
 	CommandCounterIncrement();
-	foreach(lc, shards)
-		brandbos_seal_existing_values(lfirst_oid(lc));
+	if (seal)
+		foreach(lc, shards)
+			brandbos_seal_existing_values(lfirst_oid(lc));
 }
 
 /* ---------------------------------------------------------------------
@@ -307,8 +312,12 @@ brandbos_citus_protect_done(int nest)
 		AtEOXact_GUC(true, nest);
 }
 
-void
-brandbos_citus_protect_propagate(Oid relid, const char *colname)
+/*
+ * The registry row of one column (with the coordinator's id) to every other
+ * node with metadata; with seal, each seals what its shards hold.
+ */
+static void
+send_column(Oid relid, const char *colname, bool seal)
 {
 	BrandbosInternalState state;
 	Oid			types[2] = {OIDOID, TEXTOID};
@@ -329,15 +338,87 @@ brandbos_citus_protect_propagate(Oid relid, const char *colname)
 	brandbos_spi_end(&state);
 	if (column_id == NULL)
 		elog(ERROR, "column \"%s\" was not registered", colname);
+	brandbos_citus_send(psprintf("SELECT brandbos.citus_receive_column(%s::pg_catalog.regclass, %s::pg_catalog.name, %s::pg_catalog.uuid, %s)",
+								 quote_literal_cstr(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+																			   get_rel_name(relid))),
+								 quote_literal_cstr(colname), quote_literal_cstr(column_id),
+								 seal ? "true" : "false"));
+}
+
+void
+brandbos_citus_protect_propagate(Oid relid, const char *colname)
+{
 
 	/* keys first: the receiving node seals the shards' rows under the active one */
 	brandbos_citus_propagate_keys(false);
-	brandbos_citus_send(psprintf("SELECT brandbos.citus_receive_column(%s::pg_catalog.regclass, %s::pg_catalog.name, %s::pg_catalog.uuid)",
-								 quote_literal_cstr(quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-																			   get_rel_name(relid))),
-								 quote_literal_cstr(colname), quote_literal_cstr(column_id)));
+	send_column(relid, colname, true);
 	/* shards the coordinator holds itself */
-	seal_local_shards(relid);
+	seal_local_shards(relid, true);
+}
+
+PG_FUNCTION_INFO_V1(brandbos_citus_resync);
+/*
+ * SQL: brandbos.citus_resync() returns integer
+ *
+ * On the coordinator: send the data keys and the registry row of every
+ * protected column of a distributed table again to every other node with
+ * metadata (a node added since, or one that lost them); returns the number
+ * of columns sent.  Superuser or extension owner only (like citus_add_node).
+ * Nothing is sealed: a shard of a protected table only
+ * ever holds rows that passed the trigger, or copies of them (a shard move),
+ * and a node without the registry refuses rows.  Keymaster only; what is
+ * sent is the coordinator's own state, so a node can only be brought back to
+ * agree with it.
+ */
+Datum
+brandbos_citus_resync(PG_FUNCTION_ARGS)
+{
+	BrandbosInternalState state;
+	List	   *tables = NIL;
+	List	   *columns = NIL;
+	ListCell   *lt,
+			   *lc;
+	uint64		i;
+	int32		sent = 0;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+
+	if (!superuser() && GetUserId() != brandbos_extension_owner())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to call brandbos.citus_resync()"),
+				 errdetail("Only a superuser or the extension owner may send brandbos's state to the Citus nodes.")));
+	if (!brandbos_citus_installed())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("Citus is not installed in this database")));
+	brandbos_citus_refuse_on_worker("brandbos.citus_resync()");
+
+	brandbos_spi_begin(&state, brandbos_extension_owner());
+	(void) brandbos_sql_exec("SELECT r.table_oid::pg_catalog.oid, r.column_name::pg_catalog.text "
+							 "FROM brandbos.column_registry r "
+							 "JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) r.table_oid::pg_catalog.oid "
+							 "WHERE p.partmethod OPERATOR(pg_catalog.=) 'h' ORDER BY 1, 2",
+							 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *column = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+
+		tables = lappend_oid(tables, relid);
+		columns = lappend(columns, pstrdup(column));
+		MemoryContextSwitchTo(old);
+	}
+	brandbos_spi_end(&state);
+
+	brandbos_citus_propagate_keys(false);
+	forboth(lt, tables, lc, columns)
+	{
+		send_column(lfirst_oid(lt), (char *) lfirst(lc), false);
+		sent++;
+	}
+	PG_RETURN_INT32(sent);
 }
 
 /* ---------------------------------------------------------------------
@@ -346,8 +427,9 @@ brandbos_citus_protect_propagate(Oid relid, const char *colname)
 
 PG_FUNCTION_INFO_V1(brandbos_citus_receive_column);
 /*
- * SQL: brandbos.citus_receive_column(tbl regclass, col name, column_id uuid)
- * returns void — sent by protect_column on the coordinator; see above.
+ * SQL: brandbos.citus_receive_column(tbl regclass, col name, column_id uuid,
+ * seal boolean) returns void — sent by protect_column (seal) and
+ * citus_resync on the coordinator; see above.
  */
 Datum
 brandbos_citus_receive_column(PG_FUNCTION_ARGS)
@@ -364,7 +446,7 @@ brandbos_citus_receive_column(PG_FUNCTION_ARGS)
 	char	   *stored = NULL;
 	int			a;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("arguments must not be null")));
@@ -434,7 +516,8 @@ brandbos_citus_receive_column(PG_FUNCTION_ARGS)
 				 errhint("Compare brandbos.column_registry on the coordinator and this worker.")));
 	CacheInvalidateRelcacheByRelid(relid);
 	CommandCounterIncrement();
-	seal_local_shards(relid);
+	/* protect_column: seal what the shards held; also when registered here before, as it does locally */
+	seal_local_shards(relid, PG_GETARG_BOOL(3));
 	PG_RETURN_VOID();
 }
 

@@ -7,7 +7,8 @@
 # node lacks the registry refuses rows; the other order and other Citus tables are refused
 # (0A000); rotate_key, reencrypt and destroy_key act on every node; a shard moved between
 # workers keeps decrypting and sealing; a worker that lost the keys refuses rows and gets them
-# back from the coordinator's next rotate_key.
+# back from the coordinator's next rotate_key; a node added later refuses rows and does not open
+# values until brandbos.citus_resync() on the coordinator; no server log holds a protected value.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ct_cluster
@@ -142,7 +143,7 @@ assert_eq "... and the column stays protected on the workers" 1 \
 	"$(ct_sql w2 "SELECT count(*) FROM brandbos.column_registry WHERE table_oid = 'tokens'::regclass")"
 ct_sql coord "CREATE ROLE enc_owner LOGIN" >/dev/null
 assert_eq "citus_receive_column is not for other roles on a worker (42501)" 42501 \
-	"$(CT_USER=enc_owner ct_sqlstate w1 "SELECT brandbos.citus_receive_column('rb', 'token', gen_random_uuid())")"
+	"$(CT_USER=enc_owner ct_sqlstate w1 "SELECT brandbos.citus_receive_column('rb', 'token', gen_random_uuid(), true)")"
 assert_eq "citus_receive_keys is not for other roles on a worker (42501)" 42501 \
 	"$(CT_USER=enc_owner ct_sqlstate w1 "SELECT brandbos.citus_receive_keys('{1}', '{destroyed}', '{NULL}', '{x}', true)")"
 assert_eq "a worker does not make data keys of its own: rotate_key there is refused (0A000)" 0A000 \
@@ -267,9 +268,63 @@ assert_eq "... and rows are sealed there again" 0 "$(plaintext_on w2 tokens "$NO
 assert_eq "... and read back through the coordinator" 41 \
 	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE id >= 100 AND token = '$NOKEY-' || id")"
 
-# ---- 8. no server log holds a value written to a protected table (errors included) -------
-for n in coord w1 w2; do
-	found=$({ grep -cF -e "$NEW" -e "$LOST" -e "$NOKEY" -e "$MV" -e "$NEXT" "$(bb_logfile "$n")" || true; } | head -1)
+# ---- 8. a node added after protect_column: fail closed until citus_resync() --------------
+add_node() {	# a fourth node set up like ct_cluster's, added to the cluster
+	local n=$1 kv
+	SC_CLUSTERS+=("$n")
+	bb_cluster_create "$n" auto yes
+	cp "$(bb_keyfile coord)" "$(bb_keyfile "$n")"
+	[[ $EUID -ne 0 ]] || chown postgres:postgres "$(bb_keyfile "$n")"
+	for kv in "shared_preload_libraries=citus,brandbos" "brandbos.jwt_secret_file=$(bb_clusterdir coord)/jwt.secret" \
+		"citus.enable_unsafe_triggers=on" "citus.propagate_set_commands=local" "max_connections=100" \
+		"max_prepared_transactions=50" "wal_level=logical"; do
+		sc_conf_set "$n" "${kv%%=*}" "${kv#*=}"
+	done
+	bb_cluster_start "$n"
+	BB_DB=postgres bb_psql "$n" -c "CREATE DATABASE $BB_DB"
+	ct_sql "$n" "CREATE EXTENSION citus; CREATE EXTENSION brandbos;" >/dev/null
+	ct_sql coord "SELECT citus_add_node('127.0.0.1', $(bb_port "$n"))" >/dev/null
+}
+add_node w3
+assert_eq "w3 joined with no registry row" 0 "$(ct_sql w3 "SELECT count(*) FROM brandbos.column_registry")"
+sid3=$(ct_sql coord "WITH c AS MATERIALIZED (SELECT get_shard_id_for_distribution_column('mv', tenant_id) AS shardid,
+	count(*) AS n FROM mv GROUP BY 1) SELECT c.shardid FROM c JOIN pg_dist_placement p USING (shardid)
+	JOIN pg_dist_node d ON d.groupid = p.groupid WHERE d.nodeport = $(bb_port w1) ORDER BY c.n DESC, 1 LIMIT 1")
+check "a shard of mv on w1 holds rows ($sid3)" test -n "$sid3"
+ct_sql coord "SELECT replicate_reference_tables()" >/dev/null
+out=$(ct_try coord "SET statement_timeout = '120s'; SELECT citus_move_shard_placement($sid3, '127.0.0.1', $(bb_port w1), '127.0.0.1', $(bb_port w3), shard_transfer_mode := 'block_writes')")
+assert_eq "a shard of mv moves to w3 (block_writes)" "0|$(bb_port w3)" \
+	"$({ grep -c ERROR <<<"$out" || true; })|$(ct_sql coord "SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE p.shardid = $sid3")"
+assert_eq "... w3 holds no plaintext of it" 0 "$(plaintext_on w3 mv "$MV")"
+check "... its values do not open on w3 without the keys" test \
+	"$(ct_sqlstate coord "SELECT count(token) FROM mv_decrypted")" != 00000
+W3=on-w3-$(rnd)
+state=$(ct_sqlstate coord "INSERT INTO mv SELECT gen_random_uuid(), g, '$W3-' || g FROM generate_series(1001, 1200) g")
+check "... rows reaching w3 are refused ($state)" test "$state" != 00000
+assert_eq "... and none was stored" 0 "$(ct_sql coord "SELECT count(*) FROM mv WHERE id > 1000")"
+assert_eq "citus_resync() on a worker is refused (0A000)" 0A000 "$(ct_sqlstate w1 "SELECT brandbos.citus_resync()")"
+ct_sql coord "GRANT brandbos_keymaster TO enc_reader" >/dev/null
+assert_eq "citus_resync() is for a superuser, not even a keymaster (42501)" 42501 \
+	"$(CT_USER=enc_reader ct_sqlstate coord "SELECT brandbos.citus_resync()")"
+check "citus_resync() on the coordinator sends the distributed tables' columns" test \
+	"$(ct_sql coord "SELECT brandbos.citus_resync()")" -ge 3
+assert_eq "... w3 now has the coordinator's keys" "$(keys_digest coord)" "$(keys_digest w3)"
+assert_eq "... and mv's column id" "$(ct_sql coord "SELECT column_id FROM brandbos.column_registry WHERE table_oid = 'mv'::regclass")" \
+	"$(ct_sql w3 "SELECT column_id FROM brandbos.column_registry WHERE table_oid = 'mv'::regclass")"
+assert_eq "... the moved values open again" 200 "$(ct_sql coord "SELECT count(*) FROM mv_decrypted WHERE token = '$MV-' || id")"
+ct_sql coord "INSERT INTO mv SELECT gen_random_uuid(), g, '$W3-' || g FROM generate_series(1001, 1200) g"
+assert_eq "... new rows are sealed on w3" 0 "$(plaintext_on w3 mv "$W3")"
+assert_eq "... and read back" 200 "$(ct_sql coord "SELECT count(*) FROM mv_decrypted WHERE id > 1000 AND token = '$W3-' || id")"
+assert_eq "the lost registry row of w1 came back too, with the coordinator's id" \
+	"$(ct_sql coord "SELECT column_id FROM brandbos.column_registry WHERE table_oid = 'lost'::regclass")" \
+	"$(ct_sql w1 "SELECT column_id FROM brandbos.column_registry WHERE table_oid = 'lost'::regclass")"
+assert_eq "... so table lost takes rows again" 00000 \
+	"$(ct_sqlstate coord "INSERT INTO lost SELECT gen_random_uuid(), g, '$LOST' FROM generate_series(1, 40) g")"
+assert_eq "... sealed on w1" 0 "$(plaintext_on w1 lost "$LOST")"
+
+# ---- 9. no server log holds a value written to a protected table (errors included) -------
+for n in coord w1 w2 w3; do
+	found=$({ grep -cF -e "$NEW" -e "$LOST" -e "$NOKEY" -e "$MV" -e "$NEXT" -e "$W3" "$(bb_logfile "$n")" || true; } | head -1)
 	assert_eq "$n: the server log holds none of the protected values" 0 "$found"
 done
 sc_finish

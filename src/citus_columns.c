@@ -25,35 +25,35 @@
  *
  * brandbos_citus_protect_propagate() then sends, through Citus's
  * transactional worker command path (SendCommandToRemoteNodesWithMetadata,
- * as the extension owner, as which protect_column also made the trigger,
- * committed with the coordinator by two-phase commit),
- * the coordinator's data keys and
- *   SELECT brandbos.citus_receive_column(table, column, column_id)
+ * as the extension owner, as which protect_column also made the trigger;
+ * committed with the coordinator by two-phase commit), the coordinator's data
+ * keys and
+ *   SELECT brandbos.citus_receive_column(table, column, column_id, true)
  * to every other node with metadata, and seals the rows of the shards the
  * coordinator holds itself.  citus_receive_column, on the receiving node,
  * takes only a superuser or the extension owner (EXECUTE is revoked from
- * PUBLIC too), checks that it is distributed there too,
- * and that each local shard already has the protect trigger; registers the
- * column under the given id (refusing a different id already there); and,
+ * PUBLIC too); checks that the table is hash-distributed there too and that
+ * each local shard already has the protect trigger; registers the column
+ * under the given id (refusing a different id already there); and, when
  * sent by protect_column, seals what the local shards hold, as
  * protect_column does for a local table.
  *
  * The other order — protect_column first, then create_distributed_table()
  * (or create_reference_table(), create_distributed_table_concurrently(),
- * citus_add_local_table_to_metadata()) — is refused with 0A000 when the
- * call is parsed as SELECT fn('table', ...) (post_parse_analyze_hook,
- * preloaded only): the workers
- * would get the trigger without the registry, and Citus's copy of the rows
- * into the shards fails.  So are undistribute_table(), alter_distributed_table()
- * and alter_table_set_access_method() of a protected table: they re-create the
- * table under a new OID, which the registry does not name.  A call the hook
- * cannot see through (the table passed as a variable) still fails closed
- * for distributing (the shards' triggers find no registry entry and refuse
- * every row).
+ * citus_add_local_table_to_metadata()) — is refused with 0A000 when the call
+ * is parsed as SELECT fn('table', ...) (post_parse_analyze_hook, preloaded
+ * only): the workers would get the trigger without the registry, and Citus's
+ * copy of the rows into the shards fails.  So are undistribute_table(),
+ * alter_distributed_table() and alter_table_set_access_method() of a
+ * protected table: they re-create the table under a new OID, which the
+ * registry does not name.  A distributing call the hook cannot see through
+ * (the table passed in a variable) still fails closed: the shards' triggers
+ * find no registry entry and refuse every row.
  *
  * brandbos.citus_resync() (superuser, coordinator) sends the keys and every
- * distributed table's registry rows again: for a node added after
- * protect_column (before shards move to it), or one that lost them.
+ * distributed table's registry rows again (without sealing): for a node
+ * added after protect_column (before shards move to it), or one that lost
+ * them.
  *
  * Citus is found at run time: brandbos is never linked against citus.so;
  * the worker command function is looked up with load_external_function.

@@ -21,7 +21,9 @@
  *   - changes that do not come through those functions — a logical
  *     replication apply worker writing the publisher's key changes, or a
  *     restore — fire the row trigger data_keys_changed (ENABLE ALWAYS; apply
- *     workers fire row triggers only), which sends the same invalidation.
+ *     workers fire row triggers only), which sends the same invalidation;
+ *   - a Citus worker never makes a data key (create_data_key refuses there):
+ *     it holds the coordinator's, sent by citus_keys.c.
  *
  * Invariants of the version locks (a database-object lock on
  * (brandbos.data_keys, version)): a writer holds the lock of the version it

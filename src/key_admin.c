@@ -14,7 +14,11 @@
  *     sealed under it.  It first waits for the version's lock in exclusive
  *     mode (writers hold it in share mode until they end), then counts every
  *     protected column with a fresh snapshot (value_scan.c); a column it
- *     cannot read makes it refuse rather than guess.
+ *     cannot read makes it refuse rather than guess;
+ *   - on Citus, keys change on the coordinator only (0A000 on a worker), and
+ *     rotate_key, retire_key and destroy_key send the result to every other
+ *     node in the same distributed transaction (citus_keys.c), where
+ *     destroy_key without force counts that node's shards too.
  */
 #include "brandbos.h"
 #include "keys_internal.h"

@@ -21,7 +21,10 @@
  *     protected table is refused before it runs (brandbos_protect_ddl_start,
  *     called by protect_guard.c), and so is table inheritance;
  *   - RENAME COLUMN keeps the column's id, so its values keep decrypting; a
- *     dropped table or column leaves the registry.
+ *     dropped table or column leaves the registry;
+ *   - a hash-distributed Citus table is protected on every node at once
+ *     (citus_columns.c); other Citus tables, shards and unprotect_column of
+ *     a distributed table are refused with 0A000.
  */
 #include "brandbos.h"
 #include "table_shape.h"

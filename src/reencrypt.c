@@ -23,7 +23,10 @@
  *   - the walk ends at the number of blocks the relation had when its walk
  *     began, so it terminates whatever writers and rotations do meanwhile;
  *   - reencrypt_table commits after each batch and records where it is in
- *     brandbos.reencrypt_progress, so an interrupted run resumes there.
+ *     brandbos.reencrypt_progress, so an interrupted run resumes there;
+ *   - a Citus distributed table is walked shard by shard on each node: the
+ *     coordinator's reencrypt sends citus_reencrypt_shards to the others in
+ *     its distributed transaction (reencrypt_table refuses such a table).
  */
 #include "brandbos.h"
 

@@ -11,7 +11,8 @@
  *   - brandbos.column_registry is read as the extension owner, with a
  *     pinned search_path; a partition takes the protected columns that are
  *     registered for its partitioned ancestors (the trigger fires on the
- *     leaf, protect_column registers the root);
+ *     leaf, protect_column registers the root), and a Citus shard those of
+ *     its logical table (brandbos_logical_relid);
  *   - an entry (CacheMemoryContext, one small context per table) is used
  *     until a relcache invalidation of its table; protect_column,
  *     unprotect_column, a rename through registry_ddl and any ALTER TABLE

@@ -116,6 +116,25 @@ assert_eq "... no shard got the trigger" 0 \
 	"$(ct_sql coord "SELECT sum(result::int) FROM run_command_on_shards('clash', \$\$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass\$\$)")"
 assert_eq "... and the row was not rewritten" clash-plain "$(ct_sql coord "SELECT token FROM clash")"
 
+# audited and protected: the audit entries the shards' triggers write on the workers hide the value
+ct_sql coord "CREATE TABLE aud (tenant_id uuid NOT NULL, id bigint NOT NULL, token text, PRIMARY KEY (tenant_id, id));
+	SELECT brandbos.enable_audit('aud')" >/dev/null
+ct_sql coord "SELECT create_distributed_table('aud', 'tenant_id')" >/dev/null
+ct_sql coord "SELECT brandbos.protect_column('aud', 'token')" >/dev/null
+AUD=audited-$(rnd)
+ct_sql coord "INSERT INTO aud SELECT gen_random_uuid(), g, '$AUD' FROM generate_series(1, 20) g"
+ct_sql coord "UPDATE aud SET token = '$AUD-2' WHERE id <= 10" >/dev/null
+entries=0
+for n in w1 w2; do
+	e=$(ct_sql "$n" "SELECT count(*) FROM brandbos.audit_entries WHERE resource_type = 'public.aud'")
+	entries=$((entries + e))
+	assert_eq "$n: no audit entry holds the protected value" 0 \
+		"$(ct_sql "$n" "SELECT count(*) FROM brandbos.audit_entries x WHERE x::text LIKE '%$AUD%'")"
+	assert_eq "$n: the entries show the column as [protected]" 0 \
+		"$(ct_sql "$n" "SELECT count(*) FROM brandbos.audit_entries WHERE resource_type = 'public.aud' AND action IN ('insert', 'update') AND details::text NOT LIKE '%\"token\": \"[protected]\"%'")"
+done
+assert_eq "... the workers wrote one entry per insert and per update" 30 "$entries"
+
 # ---- 4. fail closed ----------------------------------------------------------------------
 # a worker that lacks the registry row: its shards refuse rows instead of storing them plain
 ct_sql coord "CREATE TABLE lost (tenant_id uuid NOT NULL, id bigint NOT NULL, token text, PRIMARY KEY (tenant_id, id))" >/dev/null
@@ -198,9 +217,10 @@ assert_eq "... moved every value on both workers to version 2" "50|0" \
 	"$(ct_sql coord "SELECT count(*) FILTER (WHERE brandbos.envelope_key_version(token) = 2), count(*) FILTER (WHERE brandbos.envelope_key_version(token) = 1) FROM tokens")"
 assert_eq "... and they still read" 50 \
 	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE token LIKE '%protect-%' OR token LIKE '%rotate-%'")"
-assert_eq "destroy_key(1) is still refused while the coordinator's local table 'early' uses it (55006)" 55006 \
+assert_eq "destroy_key(1) is still refused while the local table early and the distributed table aud use it (55006)" 55006 \
 	"$(ct_sqlstate coord "SELECT brandbos.destroy_key(1)")"
 assert_eq "reencrypt() of the local table moves its row" 1 "$(ct_sql coord "SELECT brandbos.reencrypt('early')")"
+ct_sql coord "SELECT brandbos.reencrypt('aud')" >/dev/null 2>&1
 assert_eq "destroy_key(1) succeeds once no node uses it" 00000 "$(ct_sqlstate coord "SELECT brandbos.destroy_key(1)")"
 for n in coord w1 w2; do
 	assert_eq "$n: version 1 is destroyed, its key bytes gone" "destroyed|t" \
@@ -324,7 +344,7 @@ assert_eq "... sealed on w1" 0 "$(plaintext_on w1 lost "$LOST")"
 
 # ---- 9. no server log holds a value written to a protected table (errors included) -------
 for n in coord w1 w2 w3; do
-	found=$({ grep -cF -e "$NEW" -e "$LOST" -e "$NOKEY" -e "$MV" -e "$NEXT" -e "$W3" "$(bb_logfile "$n")" || true; } | head -1)
+	found=$({ grep -cF -e "$NEW" -e "$LOST" -e "$NOKEY" -e "$MV" -e "$NEXT" -e "$W3" -e "$AUD" "$(bb_logfile "$n")" || true; } | head -1)
 	assert_eq "$n: the server log holds none of the protected values" 0 "$found"
 done
 sc_finish

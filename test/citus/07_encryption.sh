@@ -266,12 +266,12 @@ assert_eq "... the shard is on w2 now" "$(bb_port w2)" \
 	"$(ct_sql coord "SELECT n.nodeport FROM pg_dist_placement p JOIN pg_dist_node n USING (groupid) WHERE p.shardid = $sid")"
 assert_eq "... every value still decrypts through the coordinator" 64 \
 	"$(ct_sql coord "SELECT count(*) FROM mv_decrypted WHERE token = '$MV-' || id")"
-ct_sql coord "INSERT INTO mv SELECT gen_random_uuid(), g, '$MV-' || g FROM generate_series(65, 200) g"
+ct_sql coord "INSERT INTO mv SELECT gen_random_uuid(), g, '$MV-' || g FROM generate_series(65, 2000) g"
 assert_eq "... rows written afterwards land in the moved shard too" 1 \
 	"$(ct_sql coord "SELECT (count(*) > $moved)::int FROM mv WHERE get_shard_id_for_distribution_column('mv', tenant_id) = $sid")"
 assert_eq "... sealed: no plaintext on w2" 0 "$(plaintext_on w2 mv "$MV")"
 assert_eq "... nor on w1" 0 "$(plaintext_on w1 mv "$MV")"
-assert_eq "... and they read back" 200 "$(ct_sql coord "SELECT count(*) FROM mv_decrypted WHERE token = '$MV-' || id")"
+assert_eq "... and they read back" 2000 "$(ct_sql coord "SELECT count(*) FROM mv_decrypted WHERE token = '$MV-' || id")"
 
 # ---- 7. a worker without the keys refuses rows; the coordinator's next rotation resends them --
 ct_sql w2 "DELETE FROM brandbos.data_keys"
@@ -319,9 +319,9 @@ assert_eq "... w3 holds no plaintext of it" 0 "$(plaintext_on w3 mv "$MV")"
 check "... its values do not open on w3 without the keys" test \
 	"$(ct_sqlstate coord "SELECT count(token) FROM mv_decrypted")" != 00000
 W3=on-w3-$(rnd)
-state=$(ct_sqlstate coord "INSERT INTO mv SELECT gen_random_uuid(), g, '$W3-' || g FROM generate_series(1001, 1200) g")
+state=$(ct_sqlstate coord "INSERT INTO mv SELECT gen_random_uuid(), g, '$W3-' || g FROM generate_series(10001, 12000) g")
 check "... rows reaching w3 are refused ($state)" test "$state" != 00000
-assert_eq "... and none was stored" 0 "$(ct_sql coord "SELECT count(*) FROM mv WHERE id > 1000")"
+assert_eq "... and none was stored" 0 "$(ct_sql coord "SELECT count(*) FROM mv WHERE id > 10000")"
 assert_eq "citus_resync() on a worker is refused (0A000)" 0A000 "$(ct_sqlstate w1 "SELECT brandbos.citus_resync()")"
 ct_sql coord "GRANT brandbos_keymaster TO enc_reader" >/dev/null
 assert_eq "citus_resync() is for a superuser, not even a keymaster (42501)" 42501 \
@@ -331,10 +331,10 @@ check "citus_resync() on the coordinator sends the distributed tables' columns" 
 assert_eq "... w3 now has the coordinator's keys" "$(keys_digest coord)" "$(keys_digest w3)"
 assert_eq "... and mv's column id" "$(ct_sql coord "SELECT column_id FROM brandbos.column_registry WHERE table_oid = 'mv'::regclass")" \
 	"$(ct_sql w3 "SELECT column_id FROM brandbos.column_registry WHERE table_oid = 'mv'::regclass")"
-assert_eq "... the moved values open again" 200 "$(ct_sql coord "SELECT count(*) FROM mv_decrypted WHERE token = '$MV-' || id")"
-ct_sql coord "INSERT INTO mv SELECT gen_random_uuid(), g, '$W3-' || g FROM generate_series(1001, 1200) g"
+assert_eq "... the moved values open again" 2000 "$(ct_sql coord "SELECT count(*) FROM mv_decrypted WHERE token = '$MV-' || id")"
+ct_sql coord "INSERT INTO mv SELECT gen_random_uuid(), g, '$W3-' || g FROM generate_series(10001, 12000) g"
 assert_eq "... new rows are sealed on w3" 0 "$(plaintext_on w3 mv "$W3")"
-assert_eq "... and read back" 200 "$(ct_sql coord "SELECT count(*) FROM mv_decrypted WHERE id > 1000 AND token = '$W3-' || id")"
+assert_eq "... and read back" 2000 "$(ct_sql coord "SELECT count(*) FROM mv_decrypted WHERE id > 10000 AND token = '$W3-' || id")"
 assert_eq "the lost registry row of w1 came back too, with the coordinator's id" \
 	"$(ct_sql coord "SELECT column_id FROM brandbos.column_registry WHERE table_oid = 'lost'::regclass")" \
 	"$(ct_sql w1 "SELECT column_id FROM brandbos.column_registry WHERE table_oid = 'lost'::regclass")"

@@ -389,13 +389,36 @@ brandbos_protect_column(PG_FUNCTION_ARGS)
 	 * ones that then carry the registry and keys (citus_columns.c).
 	 */
 	brandbos_spi_begin(&state, citus_nest >= 0 ? brandbos_extension_owner() : GetUserId());
-	if (!trigger_exists(t.relid))
-		spi_run_ddl(psprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s "
-							 "FOR EACH ROW EXECUTE FUNCTION brandbos.protect_trigger()",
-							 quote_identifier(PROTECT_TRIGGER_NAME), t.qualified));
-	/* session_replication_role = replica must not skip it (partitions follow) */
-	spi_run_ddl(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", t.qualified,
-						 quote_identifier(PROTECT_TRIGGER_NAME)));
+	{
+		char	   *create = trigger_exists(t.relid) ? NULL :
+			psprintf("CREATE TRIGGER %s BEFORE INSERT OR UPDATE ON %s "
+					 "FOR EACH ROW EXECUTE FUNCTION brandbos.protect_trigger()",
+					 quote_identifier(PROTECT_TRIGGER_NAME), t.qualified);
+		/* session_replication_role = replica must not skip it (partitions follow) */
+		char	   *enable = psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", t.qualified,
+									  quote_identifier(PROTECT_TRIGGER_NAME));
+
+		if (citus_nest >= 0)
+		{
+			/*
+			 * In a DO block, which Citus runs as a multi-statement
+			 * transaction: the shards on this node get the trigger in this
+			 * very backend (local execution), not over a connection to
+			 * itself, so they can be sealed below (citus_columns.c).
+			 */
+			spi_run_ddl(psprintf("DO %s",
+								 quote_literal_cstr(psprintf("BEGIN %s%s%s; END",
+															 create ? create : "",
+															 create ? "; " : "",
+															 enable))));
+		}
+		else
+		{
+			if (create)
+				spi_run_ddl(create);
+			spi_run_ddl(enable);
+		}
+	}
 	rebuild_views(&t, columns);
 	CommandCounterIncrement();
 	/* nothing the owner planted earlier may see the plaintext (protect_guard.c) */

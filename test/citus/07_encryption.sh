@@ -8,7 +8,8 @@
 # (0A000); rotate_key, reencrypt and destroy_key act on every node; a shard moved between
 # workers keeps decrypting and sealing; a worker that lost the keys refuses rows and gets them
 # back from the coordinator's next rotate_key; a node added later refuses rows and does not open
-# values until brandbos.citus_resync() on the coordinator; no server log holds a protected value.
+# values until brandbos.citus_resync() on the coordinator; a coordinator holding shards seals and
+# counts them too; no server log holds a protected value.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ct_cluster
@@ -342,9 +343,34 @@ assert_eq "... so table lost takes rows again" 00000 \
 	"$(ct_sqlstate coord "INSERT INTO lost SELECT gen_random_uuid(), g, '$LOST' FROM generate_series(1, 40) g")"
 assert_eq "... sealed on w1" 0 "$(plaintext_on w1 lost "$LOST")"
 
-# ---- 9. no server log holds a value written to a protected table (errors included) -------
+# ---- 9. a coordinator that holds shards too (shouldhaveshards) ---------------------------
+ct_sql coord "SELECT citus_set_node_property('127.0.0.1', $(bb_port coord), 'shouldhaveshards', true)" >/dev/null
+ct_sql coord "CREATE TABLE cs (tenant_id uuid NOT NULL, id bigint NOT NULL, token text, PRIMARY KEY (tenant_id, id))" >/dev/null
+ct_sql coord "SELECT create_distributed_table('cs', 'tenant_id', colocate_with => 'none')" >/dev/null
+CS=coord-shard-$(rnd)
+ct_sql coord "INSERT INTO cs SELECT gen_random_uuid(), g, '$CS-' || g FROM generate_series(1, 300) g"
+local_rows=$(shard_rows_on coord cs)
+check "the coordinator holds rows of cs in its own shards ($local_rows)" test "$local_rows" -gt 0
+assert_eq "protect_column of cs (autocommit) seals the coordinator's shards too" "00000|0" \
+	"$(ct_sqlstate coord "SELECT brandbos.protect_column('cs', 'token')")|$(plaintext_on coord cs "$CS")"
+ct_sql coord "INSERT INTO cs SELECT gen_random_uuid(), g, '$CS-' || g FROM generate_series(301, 600) g"
+for n in coord w1 w2; do
+	assert_eq "$n: no plaintext of cs" 0 "$(plaintext_on "$n" cs "$CS")"
+done
+assert_eq "... and every row reads back" 600 "$(ct_sql coord "SELECT count(*) FROM cs_decrypted WHERE token = '$CS-' || id")"
+active=$(ct_sql coord "SELECT version FROM brandbos.data_keys WHERE status = 'active'")
+ct_sql coord "SELECT brandbos.rotate_key()" >/dev/null
+assert_eq "destroy_key of the previous version is refused by the coordinator's own count of its shards" 1 \
+	"$(ct_try coord "SELECT brandbos.destroy_key($active)" | grep -cE '^ERROR: .*still seals [0-9]+ values$')"
+assert_eq "reencrypt() returns the rows rewritten in the coordinator's shards" "$(shard_rows_on coord cs)" \
+	"$(ct_sql coord "SELECT brandbos.reencrypt('cs')" 2>/dev/null)"
+assert_eq "... and moved every row of cs on every node" "0|600" \
+	"$(ct_sql coord "SELECT count(*) FILTER (WHERE brandbos.envelope_key_version(token) = $active), count(*) FROM cs")"
+assert_eq "... which still reads" 600 "$(ct_sql coord "SELECT count(*) FROM cs_decrypted WHERE token = '$CS-' || id")"
+
+# ---- 10. no server log holds a value written to a protected table (errors included) -------
 for n in coord w1 w2 w3; do
-	found=$({ grep -cF -e "$NEW" -e "$LOST" -e "$NOKEY" -e "$MV" -e "$NEXT" -e "$W3" -e "$AUD" "$(bb_logfile "$n")" || true; } | head -1)
+	found=$({ grep -cF -e "$NEW" -e "$LOST" -e "$NOKEY" -e "$MV" -e "$NEXT" -e "$W3" -e "$AUD" -e "$CS" "$(bb_logfile "$n")" || true; } | head -1)
 	assert_eq "$n: the server log holds none of the protected values" 0 "$found"
 done
 sc_finish

@@ -21,6 +21,7 @@
 EXTENSION   = brandbos
 MODULE_big  = brandbos
 OBJS        = src/brandbos.o \
+              src/citus_context.o \
               src/citus_shards.o \
               src/citus_policies.o \
               src/pg_compat.o \

@@ -540,6 +540,37 @@ extern void brandbos_context_init(void);
 extern void brandbos_context_actor(const char **user_id, const char **tenant_id,
 								   const char **ip, const char **user_agent);
 
+/* true when a brandbos writer set the context on this node in this transaction */
+extern bool brandbos_context_written(void);
+
+/* ---- citus_context.c: the context forwarded to Citus workers --------- */
+
+extern void brandbos_citus_context_init(void);
+
+/*
+ * On a coordinator (Citus installed, inside a transaction block): seal the
+ * whole current context and send it, with the transaction, to every worker
+ * connection of the transaction.  A no-op without Citus.
+ */
+extern void brandbos_citus_context_forward(const char *user_id, const char *tenant_id,
+										   const char *app_role, const char *claims,
+										   const char *ip, const char *user_agent);
+
+/* the context a coordinator forwarded to this node, checked against this transaction */
+typedef struct BrandbosForwardedContext
+{
+	const char *user_id;
+	const char *tenant_id;
+	const char *app_role;
+	const char *claims;
+	const char *ip;
+	const char *user_agent;
+	uint64		generation;		/* changes whenever another value is assigned */
+} BrandbosForwardedContext;
+
+/* NULL when none was forwarded; 42501 when it was reset or is not for this transaction */
+extern const BrandbosForwardedContext *brandbos_citus_context_current(void);
+
 /* ---- role_lock.c: no role change while a request context is set ------ */
 
 extern void brandbos_role_lock_init(void);

@@ -111,6 +111,9 @@ extern Oid	brandbos_logical_relid(Oid relid);
 /* true when relid is a Citus shard of a table of this database */
 extern bool brandbos_is_citus_shard(Oid relid);
 
+/* true when column colname is relid's Citus distribution column (caller is connected to SPI) */
+extern bool brandbos_citus_is_distribution_column(Oid relid, const char *colname);
+
 /* citus_policies.c: keeps isolation policies restrictive on shards (preloaded) */
 extern void brandbos_citus_policies_init(void);
 

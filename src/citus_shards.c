@@ -227,3 +227,26 @@ brandbos_refuse_citus_table(Oid relid, const char *what)
 					   get_rel_name(relid)),
 			 errhint("Protect columns of local tables only; see \"Citus\" in the README.")));
 }
+
+/*
+ * Is colname the distribution column of relid (a hash- or range-distributed
+ * Citus table)?  Reference tables and local tables have none.  Runs in the
+ * caller's SPI connection; every name is schema-qualified.
+ */
+bool
+brandbos_citus_is_distribution_column(Oid relid, const char *colname)
+{
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+
+	if (!brandbos_citus_installed())
+		return false;
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(colname);
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition p"
+							  " WHERE p.logicalrelid = $1 AND p.partkey IS NOT NULL"
+							  " AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) OPERATOR(pg_catalog.=) $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the Citus distribution column");
+	return SPI_processed > 0;
+}

@@ -1,5 +1,6 @@
 /*
- * citus_shards.c — which logical table a Citus shard belongs to.
+ * citus_shards.c — Citus table metadata: which logical table a shard
+ * belongs to, and which column a table is distributed by.
  *
  * On a Citus worker a distributed table's rows live in shard tables named
  * <table>_<shardid> in the table's schema; triggers copied to the shards

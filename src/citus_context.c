@@ -40,9 +40,10 @@
  *
  * The sealed value is a bearer credential for its own transaction, so it
  * is never shown: SHOW and current_setting() return '', pg_stat_activity
- * shows the statement with the value replaced, and an emit_log_hook
- * replaces it in every message (log_statement, citus.log_remote_commands,
- * errors).  What it cannot prevent is documented in the README: a client
+ * shows the statement with the value replaced, the hooks below brandbos's
+ * on a worker get the statement text with the value masked, and an
+ * emit_log_hook replaces it in every message that reaches the server log
+ * (log_statement, citus.log_remote_commands, errors).  What it cannot prevent is documented in the README: a client
  * that can log in to a worker as the same role and watches that worker's
  * activity could replay a value while its transaction still runs.
  */
@@ -566,6 +567,45 @@ hide_values(const char *s)
 	return buf.data;
 }
 
+/*
+ * A copy of s with every quoted value after "brandbos.citus_context" masked
+ * with '*', keeping its length (statement locations into the text stay
+ * right); NULL when there is none.
+ */
+static char *
+mask_values(const char *s)
+{
+	char	   *copy;
+	char	   *p;
+	char	   *hit;
+	bool		changed = false;
+
+	if (s == NULL || strstr(s, CITUS_CONTEXT_SETTING) == NULL)
+		return NULL;
+	copy = pstrdup(s);
+	p = copy;
+	while ((hit = strstr(p, CITUS_CONTEXT_SETTING)) != NULL)
+	{
+		char	   *open = strchr(hit, '\'');
+		char	   *q;
+
+		if (open == NULL)
+			break;
+		for (q = open + 1; *q && *q != '\''; q++)
+			*q = '*';
+		changed = true;
+		if (*q == '\0')
+			break;
+		p = q + 1;
+	}
+	if (!changed)
+	{
+		pfree(copy);
+		return NULL;
+	}
+	return copy;
+}
+
 static void
 hide_in(char **field)
 {
@@ -629,6 +669,20 @@ citus_context_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("brandbos.citus_context can only be set with SET LOCAL"),
 				 errhint("It is set by brandbos on the coordinator and ends with the transaction.")));
+	/*
+	 * A value that arrived as a statement (on a worker) goes on down the
+	 * chain in a masked copy of the text: the setting is taken from the
+	 * parse tree, and what records statement texts (pg_stat_statements,
+	 * loaded after Citus and before brandbos) keeps no sealed value.  Our
+	 * own SET on the coordinator keeps its text: Citus forwards that text.
+	 */
+	if (!was_accepting)
+	{
+		char	   *masked = mask_values(queryString);
+
+		if (masked != NULL)
+			queryString = masked;
+	}
 	accepting = true;
 	PG_TRY();
 	{

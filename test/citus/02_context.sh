@@ -7,10 +7,11 @@
 # another transaction, role, or an old one.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-ct_cluster "log_statement = all"
+ct_cluster "log_statement = all" "shared_preload_libraries = citus,pg_stat_statements,brandbos"
 T1=11111111-1111-1111-1111-111111111111
 T2=22222222-2222-2222-2222-222222222222
 
+ct_sql coord "CREATE EXTENSION pg_stat_statements" >/dev/null  # Citus creates it on the workers
 ct_psql coord -c "CREATE ROLE app LOGIN" -c "CREATE ROLE eve LOGIN" -c "GRANT brandbos_context_admin TO app" \
 	-c "CREATE TABLE docs (tenant_id uuid NOT NULL, id bigint NOT NULL, body text, PRIMARY KEY (tenant_id, id))" \
 	-c "SELECT create_distributed_table('docs', 'tenant_id')" \
@@ -61,6 +62,11 @@ for n in coord w1 w2; do
 	assert_eq "$n: no sealed value in the server log (log_statement = all)" 0 \
 		"$(grep -cE "citus_context = '[A-Za-z0-9_-]{16}" "$(bb_logfile "$n")" || true)"
 done
+for w in w1 w2; do
+	assert_eq "$w: pg_stat_statements (loaded before brandbos) holds no sealed value" "0 1" \
+		"$(ct_sql "$w" "SELECT count(*) FILTER (WHERE query ~ 'citus_context = ''[A-Za-z0-9_-]{16}') || ' ' ||
+			sign(count(*) FILTER (WHERE query ~ 'citus_context = ''[*]{16}')) FROM pg_stat_statements")"
+done
 check "w1: the log shows the statement, value hidden" grep -q "brandbos.citus_context = '<hidden>'" "$(bb_logfile w1)"
 
 # 4. a client connecting to a worker cannot set a context
@@ -96,9 +102,9 @@ EOF
 }
 now_us=$(ct_sql w1 "SELECT (extract(epoch FROM date_trunc('second', now()) - timestamptz '2000-01-01 00:00:00+00') * 1000000)::bigint")
 assign() { echo "SELECT assign_distributed_transaction_id($1, $2, timestamptz '2000-01-01 00:00:00+00' + ($3 || ' microseconds')::interval)"; }
-read_ctx="SELECT brandbos.current_user_id() || ' ' || (SELECT count(*) FROM docs)"
+read_ctx="SELECT brandbos.current_user_id() || ' ' || brandbos.current_tenant_id()"
 good=$(seal 77 424242 "$now_us" app)
-assert_eq "control: a value sealed for this very transaction, role and database is accepted" "forged-user 7" \
+assert_eq "control: a value sealed for this very transaction, role and database is accepted" "forged-user $T2" \
 	"$(CT_USER=app ct_psql w1 -c "BEGIN" -c "SET LOCAL brandbos.citus_context = '$good'" \
 		-c "$(assign 77 424242 "$now_us")" -c "$read_ctx" -c "COMMIT" | sed -n '2p')"
 assert_eq "a value with a bad seal is refused at SET (42501)" 42501 \

@@ -117,7 +117,7 @@ ifneq ($(VPATH),)
 $(shell mkdir -p src)
 endif
 
-.PHONY: deps test demo bench unit fuzz lint test-asan test-pg18 stress deb test-deb test-meta test-citus
+.PHONY: deps test demo bench unit fuzz lint test-asan test-pg18 stress deb test-deb test-meta test-citus bench-citus
 
 deps:
 	@./test/deps.sh
@@ -162,6 +162,10 @@ stress: deps
 test-citus: deps
 	@$(MAKE) --no-print-directory all install >/dev/null
 	@./test/citus/run.sh
+
+bench-citus: deps
+	@$(MAKE) --no-print-directory all install >/dev/null
+	@./test/citus/bench.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all install >/dev/null

@@ -22,6 +22,8 @@ EXTENSION   = brandbos
 MODULE_big  = brandbos
 OBJS        = src/brandbos.o \
               src/citus_context.o \
+              src/citus_ledger.o \
+              src/context_ledger.o \
               src/citus_shards.o \
               src/citus_policies.o \
               src/pg_compat.o \

@@ -56,6 +56,7 @@ _PG_init(void)
 	brandbos_token_init();
 	brandbos_context_init();
 	brandbos_citus_context_init();
+	brandbos_citus_ledger_init();
 	brandbos_role_lock_init();
 	if (process_shared_preload_libraries_in_progress)
 	{

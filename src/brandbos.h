@@ -543,7 +543,7 @@ extern void brandbos_context_init(void);
 extern void brandbos_context_actor(const char **user_id, const char **tenant_id,
 								   const char **ip, const char **user_agent);
 
-/* true when a brandbos writer set the context on this node in this transaction */
+/* true when a brandbos writer set an identity on this node in this transaction */
 extern bool brandbos_context_written(void);
 
 /* ---- citus_context.c: the context forwarded to Citus workers --------- */
@@ -573,6 +573,23 @@ typedef struct BrandbosForwardedContext
 
 /* NULL when none was forwarded; 42501 when it was reset or is not for this transaction */
 extern const BrandbosForwardedContext *brandbos_citus_context_current(void);
+
+/* true when a coordinator forwarded a context to this node in this transaction */
+extern bool brandbos_citus_context_forwarded(void);
+
+/* ---- citus_ledger.c: forwarded contexts in use and ended (shared memory) */
+
+extern void brandbos_citus_ledger_init(void);
+/* false without shared_preload_libraries: then no forwarded context is accepted */
+extern bool brandbos_citus_ledger_available(void);
+extern bool brandbos_citus_ledger_ended(int32 initiator, uint64 number, int64 stamp);
+/*
+ * This backend received (checked: and checked the binding of) that
+ * transaction's context: it counts as ended here when this transaction ends.
+ */
+extern void brandbos_citus_ledger_hold(int32 initiator, uint64 number, int64 stamp, bool checked);
+/* in a parallel worker: does the leader hold (has it checked) that transaction's context? */
+extern bool brandbos_citus_ledger_leader_holds(int32 initiator, uint64 number, int64 stamp);
 
 /* ---- role_lock.c: no role change while a request context is set ------ */
 

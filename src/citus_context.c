@@ -52,8 +52,11 @@
 
 #include <sodium.h>
 
+#include "access/htup_details.h"
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "executor/executor.h"
@@ -67,6 +70,8 @@
 #include "utils/builtins.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
+#include "utils/catcache.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #define CITUS_CONTEXT_SETTING	"brandbos.citus_context"
@@ -89,6 +94,7 @@ typedef struct SealedContext
 	int32		initiator;
 	uint64		transaction_number;
 	int64		stamp;
+	bool		sealed_here;	/* by this backend (brandbos_citus_context_forward) */
 	char		data[FLEXIBLE_ARRAY_MEMBER];	/* the strings */
 } SealedContext;
 
@@ -99,7 +105,7 @@ typedef enum BindingState
 } BindingState;
 
 static char *citus_context_value = NULL;	/* owned by the GUC machinery */
-static int	citus_context_max_age = 3600;	/* seconds */
+static int	citus_context_max_age = 300;	/* seconds */
 
 static SealedContext *current = NULL;		/* the assigned value's extra */
 static BindingState binding = BINDING_UNCHECKED;
@@ -108,6 +114,9 @@ static BrandbosForwardedContext forwarded;
 
 /* true while brandbos itself sets the value (the sender, or an accepted SET LOCAL) */
 static bool accepting = false;
+
+/* true while brandbos_citus_context_forward sets the value it sealed */
+static bool sealing = false;
 
 /* set once the setting exists */
 static bool setting_defined = false;
@@ -294,6 +303,7 @@ open_context(const char *text, bool check_mac, const char **why)
 	sc->initiator = (int32) initiator;
 	sc->transaction_number = number;
 	sc->stamp = (int64) stamp;
+	sc->sealed_here = false;
 	pfree(raw);
 	return sc;
 
@@ -312,21 +322,27 @@ typedef struct DistributedId
 	int32		initiator;
 	uint64		number;			/* 0: none assigned */
 	int64		stamp;
+	int32		local_group;	/* this node's Citus group */
 } DistributedId;
 
 /* this backend's distributed transaction id, through Citus's SQL interface */
 static DistributedId
 current_distributed_id(void)
 {
-	DistributedId id = {0, 0, 0};
+	DistributedId id = {0, 0, 0, -1};
 	bool		isnull;
+	Datum		group;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT initiator_node_identifier, transaction_number, transaction_stamp"
-					" FROM pg_catalog.get_current_transaction_id()", true, 1) != SPI_OK_SELECT ||
+	if (SPI_execute("SELECT t.initiator_node_identifier, t.transaction_number, t.transaction_stamp,"
+					" (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)"
+					" FROM pg_catalog.get_current_transaction_id() t", true, 1) != SPI_OK_SELECT ||
 		SPI_processed != 1)
 		elog(ERROR, "could not read the Citus distributed transaction id");
+	group = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+	if (!isnull)
+		id.local_group = DatumGetInt32(group);
 	id.initiator = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (!isnull)
 		id.number = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -363,12 +379,17 @@ brandbos_citus_context_forward(const char *user_id, const char *tenant_id,
 	DistributedId id;
 	char	   *sealed;
 	char	   *stmt;
+	const char *propagate;
 
 	if (!setting_defined || !IsTransactionBlock() || !brandbos_citus_installed())
 		return;
 
 	start_distributed_transaction();
 	id = current_distributed_id();
+	if (!brandbos_citus_ledger_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("brandbos must be in shared_preload_libraries to forward the request context to Citus workers")));
 	if (id.number == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
@@ -388,7 +409,19 @@ brandbos_citus_context_forward(const char *user_id, const char *tenant_id,
 	stmt = psprintf("SET LOCAL " CITUS_CONTEXT_SETTING " = '%s'", sealed);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * Citus forwards it only with propagate_set_commands = 'local' (a user
+	 * setting): without, the workers would run the request with no actor.
+	 */
+	propagate = GetConfigOption("citus.propagate_set_commands", true, false);
+	if (propagate == NULL || strcmp(propagate, "local") != 0)
+	{
+		if (SPI_execute("SET LOCAL citus.propagate_set_commands = 'local'", false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not set citus.propagate_set_commands");
+	}
 	accepting = true;
+	sealing = true;
 	PG_TRY();
 	{
 		if (SPI_execute(stmt, false, 0) != SPI_OK_UTILITY)
@@ -397,9 +430,12 @@ brandbos_citus_context_forward(const char *user_id, const char *tenant_id,
 	PG_FINALLY();
 	{
 		accepting = false;
+		sealing = false;
 	}
 	PG_END_TRY();
 	SPI_finish();
+	/* when this transaction ends, its id has ended here: no copy of the value is taken again */
+	brandbos_citus_ledger_hold(id.initiator, id.number, id.stamp, true);
 	pfree(stmt);
 	pfree(sealed);
 }
@@ -424,6 +460,7 @@ check_citus_context(char **newval, void **extra, GucSource source)
 		sc = open_context(*newval, !InitializingParallelWorker, &why);
 		if (sc != NULL)
 		{
+			sc->sealed_here = sealing;
 			*extra = sc;
 			return true;
 		}
@@ -466,7 +503,37 @@ refuse_binding(const char *why)
 			 errhint("Set the request context on the coordinator; do not connect to the workers.")));
 }
 
-/* check that the assigned value was sealed for this transaction, role and database */
+/*
+ * Citus sends assign_distributed_transaction_id() without a schema, in the
+ * same statement text as the forwarded value: a function of that name in a
+ * schema of the role's search_path would run in every worker connection,
+ * inside the request, with its context.  Refuse the context while one
+ * exists outside pg_catalog.
+ */
+static bool
+citus_call_shadowed(void)
+{
+	CatCList   *list = SearchSysCacheList1(PROCNAMEARGSNSP,
+										   CStringGetDatum("assign_distributed_transaction_id"));
+	bool		shadowed = false;
+	int			i;
+
+	for (i = 0; i < list->n_members; i++)
+	{
+		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(&list->members[i]->tuple);
+
+		if (proc->pronamespace != PG_CATALOG_NAMESPACE)
+			shadowed = true;
+	}
+	ReleaseSysCacheList(list);
+	return shadowed;
+}
+
+/*
+ * Check that the assigned value was sealed for this transaction, role and
+ * database, that the transaction has not ended here, and hold it (so that
+ * it has ended here once this transaction ends).
+ */
 static void
 check_binding(void)
 {
@@ -477,13 +544,23 @@ check_binding(void)
 		return;
 	if (IsParallelWorker())
 	{
-		binding = BINDING_OK;	/* the leader checked it before it started the workers */
+		/* the leader checked it (and holds it), or the workers do not use it */
+		if (!brandbos_citus_ledger_leader_holds(current->initiator, current->transaction_number,
+												current->stamp))
+			refuse_binding("The leader of this parallel worker did not check it.");
+		binding = BINDING_OK;
 		return;
 	}
+	if (!brandbos_citus_ledger_available())
+		refuse_binding("brandbos is not in shared_preload_libraries on this node.");
+	if (citus_call_shadowed())
+		refuse_binding("A function named assign_distributed_transaction_id exists outside pg_catalog; Citus calls that name unqualified.");
 	id = current_distributed_id();
 	if (id.number == 0 || id.initiator != current->initiator ||
 		id.number != current->transaction_number || id.stamp != current->stamp)
 		refuse_binding("It was sealed for another distributed transaction.");
+	if (id.initiator == id.local_group && !current->sealed_here)
+		refuse_binding("It was sealed on this node, by another session.");
 	if (strcmp(current->field[F_ROLE] ? current->field[F_ROLE] : "",
 			   GetUserNameFromId(GetSessionUserId(), false)) != 0)
 		refuse_binding("It was sealed for another role.");
@@ -493,7 +570,16 @@ check_binding(void)
 	if (TimestampDifferenceExceeds(current->stamp, now, citus_context_max_age * 1000) ||
 		TimestampDifferenceExceeds(now, current->stamp, 300 * 1000))
 		refuse_binding("Its distributed transaction started outside brandbos.citus_context_max_age.");
+	if (brandbos_citus_ledger_ended(current->initiator, current->transaction_number, current->stamp))
+		refuse_binding("Its distributed transaction has ended.");
+	brandbos_citus_ledger_hold(current->initiator, current->transaction_number, current->stamp, true);
 	binding = BINDING_OK;
+}
+
+bool
+brandbos_citus_context_forwarded(void)
+{
+	return current != NULL && !current->sealed_here;
 }
 
 const BrandbosForwardedContext *
@@ -681,7 +767,19 @@ citus_context_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 		char	   *masked = mask_values(queryString);
 
 		if (masked != NULL)
+		{
+			/*
+			 * A statement from a client (a worker's Citus connection): the
+			 * whole text is parsed already, so mask the value in the text
+			 * itself too.  The statements after it in the same text (Citus's
+			 * assign_distributed_transaction_id()) and current_query() then
+			 * never see it.
+			 */
+			if (context == PROCESS_UTILITY_TOPLEVEL && debug_query_string != NULL &&
+				strlen(debug_query_string) == strlen(masked) && queryString == debug_query_string)
+				memcpy(unconstify(char *, debug_query_string), masked, strlen(masked));
 			queryString = masked;
+		}
 	}
 	accepting = true;
 	PG_TRY();
@@ -694,14 +792,13 @@ citus_context_utility(PlannedStmt *pstmt, const char *queryString, bool readOnly
 	}
 	PG_END_TRY();
 
-	/* a worker received it as a statement of its own: show it without the value */
-	if (context == PROCESS_UTILITY_TOPLEVEL && debug_query_string != NULL)
-	{
-		char	   *shown = hide_values(debug_query_string);
+	/* received: whether it is read or not, its transaction has ended here when this one ends */
+	if (!was_accepting && current != NULL && brandbos_citus_ledger_available())
+		brandbos_citus_ledger_hold(current->initiator, current->transaction_number, current->stamp, false);
 
-		if (shown != NULL)
-			pgstat_report_activity(STATE_RUNNING, shown);
-	}
+	/* a worker received it as a statement of its own: show it without the value */
+	if (!was_accepting && context == PROCESS_UTILITY_TOPLEVEL && debug_query_string != NULL)
+		pgstat_report_activity(STATE_RUNNING, debug_query_string);
 }
 
 static ExecutorStart_hook_type prev_executor_start = NULL;
@@ -735,7 +832,7 @@ brandbos_citus_context_init(void)
 							   check_citus_context, assign_citus_context, show_citus_context);
 	DefineCustomIntVariable("brandbos.citus_context_max_age",
 							"Oldest distributed transaction a forwarded request context is accepted for.",
-							NULL, &citus_context_max_age, 3600, 1, 7 * 24 * 3600,
+							NULL, &citus_context_max_age, 300, 1, 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	setting_defined = true;
 	RegisterXactCallback(citus_context_xact_callback, NULL);

@@ -300,7 +300,7 @@ forward_to_citus(void)
 bool
 brandbos_context_written(void)
 {
-	return context_is_set() || (raw_ip && raw_ip[0]) || (raw_user_agent && raw_user_agent[0]);
+	return context_is_set();
 }
 
 /* set the whole context at once (NULLs clear their part) */
@@ -380,6 +380,11 @@ brandbos_set_request(PG_FUNCTION_ARGS)
 	char	   *ua = NULL;
 
 	brandbos_require_transaction_block("brandbos.set_request()");
+	if (brandbos_citus_context_forwarded())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("brandbos.set_request() cannot change a request context forwarded from the coordinator"),
+				 errhint("Call it on the coordinator; it travels with the transaction.")));
 	if (!PG_ARGISNULL(0))
 		ip = DatumGetCString(DirectFunctionCall1(inet_out, PG_GETARG_DATUM(0)));
 	if (!PG_ARGISNULL(1))

@@ -21,6 +21,9 @@
 EXTENSION   = brandbos
 MODULE_big  = brandbos
 OBJS        = src/brandbos.o \
+              src/citus_context.o \
+              src/citus_ledger.o \
+              src/context_ledger.o \
               src/citus_shards.o \
               src/citus_policies.o \
               src/citus_columns.o \
@@ -118,7 +121,7 @@ ifneq ($(VPATH),)
 $(shell mkdir -p src)
 endif
 
-.PHONY: deps test demo bench unit fuzz lint test-asan test-pg18 stress deb test-deb test-meta test-citus
+.PHONY: deps test demo bench unit fuzz lint test-asan test-pg18 stress deb test-deb test-meta test-citus bench-citus
 
 deps:
 	@./test/deps.sh
@@ -163,6 +166,10 @@ stress: deps
 test-citus: deps
 	@$(MAKE) --no-print-directory all install >/dev/null
 	@./test/citus/run.sh
+
+bench-citus: deps
+	@$(MAKE) --no-print-directory all install >/dev/null
+	@./test/citus/bench.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all install >/dev/null

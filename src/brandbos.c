@@ -55,6 +55,8 @@ _PG_init(void)
 	brandbos_protect_guard_init();
 	brandbos_token_init();
 	brandbos_context_init();
+	brandbos_citus_context_init();
+	brandbos_citus_ledger_init();
 	brandbos_role_lock_init();
 	if (process_shared_preload_libraries_in_progress)
 	{

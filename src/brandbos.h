@@ -111,6 +111,9 @@ extern Oid	brandbos_logical_relid(Oid relid);
 /* true when relid is a Citus shard of a table of this database */
 extern bool brandbos_is_citus_shard(Oid relid);
 
+/* true when column colname is relid's Citus distribution column (caller is connected to SPI) */
+extern bool brandbos_citus_is_distribution_column(Oid relid, const char *colname);
+
 /* citus_policies.c: keeps isolation policies restrictive on shards (preloaded) */
 extern void brandbos_citus_policies_init(void);
 
@@ -575,6 +578,54 @@ extern void brandbos_context_init(void);
 /* actor fields of the current request (each NULL when unknown) */
 extern void brandbos_context_actor(const char **user_id, const char **tenant_id,
 								   const char **ip, const char **user_agent);
+
+/* true when a brandbos writer set an identity on this node in this transaction */
+extern bool brandbos_context_written(void);
+
+/* ---- citus_context.c: the context forwarded to Citus workers --------- */
+
+extern void brandbos_citus_context_init(void);
+
+/*
+ * On a coordinator (Citus installed, inside a transaction block): seal the
+ * whole current context and send it, with the transaction, to every worker
+ * connection of the transaction.  A no-op without Citus.
+ */
+extern void brandbos_citus_context_forward(const char *user_id, const char *tenant_id,
+										   const char *app_role, const char *claims,
+										   const char *ip, const char *user_agent);
+
+/* the context a coordinator forwarded to this node, checked against this transaction */
+typedef struct BrandbosForwardedContext
+{
+	const char *user_id;
+	const char *tenant_id;
+	const char *app_role;
+	const char *claims;
+	const char *ip;
+	const char *user_agent;
+	uint64		generation;		/* changes whenever another value is assigned */
+} BrandbosForwardedContext;
+
+/* NULL when none was forwarded; 42501 when it was reset or is not for this transaction */
+extern const BrandbosForwardedContext *brandbos_citus_context_current(void);
+
+/* true when a coordinator forwarded a context to this node in this transaction */
+extern bool brandbos_citus_context_forwarded(void);
+
+/* ---- citus_ledger.c: forwarded contexts in use and ended (shared memory) */
+
+extern void brandbos_citus_ledger_init(void);
+/* false without shared_preload_libraries: then no forwarded context is accepted */
+extern bool brandbos_citus_ledger_available(void);
+extern bool brandbos_citus_ledger_ended(int32 initiator, uint64 number, int64 stamp);
+/*
+ * This backend received (checked: and checked the binding of) that
+ * transaction's context: it counts as ended here when this transaction ends.
+ */
+extern void brandbos_citus_ledger_hold(int32 initiator, uint64 number, int64 stamp, bool checked);
+/* in a parallel worker: does the leader hold (has it checked) that transaction's context? */
+extern bool brandbos_citus_ledger_leader_holds(int32 initiator, uint64 number, int64 stamp);
 
 /* ---- role_lock.c: no role change while a request context is set ------ */
 

@@ -1,5 +1,6 @@
 /*
- * citus_shards.c — which logical table a Citus shard belongs to.
+ * citus_shards.c — Citus table metadata: which logical table a shard
+ * belongs to, and which column a table is distributed by.
  *
  * On a Citus worker a distributed table's rows live in shard tables named
  * <table>_<shardid> in the table's schema; triggers copied to the shards
@@ -226,4 +227,27 @@ brandbos_refuse_citus_table(Oid relid, const char *what)
 			 errdetail("Table \"%s\" is managed by Citus; the call would act on the coordinator's copy only.",
 					   get_rel_name(relid)),
 			 errhint("See \"Citus\" in the README (test/citus/README-enc.md) for what brandbos supports on Citus.")));
+}
+
+/*
+ * Is colname the distribution column of relid (a hash- or range-distributed
+ * Citus table)?  Reference tables and local tables have none.  Runs in the
+ * caller's SPI connection; every name is schema-qualified.
+ */
+bool
+brandbos_citus_is_distribution_column(Oid relid, const char *colname)
+{
+	Oid			types[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+
+	if (!brandbos_citus_installed())
+		return false;
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(colname);
+	if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition p"
+							  " WHERE p.logicalrelid = $1 AND p.partkey IS NOT NULL"
+							  " AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) OPERATOR(pg_catalog.=) $2",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the Citus distribution column");
+	return SPI_processed > 0;
 }

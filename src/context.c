@@ -113,10 +113,13 @@ typedef struct ContextValues
 	Jsonb	   *claims;			/* parsed on first use */
 } ContextValues;
 
-/* the brandbos context, and the one read from request.jwt.claims */
+/* the brandbos context, the one read from request.jwt.claims, the one a Citus coordinator sent */
 static ContextValues ctx;
 static ContextValues postgrest;
 static char *postgrest_seen = NULL;
+static ContextValues forwarded;
+static uint64 forwarded_seen = 0;	/* generation of the forwarded values copied into it */
+static const BrandbosForwardedContext *forwarded_source = NULL;
 
 /*
  * Memory for the helpers' values.  Nothing is freed while a transaction
@@ -260,6 +263,9 @@ context_xact_callback(XactEvent event, void *arg)
 		memset(&ctx, 0, sizeof(ctx));
 		memset(&postgrest, 0, sizeof(postgrest));
 		postgrest_seen = NULL;
+		memset(&forwarded, 0, sizeof(forwarded));
+		forwarded_seen = 0;
+		forwarded_source = NULL;
 		context_tampered = false;
 		MemoryContextReset(context_memory);
 	}
@@ -283,6 +289,20 @@ write_setting(const char *name, const char *value)
 							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
+/* on a Citus coordinator, send the whole context with the transaction to the workers */
+static void
+forward_to_citus(void)
+{
+	brandbos_citus_context_forward(raw_user_id, raw_tenant_id, raw_app_role, raw_claims,
+								   raw_ip, raw_user_agent);
+}
+
+bool
+brandbos_context_written(void)
+{
+	return context_is_set();
+}
+
 /* set the whole context at once (NULLs clear their part) */
 void
 brandbos_context_write(const char *user_id, const char *tenant_id, const char *app_role,
@@ -303,6 +323,7 @@ brandbos_context_write(const char *user_id, const char *tenant_id, const char *a
 	}
 	PG_END_TRY();
 	context_tampered = false;	/* a whole new context */
+	forward_to_citus();
 }
 
 void
@@ -359,6 +380,11 @@ brandbos_set_request(PG_FUNCTION_ARGS)
 	char	   *ua = NULL;
 
 	brandbos_require_transaction_block("brandbos.set_request()");
+	if (brandbos_citus_context_forwarded())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("brandbos.set_request() cannot change a request context forwarded from the coordinator"),
+				 errhint("Call it on the coordinator; it travels with the transaction.")));
 	if (!PG_ARGISNULL(0))
 		ip = DatumGetCString(DirectFunctionCall1(inet_out, PG_GETARG_DATUM(0)));
 	if (!PG_ARGISNULL(1))
@@ -377,6 +403,7 @@ brandbos_set_request(PG_FUNCTION_ARGS)
 		context_writing = false;
 	}
 	PG_END_TRY();
+	forward_to_citus();
 	PG_RETURN_VOID();
 }
 
@@ -403,7 +430,32 @@ effective_context(void)
 				 errdetail("A part of it was reset in this transaction; what is left cannot be trusted."),
 				 errhint("Only brandbos.authenticate() and brandbos.set_context() set the context; it ends with the transaction.")));
 
-	if (context_is_set() || !trust_request_jwt_claims)
+	if (context_is_set())
+		return &ctx;
+	if (!brandbos_context_written())
+	{
+		const BrandbosForwardedContext *f = brandbos_citus_context_current();
+
+		forwarded_source = f;
+		if (f != NULL)
+		{
+			if (forwarded_seen != f->generation)
+			{
+				MemoryContext old = MemoryContextSwitchTo(context_memory);
+
+				memset(&forwarded, 0, sizeof(forwarded));
+				set_id(&forwarded.user, f->user_id);
+				set_id(&forwarded.tenant, f->tenant_id);
+				forwarded.app_role = copy_text(f->app_role);
+				forwarded.claims_json = f->claims ? pstrdup(f->claims) : NULL;
+				forwarded_seen = f->generation;
+				MemoryContextSwitchTo(old);
+			}
+			if (forwarded.user.as_text != NULL)
+				return &forwarded;
+		}
+	}
+	if (!trust_request_jwt_claims)
 		return &ctx;
 	raw = GetConfigOption("request.jwt.claims", true, false);
 	if (raw == NULL || raw[0] == '\0')
@@ -616,6 +668,11 @@ brandbos_context_actor(const char **user_id, const char **tenant_id,
 	*tenant_id = c->tenant.as_text ? text_to_cstring(c->tenant.as_text) : NULL;
 	*ip = (raw_ip && raw_ip[0]) ? raw_ip : NULL;
 	*user_agent = (raw_user_agent && raw_user_agent[0]) ? raw_user_agent : NULL;
+	if (c == &forwarded && forwarded_source != NULL)
+	{
+		*ip = forwarded_source->ip;
+		*user_agent = forwarded_source->user_agent;
+	}
 }
 
 /* ---------------------------------------------------------------------

@@ -10,7 +10,8 @@
  * policies would hide every row — only for the commands no permissive
  * policy of the table's own admits, so enabling isolation never widens
  * them — the BEFORE TRUNCATE trigger of owner_only.c (row level security
- * does not apply to TRUNCATE), the context as the column's default, and,
+ * does not apply to TRUNCATE), the context as the column's default (not
+ * on the distribution column of a Citus table, which cannot have one), and,
  * on the table called for, an index leading with the column (a partitioned
  * index covers the partitions).  Restrictive policies are ANDed: tenant and
  * owner isolation mean both, and no permissive policy widens them.  The
@@ -225,8 +226,14 @@ brandbos_isolation_apply(Oid relid, const BrandbosIsolation *iso)
 					brandbos_sql_run(psprintf("CREATE POLICY %s ON %s AS RESTRICTIVE FOR %s USING %s",
 											  policy, table, command, check));
 			}
-			brandbos_sql_run(psprintf("ALTER TABLE ONLY %s ALTER COLUMN %s SET DEFAULT %s", table,
-									  quote_identifier(col), brandbos_isolation_helper(relid, col, owner)));
+			/*
+			 * Citus cannot give a distribution column a default (a row's
+			 * shard is known before its defaults): there the application
+			 * gives the column, and WITH CHECK still holds it to the context.
+			 */
+			if (!brandbos_citus_is_distribution_column(relid, col))
+				brandbos_sql_run(psprintf("ALTER TABLE ONLY %s ALTER COLUMN %s SET DEFAULT %s", table,
+										  quote_identifier(col), brandbos_isolation_helper(relid, col, owner)));
 		}
 
 		/*

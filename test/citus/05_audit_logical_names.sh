@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Audit entries written on a worker, by the audit trigger Citus copies to a shard, name the
-# logical table (not the shard), and a table that merely looks like a shard keeps its name.
+# logical table (not the shard), carry the request's actor and address (forwarded with the
+# transaction, citus_context.c), TRUNCATE included; a table that merely looks like a shard keeps
+# its name.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ct_cluster
@@ -34,6 +36,22 @@ for w in w1 w2; do
 	truncated=$((truncated + $(ct_sql "$w" "SELECT coalesce(sum((details->>'row_count')::bigint), 0) FROM brandbos.audit_entries WHERE action = 'truncate'")))
 done
 assert_eq "the TRUNCATE entries of the workers count every row removed" 20 "$truncated"
+
+# the request's actor and client address reach the entries written on the workers
+T1=11111111-1111-1111-1111-111111111111
+ct_sql coord "CREATE ROLE app LOGIN; GRANT brandbos_context_admin TO app; GRANT SELECT, INSERT ON orders TO app" >/dev/null
+CT_USER=app ct_psql coord -c "BEGIN" -c "SELECT brandbos.set_context('u-audit', '$T1')" \
+	-c "SELECT brandbos.set_request('203.0.113.7', 'agent/1.0')" \
+	-c "INSERT INTO orders SELECT '$T1', g, 'by app' FROM generate_series(101, 105) g" -c "COMMIT" >/dev/null
+actors=""
+for w in w1 w2; do
+	actors+=$(ct_sql "$w" "SELECT string_agg(DISTINCT concat_ws('|', user_id, tenant_id, db_user, host(ip_address), user_agent), ',')
+		FROM brandbos.audit_entries WHERE action = 'insert' AND resource_id LIKE '%10_%' AND db_user = 'app'")
+done
+assert_eq "the 5 rows' entries on the worker carry the request's user, tenant, role, address, agent" \
+	"u-audit|$T1|app|203.0.113.7|agent/1.0" "$actors"
+assert_eq "... one entry per row" 5 \
+	"$(( $(ct_sql w1 "SELECT count(*) FROM brandbos.audit_entries WHERE db_user = 'app'") + $(ct_sql w2 "SELECT count(*) FROM brandbos.audit_entries WHERE db_user = 'app'") ))"
 
 # a local table whose name ends like a shard's, with a shard id that exists, is not renamed
 shardid=$(ct_sql coord "SELECT min(shardid) FROM pg_dist_shard WHERE logicalrelid = 'orders'::regclass")

@@ -232,7 +232,7 @@ seal_local_shards(Oid logical, bool seal)
 					 errmsg("shard \"%s\" of table \"%s\" has no protect trigger enabled always",
 							get_rel_name(shard), get_rel_name(logical)),
 					 errdetail("Its rows would be stored unsealed."),
-					 errhint("Call brandbos.protect_column() on the Citus coordinator, with citus.enable_unsafe_triggers on.")));
+					 errhint("Call brandbos.protect_column() on the Citus coordinator, with citus.enable_unsafe_triggers on, before this transaction writes the table.")));
 		CacheInvalidateRelcacheByRelid(shard);
 	}
 	CommandCounterIncrement();
@@ -297,6 +297,24 @@ brandbos_citus_protect_check(Oid relid, const char *what)
 				 errmsg("a node holding shards of table \"%s\" has no synced Citus metadata", get_rel_name(relid)),
 				 errdetail("Its shards could not find the column registry or the data keys."),
 				 errhint("Run start_metadata_sync_to_node() for it (or wait for the sync), then call %s again.", what)));
+
+	/*
+	 * A parallel query of this transaction may have spread the table's
+	 * shards over several connections per node: the commands below could
+	 * not reach the one that holds each shard's new trigger.
+	 */
+	{
+		typedef bool (*ParallelExecutedFn) (void);
+		ParallelExecutedFn parallel_executed = (ParallelExecutedFn)
+			load_external_function("citus", "ParallelQueryExecutedInTransaction", false, NULL);
+
+		if (parallel_executed != NULL && parallel_executed())
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s on a distributed table must come before any parallel query of its transaction", what),
+					 errdetail("This transaction already ran a multi-shard query over several connections per node."),
+					 errhint("Call it at the start of the transaction, or in a transaction of its own.")));
+	}
 
 	/* one connection per node, so the workers' commands see the shards' new triggers */
 	nest = NewGUCNestLevel();

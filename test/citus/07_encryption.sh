@@ -100,6 +100,29 @@ assert_eq "... nor a trigger on the shards" 0 \
 	"$(ct_sql coord "SELECT sum(result::int) FROM run_command_on_shards('rb', \$\$SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass\$\$)")"
 assert_eq "rows of rb stay writable and plain (not protected)" 00000 \
 	"$(ct_sqlstate coord "INSERT INTO rb VALUES (gen_random_uuid(), 1, 'plain')")"
+# ... one that commits, with writes after it in the same transaction block
+TX=in-tx-$(rnd)
+ct_sql coord "CREATE TABLE tx (tenant_id uuid NOT NULL, id bigint NOT NULL, token text, PRIMARY KEY (tenant_id, id))" >/dev/null
+ct_sql coord "SELECT create_distributed_table('tx', 'tenant_id')" >/dev/null
+ct_sql coord "INSERT INTO tx SELECT gen_random_uuid(), g, '$TX-' || g FROM generate_series(1, 20) g"
+ct_psql coord -c "BEGIN" -c "SELECT brandbos.protect_column('tx', 'token')" \
+	-c "INSERT INTO tx SELECT gen_random_uuid(), g, '$TX-' || g FROM generate_series(21, 40) g" -c "COMMIT" >/dev/null
+for n in w1 w2; do
+	assert_eq "$n: protect_column in a transaction block sealed the rows before it and after it" 0 "$(plaintext_on "$n" tx "$TX")"
+done
+# ... and after a multi-shard write of the same transaction: refused, nothing kept
+ct_sql coord "CREATE TABLE tx2 (tenant_id uuid NOT NULL, id bigint NOT NULL, token text, PRIMARY KEY (tenant_id, id))" >/dev/null
+ct_sql coord "SELECT create_distributed_table('tx2', 'tenant_id')" >/dev/null
+out=$(ct_psql coord -v VERBOSITY=verbose -c "BEGIN" -c "INSERT INTO tx2 SELECT gen_random_uuid(), g, '$TX-' || g FROM generate_series(1, 20) g" \
+	-c "SELECT brandbos.protect_column('tx2', 'token')" -c "COMMIT" 2>&1 || true)
+assert_eq "protect_column after a parallel write in its transaction is refused (0A000)" 0A000 \
+	"$(sed -nE 's/^ERROR: +([0-9A-Z]{5}):.*/\1/p' <<<"$out" | head -1)"
+for n in coord w1 w2; do
+	assert_eq "$n: ... no registry row for tx2" 0 \
+		"$(ct_sql "$n" "SELECT count(*) FROM brandbos.column_registry WHERE table_oid = 'tx2'::regclass")"
+done
+assert_eq "... and the transaction's rows are gone with it" 0 "$(ct_sql coord "SELECT count(*) FROM tx2")"
+assert_eq "... which read back" 40 "$(ct_sql coord "SELECT count(*) FROM tx_decrypted WHERE token = '$TX-' || id")"
 
 # a worker that refuses (its registry already names the column under another id) rolls back
 # the whole protect_column: the coordinator and the other worker keep nothing either
@@ -218,10 +241,10 @@ assert_eq "... moved every value on both workers to version 2" "50|0" \
 	"$(ct_sql coord "SELECT count(*) FILTER (WHERE brandbos.envelope_key_version(token) = 2), count(*) FILTER (WHERE brandbos.envelope_key_version(token) = 1) FROM tokens")"
 assert_eq "... and they still read" 50 \
 	"$(ct_sql coord "SELECT count(*) FROM tokens_decrypted WHERE token LIKE '%protect-%' OR token LIKE '%rotate-%'")"
-assert_eq "destroy_key(1) is still refused while the local table early and the distributed table aud use it (55006)" 55006 \
+assert_eq "destroy_key(1) is still refused while the local table early and the distributed tables aud and tx use it (55006)" 55006 \
 	"$(ct_sqlstate coord "SELECT brandbos.destroy_key(1)")"
 assert_eq "reencrypt() of the local table moves its row" 1 "$(ct_sql coord "SELECT brandbos.reencrypt('early')")"
-ct_sql coord "SELECT brandbos.reencrypt('aud')" >/dev/null 2>&1
+ct_sql coord "SELECT brandbos.reencrypt('aud'), brandbos.reencrypt('tx')" >/dev/null 2>&1
 assert_eq "destroy_key(1) succeeds once no node uses it" 00000 "$(ct_sqlstate coord "SELECT brandbos.destroy_key(1)")"
 for n in coord w1 w2; do
 	assert_eq "$n: version 1 is destroyed, its key bytes gone" "destroyed|t" \

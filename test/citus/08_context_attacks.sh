@@ -20,6 +20,11 @@
 #   4. set_request() pushed down to a worker dropped the forwarded context (now refused there),
 #      and citus.propagate_set_commands = none left in a pooled session sent no context (now
 #      the coordinator sets it to 'local' for the transaction).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+ct_cluster
+T1=11111111-1111-1111-1111-111111111111
+T2=22222222-2222-2222-2222-222222222222
 
 # app is NOT brandbos_context_admin here: tenants come in with tokens only
 ct_psql coord -c "CREATE ROLE app LOGIN" -c "CREATE ROLE owner1 LOGIN" \

@@ -374,6 +374,12 @@ brandbos_citus_protect_propagate(Oid relid, const char *colname)
 	seal_local_shards(relid, true);
 }
 
+typedef struct ResyncColumn
+{
+	Oid			relid;
+	char	   *column;
+} ResyncColumn;
+
 PG_FUNCTION_INFO_V1(brandbos_citus_resync);
 /*
  * SQL: brandbos.citus_resync() returns integer
@@ -392,10 +398,8 @@ Datum
 brandbos_citus_resync(PG_FUNCTION_ARGS)
 {
 	BrandbosInternalState state;
-	List	   *tables = NIL;
-	List	   *columns = NIL;
-	ListCell   *lt,
-			   *lc;
+	List	   *columns = NIL;	/* of ResyncColumn */
+	ListCell   *lc;
 	uint64		i;
 	int32		sent = 0;
 	MemoryContext caller_cxt = CurrentMemoryContext;
@@ -423,17 +427,21 @@ brandbos_citus_resync(PG_FUNCTION_ARGS)
 		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		char	   *column = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
 		MemoryContext old = MemoryContextSwitchTo(caller_cxt);
+		ResyncColumn *rc = palloc(sizeof(ResyncColumn));
 
-		tables = lappend_oid(tables, relid);
-		columns = lappend(columns, pstrdup(column));
+		rc->relid = relid;
+		rc->column = pstrdup(column);
+		columns = lappend(columns, rc);
 		MemoryContextSwitchTo(old);
 	}
 	brandbos_spi_end(&state);
 
 	brandbos_citus_propagate_keys(false);
-	forboth(lt, tables, lc, columns)
+	foreach(lc, columns)
 	{
-		send_column(lfirst_oid(lt), (char *) lfirst(lc), false);
+		ResyncColumn *rc = lfirst(lc);
+
+		send_column(rc->relid, rc->column, false);
 		sent++;
 	}
 	PG_RETURN_INT32(sent);

@@ -145,6 +145,25 @@ for ddl in "${ddls[@]}"; do
 		"$(( $(plaintext_on w1 o1 acct "$S2") + $(ct_sql w1 "SELECT count(*) FROM o1.wleak WHERE v LIKE '%$S2%'") ))"
 	restore_w1
 done
+# the shard renamed or moved to another schema on the worker: no longer taken for a shard of
+# o1.acct, so its rows must be refused (no registry), never stored plain
+ct_psql w1 -c "SET citus.enable_ddl_propagation = off" -c "CREATE SCHEMA o1x; ALTER SCHEMA o1x OWNER TO owner1" >/dev/null
+for mv in "RENAME TO acct_x" "SET SCHEMA o1x"; do
+	st=$(w1sql "ALTER TABLE $W1SHARD $mv")
+	diag "owner1: ALTER TABLE $W1SHARD $mv on w1: $st"
+	moved=$(ct_psql w1 -c "SET citus.override_table_visibility = off" -c "SELECT coalesce(to_regclass('o1.acct_x'), to_regclass('o1x.acct_$W1SID'))::text")
+	S2=shard-mv-$(rnd)
+	if [[ -n $moved ]]; then
+		st=$(CT_USER=owner1 ct_sqlstate w1 "SET citus.override_table_visibility = off; INSERT INTO $moved VALUES ('$VT1', 3900, '$S2', 'n')")
+		diag "a write into the moved shard $moved: $st"
+	fi
+	assert_eq "HOLE if the shard, after \"$mv\", stores a value plain" 0 \
+		"$(ct_psql w1 -c "SET citus.override_table_visibility = off" -c "SELECT count(*) FROM pg_class c, LATERAL query_to_xml(format('SELECT * FROM %s', c.oid::regclass), false, false, '') x
+			WHERE c.oid IN (coalesce(to_regclass('o1.acct_x'), 0), coalesce(to_regclass('o1x.acct_$W1SID'), 0)) AND x::text LIKE '%$S2%'")"
+	[[ -z $moved ]] || ct_psql w1 -c "SET citus.override_table_visibility = off" -c "DELETE FROM $moved WHERE id = 3900" \
+		-c "ALTER TABLE $moved $( [[ $mv == RENAME* ]] && echo "RENAME TO acct_$W1SID" || echo "SET SCHEMA o1")" >/dev/null
+done
+
 # the same without connecting to a worker: run_command_on_shards from the coordinator
 st=$(CT_USER=owner1 ct_sqlstate coord "SELECT count(*) FROM run_command_on_shards('o1.acct', 'ALTER TABLE %s DISABLE TRIGGER ALL') WHERE success")
 diag "owner1: run_command_on_shards(... DISABLE TRIGGER ALL) on the coordinator: $st"

@@ -2,7 +2,8 @@
 #
 #   make / make install   build and install the extension (needs pg_config)
 #   make test             install missing build deps, build, install, run every test
-#                         (regress, pgTAP, unit, fuzz 60s/target, lint, scenarios, ASan run)
+#                         (regress, pgTAP, unit, fuzz 60s/target, lint, scenarios, ASan run,
+#                         Citus scenarios)
 #   make demo             same set-up, then a walkthrough of every pillar
 #   make bench            same set-up, then the benchmarks of SPEC section 7
 #   make stress           the fuzzers and scenarios with long settings, for a person
@@ -23,6 +24,7 @@ MODULE_big  = brandbos
 OBJS        = src/brandbos.o \
               src/citus_context.o \
               src/citus_ledger.o \
+              src/shard_guard.o \
               src/context_ledger.o \
               src/citus_shards.o \
               src/citus_policies.o \

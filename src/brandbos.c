@@ -34,6 +34,7 @@ brandbos_relcache_changed(Datum arg, Oid relid)
 	brandbos_table_shape_relcache_changed(relid);
 	brandbos_log_scrub_relcache_changed(relid);
 	brandbos_shard_map_relcache_changed(relid);
+	brandbos_shard_guard_relcache_changed(relid);
 }
 
 void
@@ -62,6 +63,7 @@ _PG_init(void)
 	{
 		brandbos_log_scrub_init();
 		brandbos_citus_policies_init();
+		brandbos_shard_guard_init();
 		brandbos_citus_columns_init();
 	}
 	brandbos_restore_mode_init();	/* last: its utility hook runs before the guards' */

@@ -96,6 +96,7 @@ extern void brandbos_sql_run(const char *sql);
 extern void brandbos_keys_relcache_changed(Oid relid);			/* data_keys.c */
 extern void brandbos_table_shape_relcache_changed(Oid relid);	/* table_shape.c */
 extern void brandbos_log_scrub_relcache_changed(Oid relid);		/* log_scrub.c */
+extern void brandbos_shard_guard_relcache_changed(Oid relid);	/* shard_guard.c */
 
 /* ---- citus_shards.c: Citus shards and their logical tables ----------- */
 
@@ -341,6 +342,13 @@ extern bool brandbos_envelope_header(Datum value, bool as_text, uint32 *version,
 extern bool brandbos_envelope_well_formed(Datum value, bool as_text);
 
 /* ---- protect_guard.c: is protection still in force? ------------------ */
+
+/* NULL when Citus shard <table>_<suffix> keeps its protect trigger intact, else a sentence */
+extern char *brandbos_shard_protection_problem(Oid shard, const char *suffix);
+
+/* ---- shard_guard.c: writes into shards of protected tables (preloaded) */
+
+extern void brandbos_shard_guard_init(void);
 
 /* NULL when the guards of a protected column hold, else a sentence */
 extern char *brandbos_protection_problem(Oid relid, AttrNumber attnum);

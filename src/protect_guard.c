@@ -123,9 +123,15 @@ protect_trigger_problem(Form_pg_trigger trig, HeapTuple tup, Relation trigrel,
 	return NULL;
 }
 
-/* the trigger and what could see a row before it, on one relation */
+/*
+ * The protect trigger (named trigger_name) and what could see a row before
+ * it, on one relation.  No other BEFORE row trigger may take a name that
+ * starts like brandbos's: Citus renames triggers on a shard to
+ * <name>_<shardid>, and "zz_brandbos_protect_0" sorts after the table's
+ * trigger but before the shard's zz_brandbos_protect_102008.
+ */
 static char *
-relation_trigger_problem(Oid relid, Oid fnoid, const char *where)
+relation_trigger_problem(Oid relid, Oid fnoid, const char *where, const char *trigger_name)
 {
 	Relation	trigrel;
 	ScanKeyData key;
@@ -141,22 +147,27 @@ relation_trigger_problem(Oid relid, Oid fnoid, const char *where)
 	while (problem == NULL && HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_trigger trig = (Form_pg_trigger) GETSTRUCT(tup);
-		int			cmp = strcmp(NameStr(trig->tgname), PROTECT_TRIGGER_NAME);
+		int			cmp = strcmp(NameStr(trig->tgname), trigger_name);
+		bool		before_row_write = TRIGGER_FOR_ROW(trig->tgtype) && TRIGGER_FOR_BEFORE(trig->tgtype) &&
+			(TRIGGER_FOR_INSERT(trig->tgtype) || TRIGGER_FOR_UPDATE(trig->tgtype));
 
 		if (cmp == 0)
 		{
 			found = true;
 			problem = protect_trigger_problem(trig, tup, trigrel, fnoid, where);
 		}
-		else if (cmp < 0 && TRIGGER_FOR_ROW(trig->tgtype) && TRIGGER_FOR_BEFORE(trig->tgtype) &&
-				 (TRIGGER_FOR_INSERT(trig->tgtype) || TRIGGER_FOR_UPDATE(trig->tgtype)))
+		else if (cmp < 0 && before_row_write)
 			problem = psprintf("BEFORE row trigger %s%s fires before %s and sees plaintext",
+							   NameStr(trig->tgname), where, trigger_name);
+		else if (before_row_write &&
+				 strncmp(NameStr(trig->tgname), PROTECT_TRIGGER_NAME, strlen(PROTECT_TRIGGER_NAME)) == 0)
+			problem = psprintf("BEFORE row trigger %s%s takes the name reserved for brandbos's %s",
 							   NameStr(trig->tgname), where, PROTECT_TRIGGER_NAME);
 	}
 	systable_endscan(scan);
 	table_close(trigrel, AccessShareLock);
 	if (problem == NULL && !found)
-		problem = psprintf("trigger %s is missing%s", PROTECT_TRIGGER_NAME, where);
+		problem = psprintf("trigger %s is missing%s", trigger_name, where);
 	return problem;
 }
 
@@ -319,7 +330,7 @@ brandbos_protection_problem(Oid relid, AttrNumber attnum)
 		if (rel != relid && partname == NULL)
 			continue;			/* dropped concurrently */
 		where = partname ? psprintf(" on partition %s", partname) : "";
-		problem = relation_trigger_problem(rel, fnoid, where);
+		problem = relation_trigger_problem(rel, fnoid, where, PROTECT_TRIGGER_NAME);
 		if (problem == NULL)
 			problem = relation_rule_problem(rel, where);
 		if (problem == NULL && get_rel_relkind(rel) == RELKIND_PARTITIONED_TABLE)
@@ -331,6 +342,27 @@ brandbos_protection_problem(Oid relid, AttrNumber attnum)
 	problem = companion_view_problem(nspid, relname, "_decrypted", brandbos_extension_owner());
 	if (problem == NULL)
 		problem = companion_view_problem(nspid, relname, "_safe", brandbos_extension_owner());
+	return problem;
+}
+
+/*
+ * The same for a Citus shard of a protected table (name <table>_<suffix>):
+ * its copy of the protect trigger, zz_brandbos_protect_<suffix>, intact and
+ * first of the BEFORE row triggers, and no rule.  NULL when intact.
+ */
+char *
+brandbos_shard_protection_problem(Oid shard, const char *suffix)
+{
+	Oid			fnoid = protect_trigger_function();
+	const char *where = psprintf(" on shard %s", get_rel_name(shard));
+	char	   *problem;
+
+	if (!OidIsValid(fnoid))
+		return pstrdup("function brandbos.protect_trigger() is missing");
+	problem = relation_trigger_problem(shard, fnoid, where,
+									   psprintf("%s_%s", PROTECT_TRIGGER_NAME, suffix));
+	if (problem == NULL)
+		problem = relation_rule_problem(shard, where);
 	return problem;
 }
 

@@ -13,6 +13,10 @@
 #              with a time limit; output in $BB_WORK/logs/<name>.log
 #   asan       test/asan/run.sh: the extension built with ASan+UBSan, pg_regress and the
 #              pgTAP suite against servers that load it; any sanitizer report fails
+#   citus      test/citus/run.sh: Citus 13.2.2 built from ../shared/vendor/ once (cached in
+#              /var/cache/brandbos/, about 25 minutes the first time on 2 cores) and installed
+#              beside the extension, then every test/citus/NN_*.sh on a coordinator and two
+#              workers of its own; each check counts
 #   package    test/package/meta_check.py (META.json), and as root test/package/deb_test.sh:
 #              the Debian package built, installed with dpkg in place of the system tree's
 #              brandbos files, smoke-tested, purged, and the files put back
@@ -20,7 +24,7 @@
 # shared_preload_libraries = 'brandbos') and regress_plain (without).
 #
 # Environment:
-#   BB_ONLY=regress|pgtap|unit|fuzz|lint|scenarios|asan|package
+#   BB_ONLY=regress|pgtap|unit|fuzz|lint|scenarios|asan|citus|package
 #                                         run only these steps (comma or space separated)
 #   BB_FUZZ_SECONDS                       seconds per fuzz target (60)
 #   BB_PORT_PRELOAD / BB_PORT_PLAIN       first port tried for each of the two clusters
@@ -111,13 +115,13 @@ stop_leftover_clusters() {
 if [[ -n ${BB_ONLY:-} ]]; then
 	for s in ${BB_ONLY//,/ }; do
 		case $s in
-			regress|pgtap|unit|fuzz|lint|scenarios|asan|package) STEPS+=("$s") ;;
-			*) echo "run.sh: unknown step '$s' in BB_ONLY (regress, pgtap, unit, fuzz, lint, scenarios, asan, package)" >&2
+			regress|pgtap|unit|fuzz|lint|scenarios|asan|citus|package) STEPS+=("$s") ;;
+			*) echo "run.sh: unknown step '$s' in BB_ONLY (regress, pgtap, unit, fuzz, lint, scenarios, asan, citus, package)" >&2
 			   echo "0 passed, 1 failed"; exit 2 ;;
 		esac
 	done
 else
-	STEPS=(regress pgtap unit fuzz lint scenarios asan package)
+	STEPS=(regress pgtap unit fuzz lint scenarios asan citus package)
 fi
 
 # Runs of this script that use the system's PostgreSQL tree hold a shared lock on it for
@@ -368,6 +372,30 @@ if want asan; then
 		tail -n 60 "$log" | sed 's/^/    | /'
 	fi
 	pass "$a_ok"; fail "$a_bad"
+fi
+
+# ---- Citus ----------------------------------------------------------------------------------
+
+if want citus; then
+	section "Citus (test/citus: build once, then each scenario on a coordinator and two workers)"
+	log=$LOGS/citus.log
+	t0=$SECONDS
+	mkdir -p "$LOGS"
+	BB_WORK=$BB_WORK/citus PGBIN=$PGBIN "$BB_ROOT/test/citus/run.sh" >"$log" 2>&1
+	rc=$?
+	if [[ $(tail -n 1 "$log") =~ ^citus:\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		c_ok=${BASH_REMATCH[1]}; c_bad=${BASH_REMATCH[2]}
+	else
+		c_ok=0; c_bad=0
+	fi
+	if (( rc != 0 && c_bad == 0 )); then c_bad=1; fi
+	if (( c_ok + c_bad == 0 )); then c_bad=1; fi
+	grep -E '^citus ' "$log" | sed 's/^/  /'
+	echo "  citus: $c_ok passed, $c_bad failed ($((SECONDS - t0))s; log ${log#"$BB_ROOT"/})"
+	if (( rc != 0 )); then
+		tail -n 40 "$log" | sed 's/^/    | /'
+	fi
+	pass "$c_ok"; fail "$c_bad"
 fi
 
 # ---- packaging ------------------------------------------------------------------------------

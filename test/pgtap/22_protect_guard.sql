@@ -6,7 +6,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(69);
+SELECT plan(70);
 
 CREATE ROLE bb22_mallory NOLOGIN;       -- the migration role: owns the table, not a superuser
 CREATE ROLE bb22_reader NOLOGIN;        -- a decryptor
@@ -65,6 +65,9 @@ SELECT throws_ok($$CREATE TRIGGER aa_copy BEFORE INSERT OR UPDATE ON bb22.t
 SELECT throws_ok($$CREATE TRIGGER zz_brandbos_prot BEFORE UPDATE OF note ON bb22.t
                    FOR EACH ROW EXECUTE FUNCTION bb22.copy_secret()$$, '42501', NULL,
                  'a BEFORE UPDATE OF trigger whose name is a prefix (sorts first) is refused');
+SELECT throws_ok($$CREATE TRIGGER "zz_brandbos_protect_0" BEFORE INSERT OR UPDATE ON bb22.t
+                   FOR EACH ROW EXECUTE FUNCTION bb22.copy_secret()$$, '42501', NULL,
+                 'a BEFORE trigger named like the protect trigger (it would sort first on a Citus shard) is refused');
 SELECT throws_ok($$CREATE RULE copy_secret AS ON INSERT TO bb22.t DO ALSO INSERT INTO bb22.leak VALUES (NEW.secret)$$,
                  '42501', NULL, 'a rule that sees the statement''s values is refused');
 SELECT lives_ok($$CREATE TRIGGER zzz_later BEFORE INSERT OR UPDATE ON bb22.t

@@ -14,7 +14,7 @@
 #   asan       test/asan/run.sh: the extension built with ASan+UBSan, pg_regress and the
 #              pgTAP suite against servers that load it; any sanitizer report fails
 #   citus      test/citus/run.sh: Citus 13.2.2 built from ../shared/vendor/ once (cached in
-#              /var/cache/brandbos/, about 25 minutes the first time on 2 cores) and installed
+#              /var/cache/brandbos/) and installed
 #              beside the extension, then every test/citus/NN_*.sh on a coordinator and two
 #              workers of its own; each check counts
 #   package    test/package/meta_check.py (META.json), and as root test/package/deb_test.sh:

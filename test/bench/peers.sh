@@ -15,7 +15,11 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
-vendor=${BB_VENDOR:-$root/../shared/vendor}
+vendor=${BB_VENDOR:-}
+if [[ -z $vendor ]]; then
+	vendor=$root/../shared/vendor
+	[[ -d $vendor ]] || vendor=/work/shared/vendor
+fi
 major=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 cache=${BB_PEERS_PREFIX:-/var/cache/brandbos/peers-pg$major}
 libdir=$("$PG_CONFIG" --pkglibdir)

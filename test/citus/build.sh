@@ -9,7 +9,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
-vendor=${BB_VENDOR:-$root/../shared/vendor}
+# BB_VENDOR, else ../shared/vendor beside the checkout, else the workplace's /work/shared/vendor
+vendor=${BB_VENDOR:-}
+if [[ -z $vendor ]]; then
+	vendor=$root/../shared/vendor
+	[[ -d $vendor ]] || vendor=/work/shared/vendor
+fi
 version=13.2.2
 tarball=$vendor/citus-$version.tar.gz
 [[ -f $tarball ]] || { echo "citus build: $tarball not found (set BB_VENDOR)" >&2; exit 1; }

@@ -54,6 +54,9 @@ extern char *brandbos_require_owned_table(Oid relid);
 /* owner of brandbos.data_keys; internal queries run as this role */
 extern Oid	brandbos_extension_owner(void);
 
+/* a relation's owner; InvalidOid when there is no such relation */
+extern Oid	brandbos_relation_owner(Oid relid);
+
 /* OID of a relation in schema brandbos, or InvalidOid */
 extern Oid	brandbos_relid(const char *relname);
 

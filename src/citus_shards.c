@@ -83,20 +83,6 @@ trailing_shard_id(const char *relname)
 	return id;
 }
 
-/* a relation's owner; a shard is owned by its table's owner, a planted look-alike is not */
-static Oid
-rel_owner(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		return InvalidOid;
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 static bool
 looks_like_shard(Oid relid)
 {
@@ -136,9 +122,10 @@ lookup_logical_relid(Oid relid)
 	}
 	brandbos_spi_end(&state);
 
+	/* a shard is owned by its table's owner; a planted look-alike is not */
 	if (OidIsValid(logical) && logical != relid &&
 		get_rel_namespace(logical) == get_rel_namespace(relid) &&
-		rel_owner(logical) == rel_owner(relid))
+		brandbos_relation_owner(logical) == brandbos_relation_owner(relid))
 	{
 		char	   *lname = get_rel_name(logical);
 		char	   *expected = psprintf("%s_" INT64_FORMAT, lname ? lname : "", shardid);

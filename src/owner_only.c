@@ -137,19 +137,6 @@ trigger_relation(Oid trigoid)
 	return relid;
 }
 
-static Oid
-relation_owner(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		return InvalidOid;
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 PG_FUNCTION_INFO_V1(brandbos_trigger_guard);
 /* SQL: brandbos.trigger_guard() returns event_trigger */
 Datum
@@ -168,7 +155,7 @@ brandbos_trigger_guard(PG_FUNCTION_ARGS)
 
 		if (!OidIsValid(relid))
 			continue;
-		owner = relation_owner(relid);
+		owner = brandbos_relation_owner(relid);
 		if (!OidIsValid(owner) || has_privs_of_role(roleid, owner))
 			continue;
 		if (!brandbos_table_is_managed(relid))

@@ -71,15 +71,52 @@ bb_b64url_encode(char *out, const unsigned char *bin, size_t bin_len)
 	*o = '\0';
 }
 
+/*
+ * Decoding tables: for each of the four positions in a group of four
+ * characters, a character's six bits already shifted into place in a 24-bit
+ * word, or B64_BAD for a character outside the alphabet.  A group decodes
+ * as the OR of four lookups; the bad marks are ORed into one word and
+ * checked once at the end, so the loop has no branch per character.
+ */
+#define B64_BAD 0x01000000u
+#define B64_DIGIT(c) \
+	((c) >= 'A' && (c) <= 'Z' ? (c) - 'A' : \
+	 (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26 : \
+	 (c) >= '0' && (c) <= '9' ? (c) - '0' + 52 : \
+	 (c) == '-' ? 62 : (c) == '_' ? 63 : -1)
+#define B64_ENTRY(c, shift) \
+	(B64_DIGIT(c) < 0 ? B64_BAD : (uint32_t) B64_DIGIT(c) << (shift))
+#define B64_ROW(r, shift) \
+	B64_ENTRY((r) * 16 + 0, shift), B64_ENTRY((r) * 16 + 1, shift), \
+	B64_ENTRY((r) * 16 + 2, shift), B64_ENTRY((r) * 16 + 3, shift), \
+	B64_ENTRY((r) * 16 + 4, shift), B64_ENTRY((r) * 16 + 5, shift), \
+	B64_ENTRY((r) * 16 + 6, shift), B64_ENTRY((r) * 16 + 7, shift), \
+	B64_ENTRY((r) * 16 + 8, shift), B64_ENTRY((r) * 16 + 9, shift), \
+	B64_ENTRY((r) * 16 + 10, shift), B64_ENTRY((r) * 16 + 11, shift), \
+	B64_ENTRY((r) * 16 + 12, shift), B64_ENTRY((r) * 16 + 13, shift), \
+	B64_ENTRY((r) * 16 + 14, shift), B64_ENTRY((r) * 16 + 15, shift)
+#define B64_TABLE(shift) { \
+	B64_ROW(0, shift), B64_ROW(1, shift), B64_ROW(2, shift), B64_ROW(3, shift), \
+	B64_ROW(4, shift), B64_ROW(5, shift), B64_ROW(6, shift), B64_ROW(7, shift), \
+	B64_ROW(8, shift), B64_ROW(9, shift), B64_ROW(10, shift), B64_ROW(11, shift), \
+	B64_ROW(12, shift), B64_ROW(13, shift), B64_ROW(14, shift), B64_ROW(15, shift) }
+
+static const uint32_t b64url_dec0[256] = B64_TABLE(18);
+static const uint32_t b64url_dec1[256] = B64_TABLE(12);
+static const uint32_t b64url_dec2[256] = B64_TABLE(6);
+static const uint32_t b64url_dec3[256] = B64_TABLE(0);
+
 int
 bb_b64url_decode(unsigned char *bin, size_t bin_cap, size_t *bin_len,
 				 const char *in, size_t n)
 {
+	const unsigned char *u = (const unsigned char *) in;
 	size_t		full = n / 4,
 				rest = n % 4,
 				out_len,
 				i;
 	unsigned char *o = bin;
+	uint32_t	bad = 0;
 
 	if (rest == 1)
 		return -1;
@@ -87,25 +124,24 @@ bb_b64url_decode(unsigned char *bin, size_t bin_cap, size_t *bin_len,
 	if (out_len > bin_cap)
 		return -1;
 
-	for (i = 0; i < full; i++, in += 4)
+	for (i = 0; i < full; i++, u += 4)
 	{
-		int			a = B64_VALUE(in[0]),
-					b = B64_VALUE(in[1]),
-					c = B64_VALUE(in[2]),
-					d = B64_VALUE(in[3]);
+		uint32_t	v = b64url_dec0[u[0]] | b64url_dec1[u[1]] |
+			b64url_dec2[u[2]] | b64url_dec3[u[3]];
 
-		if ((a | b | c | d) < 0)
-			return -1;
-		o[0] = (unsigned char) ((a << 2) | (b >> 4));
-		o[1] = (unsigned char) ((b << 4) | (c >> 2));
-		o[2] = (unsigned char) ((c << 6) | d);
+		bad |= v;
+		o[0] = (unsigned char) (v >> 16);
+		o[1] = (unsigned char) (v >> 8);
+		o[2] = (unsigned char) v;
 		o += 3;
 	}
+	if (bad & B64_BAD)
+		return -1;
 	if (rest >= 2)
 	{
-		int			a = B64_VALUE(in[0]),
-					b = B64_VALUE(in[1]),
-					c = rest == 3 ? B64_VALUE(in[2]) : 0;
+		int			a = B64_VALUE(u[0]),
+					b = B64_VALUE(u[1]),
+					c = rest == 3 ? B64_VALUE(u[2]) : 0;
 
 		if ((a | b | c) < 0)
 			return -1;

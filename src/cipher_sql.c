@@ -134,12 +134,17 @@ report_malformed(bb_env_status status)
 			 errdetail("The %s.", bb_env_status_text(status))));
 }
 
+/* room on the stack for the decoded form of a text envelope up to ~1.3 kB */
+#define FRAME_SPACE_ON_STACK 1024
+
 /*
  * Frame a datum as an envelope.  For text the printable form is decoded
- * into *scratch (palloc'd, caller frees).  Returns the parse status.
+ * into stack_space when it fits FRAME_SPACE_ON_STACK, else into *scratch
+ * (palloc'd, caller frees; NULL when not used).  Returns the parse status.
  */
 static bb_env_status
-frame_datum(Datum value, bool as_text, bb_envelope *env, unsigned char **scratch)
+frame_datum(Datum value, bool as_text, bb_envelope *env, unsigned char *stack_space,
+			unsigned char **scratch)
 {
 	*scratch = NULL;
 	if (!as_text)
@@ -153,37 +158,45 @@ frame_datum(Datum value, bool as_text, bb_envelope *env, unsigned char **scratch
 	{
 		text	   *t = DatumGetTextPP(value);
 		size_t		len = VARSIZE_ANY_EXHDR(t);
+		size_t		cap = bb_env_binary_cap(len) + 1;
+		unsigned char *bin;
 		size_t		bin_len;
 		bb_env_status status;
 
-		*scratch = palloc(bb_env_binary_cap(len) + 1);
-		status = bb_env_from_text(*scratch, bb_env_binary_cap(len) + 1, &bin_len,
-								  VARDATA_ANY(t), len);
+		if (cap <= FRAME_SPACE_ON_STACK)
+			bin = stack_space;
+		else
+			bin = *scratch = palloc(cap);
+		status = bb_env_from_text(bin, cap, &bin_len, VARDATA_ANY(t), len);
 		if (status != BB_ENV_OK)
 			return status;
-		return bb_env_parse(*scratch, bin_len, env);
+		return bb_env_parse(bin, bin_len, env);
 	}
 }
 
 /*
- * Open an envelope datum in a domain.  With incoming set (a client wrote
- * the value into a protected column) a format-1 envelope is refused with
- * XX001 unless brandbos.accept_format1_envelopes is on.
+ * Open an envelope datum in a domain.  The plaintext is written lead bytes
+ * into a palloc'd buffer of lead + length + 1 bytes (NUL-terminated), so a
+ * caller can open straight into a varlena; *buf_out is that buffer, or
+ * NULL when the envelope does not authenticate.  With incoming set (a
+ * client wrote the value into a protected column) a format-1 envelope is
+ * refused with XX001 unless brandbos.accept_format1_envelopes is on.
  */
 static bool
-open_datum(Datum value, bool as_text, bb_env_domain domain, bool incoming,
-		   const char *ad, size_t ad_len,
-		   char **plain_out, size_t *plain_len, unsigned char *nonce_out)
+open_envelope(Datum value, bool as_text, bb_env_domain domain, bool incoming,
+			  const char *ad, size_t ad_len, size_t lead,
+			  char **buf_out, size_t *plain_len, unsigned char *nonce_out)
 {
 	bb_envelope env;
+	unsigned char stack_frame[FRAME_SPACE_ON_STACK];
 	unsigned char *scratch;
 	bb_env_status status;
 	const unsigned char *key;
-	char	   *plain;
+	char	   *buf;
 	unsigned char stack_ad_space[AD_SPACE_ON_STACK];
 	unsigned char *ad_space;
 
-	status = frame_datum(value, as_text, &env, &scratch);
+	status = frame_datum(value, as_text, &env, stack_frame, &scratch);
 	if (status != BB_ENV_OK)
 		report_malformed(status);
 	if (nonce_out != NULL)
@@ -197,9 +210,9 @@ open_datum(Datum value, bool as_text, bb_env_domain domain, bool incoming,
 
 	key = brandbos_data_key(env.key_version);
 	*plain_len = bb_env_plain_size(&env);
-	plain = palloc(*plain_len + 1);
+	buf = palloc(lead + *plain_len + 1);
 	ad_space = ad_space_for(ad_len, stack_ad_space);
-	status = bb_env_open((unsigned char *) plain, &env, domain,
+	status = bb_env_open((unsigned char *) buf + lead, &env, domain,
 						 (const unsigned char *) ad, ad_len, ad_space, key);
 	if (ad_space != stack_ad_space)
 		pfree(ad_space);
@@ -207,14 +220,24 @@ open_datum(Datum value, bool as_text, bb_env_domain domain, bool incoming,
 		pfree(scratch);
 	if (status != BB_ENV_OK)
 	{
-		sodium_memzero(plain, *plain_len);
-		pfree(plain);
-		*plain_out = NULL;
+		sodium_memzero(buf + lead, *plain_len);
+		pfree(buf);
+		*buf_out = NULL;
 		return false;
 	}
-	plain[*plain_len] = '\0';
-	*plain_out = plain;
+	buf[lead + *plain_len] = '\0';
+	*buf_out = buf;
 	return true;
+}
+
+/* open_envelope with the plaintext at the start of its buffer */
+static bool
+open_datum(Datum value, bool as_text, bb_env_domain domain, bool incoming,
+		   const char *ad, size_t ad_len,
+		   char **plain_out, size_t *plain_len, unsigned char *nonce_out)
+{
+	return open_envelope(value, as_text, domain, incoming, ad, ad_len, 0,
+						 plain_out, plain_len, nonce_out);
 }
 
 bool
@@ -233,6 +256,31 @@ brandbos_try_open_stored_datum(Datum value, bool as_text, const char *ad, size_t
 					  plain_out, plain_len, NULL);
 }
 
+static void
+report_forged(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("brandbos envelope does not authenticate"),
+			 errdetail("The value was altered, or it was sealed for another row, column or associated data.")));
+}
+
+/* text comes out only when it is valid text here (a bytea envelope could be re-labelled) */
+static void
+require_valid_text(char *plain, size_t plain_len, void *to_free)
+{
+	if (!pg_verifymbstr(plain, plain_len, true))
+	{
+		sodium_memzero(plain, plain_len);
+		pfree(to_free);
+		ereport(ERROR,
+				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
+				 errmsg("decrypted value is not valid text in the database encoding"),
+				 errdetail("A text envelope must hold text; this one holds bytes that are not valid in encoding \"%s\".",
+						   GetDatabaseEncodingName())));
+	}
+}
+
 static char *
 open_or_raise(Datum value, bool as_text, bb_env_domain domain,
 			  const char *ad, size_t ad_len, size_t *plain_len)
@@ -240,22 +288,30 @@ open_or_raise(Datum value, bool as_text, bb_env_domain domain,
 	char	   *plain;
 
 	if (!open_datum(value, as_text, domain, false, ad, ad_len, &plain, plain_len, NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("brandbos envelope does not authenticate"),
-				 errdetail("The value was altered, or it was sealed for another row, column or associated data.")));
-	/* text comes out only when it is valid text here (a bytea envelope could be re-labelled) */
-	if (as_text && !pg_verifymbstr(plain, *plain_len, true))
-	{
-		sodium_memzero(plain, *plain_len);
-		pfree(plain);
-		ereport(ERROR,
-				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
-				 errmsg("decrypted value is not valid text in the database encoding"),
-				 errdetail("A text envelope must hold text; this one holds bytes that are not valid in encoding \"%s\".",
-						   GetDatabaseEncodingName())));
-	}
+		report_forged();
+	if (as_text)
+		require_valid_text(plain, *plain_len, plain);
 	return plain;
+}
+
+/*
+ * Open a stored column envelope straight into a text or bytea datum (one
+ * copy of the plaintext, no intermediate buffer), raising like
+ * brandbos_open_datum.
+ */
+static Datum
+open_column_varlena(Datum value, bool as_text, const char *ad, size_t ad_len)
+{
+	char	   *buf;
+	size_t		plain_len;
+
+	if (!open_envelope(value, as_text, BB_ENV_DOMAIN_COLUMN, false, ad, ad_len, VARHDRSZ,
+					   &buf, &plain_len, NULL))
+		report_forged();
+	if (as_text)
+		require_valid_text(buf + VARHDRSZ, plain_len, buf);
+	SET_VARSIZE(buf, VARHDRSZ + plain_len);
+	return PointerGetDatum(buf);
 }
 
 char *
@@ -295,6 +351,7 @@ static void
 envelope_header_of(Datum value, bool as_text, int *format, uint32 *version)
 {
 	bb_envelope env;
+	unsigned char stack_frame[FRAME_SPACE_ON_STACK];
 	unsigned char *scratch;
 	bb_env_status status;
 
@@ -328,7 +385,7 @@ envelope_header_of(Datum value, bool as_text, int *format, uint32 *version)
 		}
 		/* fall through to the full decode for the precise error */
 	}
-	status = frame_datum(value, as_text, &env, &scratch);
+	status = frame_datum(value, as_text, &env, stack_frame, &scratch);
 	if (status != BB_ENV_OK)
 		report_malformed(status);
 	if (scratch)
@@ -517,6 +574,7 @@ typedef struct DecryptColumnState
 {
 	DecryptorCheck check;		/* must be first: require_decryptor uses it */
 	bool		as_text;
+	StringInfoData ad;			/* the row's binding, reused from row to row */
 	int			nkeys;
 	BrandbosKeyEncoder keys[FLEXIBLE_ARRAY_MEMBER];
 } DecryptColumnState;
@@ -530,10 +588,7 @@ Datum
 brandbos_decrypt_column(PG_FUNCTION_ARGS)
 {
 	DecryptColumnState *state = (DecryptColumnState *) fcinfo->flinfo->fn_extra;
-	StringInfoData ad;
-	size_t		plain_len;
-	char	   *plain;
-	Datum		result;
+	StringInfo	ad;
 	int			i;
 
 	if (state == NULL)
@@ -550,6 +605,12 @@ brandbos_decrypt_column(PG_FUNCTION_ARGS)
 									   sizeof(BrandbosKeyEncoder) * nkeys);
 		state->as_text = (envtype != BYTEAOID);
 		state->nkeys = nkeys;
+		{
+			MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+			initStringInfo(&state->ad);
+			MemoryContextSwitchTo(old);
+		}
 		for (i = 0; i < nkeys; i++)
 		{
 			Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, i + 2);
@@ -571,31 +632,18 @@ brandbos_decrypt_column(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("column id must not be null")));
 
-	initStringInfo(&ad);
-	brandbos_ad_begin(&ad, PG_GETARG_UUID_P(0)->data);
+	ad = &state->ad;
+	resetStringInfo(ad);
+	brandbos_ad_begin(ad, PG_GETARG_UUID_P(0)->data);
 	for (i = 0; i < state->nkeys; i++)
 	{
 		if (PG_ARGISNULL(i + 2))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("primary-key value %d must not be null", i + 1)));
-		brandbos_ad_append(&ad, &state->keys[i], PG_GETARG_DATUM(i + 2));
+		brandbos_ad_append(ad, &state->keys[i], PG_GETARG_DATUM(i + 2));
 	}
 
-	plain = brandbos_open_datum(PG_GETARG_DATUM(1), state->as_text, ad.data, ad.len,
-								&plain_len);
-	if (state->as_text)
-		result = PointerGetDatum(cstring_to_text_with_len(plain, plain_len));
-	else
-	{
-		bytea	   *b = palloc(VARHDRSZ + plain_len);
-
-		SET_VARSIZE(b, VARHDRSZ + plain_len);
-		memcpy(VARDATA(b), plain, plain_len);
-		result = PointerGetDatum(b);
-	}
-	sodium_memzero(plain, plain_len);
-	pfree(plain);
-	pfree(ad.data);
-	PG_RETURN_DATUM(result);
+	PG_RETURN_DATUM(open_column_varlena(PG_GETARG_DATUM(1), state->as_text,
+										ad->data, ad->len));
 }

@@ -358,6 +358,74 @@ main(void)
 		ok(agree, "base64url output equals libsodium's for lengths 0..100");
 		ok(roundtrip, "decode(encode(x)) == x for lengths 0..100");
 	}
+	/*
+	 * bb_env_open composes the AEAD itself for short values: for every
+	 * plaintext length across that limit and several associated-data
+	 * lengths it must give libsodium's plaintext, and refuse a flipped bit
+	 * in the ciphertext, the tag, the header or the associated data.
+	 */
+	{
+		static unsigned char plain[1400],
+					sealed[1400 + BB_ENV_OVERHEAD],
+					opened[1400],
+					reference[1400],
+					space[BB_ENV_AD_PREFIX_BYTES + 64],
+					ad[64];
+		unsigned char saved_nonce[BB_ENV_NONCE_BYTES];
+		int			same = 1,
+					refused = 1;
+		size_t		n,
+					a;
+
+		memcpy(saved_nonce, nonce, sizeof(nonce));
+		for (n = 0; n <= 1300; n++)
+			for (a = 0; a <= 63; a += 9)
+			{
+				bb_envelope e;
+				size_t		len = bb_env_sealed_size(n);
+				size_t		full_len;
+
+				randombytes_buf(plain, n);
+				randombytes_buf(ad, a);
+				randombytes_buf(nonce, sizeof(nonce));
+				bb_env_seal(sealed, plain, n, BB_ENV_DOMAIN_COLUMN, ad, a, space, 7, nonce, key);
+				full_len = BB_ENV_AD_PREFIX_BYTES + a;
+				if (bb_env_parse(sealed, len, &e) != BB_ENV_OK ||
+					bb_env_open(opened, &e, BB_ENV_DOMAIN_COLUMN, ad, a, space, key) != BB_ENV_OK ||
+					crypto_aead_xchacha20poly1305_ietf_decrypt_detached(reference, NULL, e.sealed, n,
+																		e.sealed + n, space, full_len,
+																		e.nonce, key) != 0 ||
+					memcmp(opened, plain, n) != 0 || memcmp(reference, plain, n) != 0)
+					same = 0;
+				if (n > 0)
+				{
+					sealed[BB_ENV_HEADER_BYTES + n / 2] ^= 0x01;
+					if (bb_env_open(opened, &e, BB_ENV_DOMAIN_COLUMN, ad, a, space, key) != BB_ENV_FORGED)
+						refused = 0;
+					sealed[BB_ENV_HEADER_BYTES + n / 2] ^= 0x01;
+				}
+				sealed[len - 1 - n % 16] ^= 0x80;
+				if (bb_env_open(opened, &e, BB_ENV_DOMAIN_COLUMN, ad, a, space, key) != BB_ENV_FORGED)
+					refused = 0;
+				sealed[len - 1 - n % 16] ^= 0x80;
+				sealed[7 + n % 24] ^= 0x04;
+				if (bb_env_open(opened, &e, BB_ENV_DOMAIN_COLUMN, ad, a, space, key) != BB_ENV_FORGED)
+					refused = 0;
+				sealed[7 + n % 24] ^= 0x04;
+				if (a > 0)
+				{
+					ad[a - 1] ^= 0x10;
+					if (bb_env_open(opened, &e, BB_ENV_DOMAIN_COLUMN, ad, a, space, key) != BB_ENV_FORGED)
+						refused = 0;
+					ad[a - 1] ^= 0x10;
+				}
+				if (bb_env_open(opened, &e, BB_ENV_DOMAIN_USER, ad, a, space, key) != BB_ENV_FORGED)
+					refused = 0;
+			}
+		memcpy(nonce, saved_nonce, sizeof(nonce));
+		ok(same, "opening gives libsodium's plaintext for every length 0..1300 and AD lengths 0..63");
+		ok(refused, "a flipped bit in ciphertext, tag, nonce or AD, or the other domain, is refused at every length");
+	}
 	/* every byte value in every position: accepted exactly when libsodium accepts it (ASCII) */
 	{
 		int			same = 1;

@@ -359,16 +359,17 @@ main(void)
 		ok(roundtrip, "decode(encode(x)) == x for lengths 0..100");
 	}
 	/*
-	 * bb_env_open composes the AEAD itself for short values: for every
-	 * plaintext length across that limit and several associated-data
-	 * lengths it must give libsodium's plaintext, and refuse a flipped bit
-	 * in the ciphertext, the tag, the header or the associated data.
+	 * bb_env_seal and bb_env_open compose the AEAD themselves for short
+	 * values: for every plaintext length across that limit and several
+	 * associated-data lengths the seal must be libsodium's bytes, the open
+	 * must give libsodium's plaintext and refuse a flipped bit in the
+	 * ciphertext, the tag, the nonce or the associated data.
 	 */
 	{
 		static unsigned char plain[1400],
 					sealed[1400 + BB_ENV_OVERHEAD],
 					opened[1400],
-					reference[1400],
+					reference[1400 + BB_ENV_TAG_BYTES],
 					space[BB_ENV_AD_PREFIX_BYTES + 64],
 					ad[64];
 		unsigned char saved_nonce[BB_ENV_NONCE_BYTES];
@@ -390,6 +391,12 @@ main(void)
 				randombytes_buf(nonce, sizeof(nonce));
 				bb_env_seal(sealed, plain, n, BB_ENV_DOMAIN_COLUMN, ad, a, space, 7, nonce, key);
 				full_len = BB_ENV_AD_PREFIX_BYTES + a;
+				/* sealing: the same bytes as libsodium's AEAD */
+				crypto_aead_xchacha20poly1305_ietf_encrypt_detached(reference, reference + n, NULL,
+																	plain, n, space, full_len,
+																	NULL, nonce, key);
+				if (memcmp(reference, sealed + BB_ENV_HEADER_BYTES, n + BB_ENV_TAG_BYTES) != 0)
+					same = 0;
 				if (bb_env_parse(sealed, len, &e) != BB_ENV_OK ||
 					bb_env_open(opened, &e, BB_ENV_DOMAIN_COLUMN, ad, a, space, key) != BB_ENV_OK ||
 					crypto_aead_xchacha20poly1305_ietf_decrypt_detached(reference, NULL, e.sealed, n,
@@ -423,7 +430,7 @@ main(void)
 					refused = 0;
 			}
 		memcpy(nonce, saved_nonce, sizeof(nonce));
-		ok(same, "opening gives libsodium's plaintext for every length 0..1300 and AD lengths 0..63");
+		ok(same, "sealing gives libsodium's bytes and opening its plaintext, every length 0..1300, AD lengths 0..63");
 		ok(refused, "a flipped bit in ciphertext, tag, nonce or AD, or the other domain, is refused at every length");
 	}
 	/* every byte value in every position: accepted exactly when libsodium accepts it (ASCII) */

@@ -425,24 +425,25 @@ qualified_name(Relation rel)
  * scan does (it is the scan's own page step), and its count of visible
  * tuples is taken without forming a slot for each of them.  Other table
  * access methods, and PostgreSQL 17 on (whose page step is not exported in
- * this form), are counted through their own scan.
+ * this form), and a scan without page mode (a snapshot that is not MVCC)
+ * are counted tuple by tuple through the same scan.
  */
 static int64
 count_visible_rows(Relation rel, Snapshot snapshot)
 {
 	TableScanDesc scan;
+	TupleTableSlot *slot;
 	int64		count = 0;
 
+	/* a bulk-read strategy, no synchronized start: every page once, from the first */
+	scan = table_beginscan_strat(rel, snapshot, 0, NULL, true, false);
 #if PG_VERSION_NUM < 170000
-	if (rel->rd_tableam == GetHeapamTableAmRoutine())
+	/* page mode (visibility decided a page at a time) is on for an MVCC snapshot only */
+	if (rel->rd_tableam == GetHeapamTableAmRoutine() && (scan->rs_flags & SO_ALLOW_PAGEMODE))
 	{
-		HeapScanDesc hscan;
+		HeapScanDesc hscan = (HeapScanDesc) scan;
 		BlockNumber blkno;
 
-		/* page-at-a-time visibility, a bulk-read strategy, no synchronized start */
-		scan = table_beginscan_strat(rel, snapshot, 0, NULL, true, false);
-		hscan = (HeapScanDesc) scan;
-		Assert(scan->rs_flags & SO_ALLOW_PAGEMODE);
 		for (blkno = 0; blkno < hscan->rs_nblocks; blkno++)
 		{
 			heapgetpage(scan, blkno);	/* checks for interrupts */
@@ -452,18 +453,14 @@ count_visible_rows(Relation rel, Snapshot snapshot)
 		return count;
 	}
 #endif
+	slot = table_slot_create(rel, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 	{
-		TupleTableSlot *slot = table_slot_create(rel, NULL);
-
-		scan = table_beginscan(rel, snapshot, 0, NULL);
-		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
-		{
-			CHECK_FOR_INTERRUPTS();
-			count++;
-		}
-		table_endscan(scan);
-		ExecDropSingleTupleTableSlot(slot);
+		CHECK_FOR_INTERRUPTS();
+		count++;
 	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
 	return count;
 }
 

@@ -61,6 +61,7 @@ OBJS        = src/brandbos.o \
               src/audit_signing_key.o \
               src/audit_writer.o \
               src/audit_row_image.o \
+              src/audit_table_cache.o \
               src/audit_digest_sql.o \
               src/audit_sealer.o \
               src/audit_verify.o \

@@ -17,10 +17,14 @@
  * The resource id of a row is its primary key as text: the value itself for
  * a one-column key, a compact JSON array for a composite one.
  *
+ * Each column's mapping and output function come from the per-table cache
+ * (audit_table_cache.c); each tuple is deformed once.
+ *
  * Also here: the flat details objects of brandbos's other audit rows
  * (brandbos_details_*), built the same way.
  */
 #include "brandbos.h"
+#include "audit_table_cache.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -30,6 +34,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/rel.h"
 
 static const char protected_marker[] = "[protected]";
 
@@ -74,18 +79,15 @@ push_float_text(JsonbParseState **state, const char *s)
 		push_string(state, WJB_VALUE, s, len);
 }
 
-/* one column value */
+/* one column value, mapped as its cached column info says */
 static void
-push_value(JsonbParseState **state, Datum value, Oid typid)
+push_value(JsonbParseState **state, Datum value, AuditColumnInfo *col)
 {
-	Oid			base = getBaseType(typid);
-	Oid			outfn;
-	bool		isvarlena;
 	char	   *s;
 
-	switch (base)
+	switch (col->kind)
 	{
-		case BOOLOID:
+		case AUDIT_VALUE_BOOL:
 			{
 				JsonbValue	v;
 
@@ -94,20 +96,20 @@ push_value(JsonbParseState **state, Datum value, Oid typid)
 				(void) pushJsonbValue(state, WJB_VALUE, &v);
 				return;
 			}
-		case INT2OID:
+		case AUDIT_VALUE_INT2:
 			push_numeric(state, DatumGetNumeric(DirectFunctionCall1(int2_numeric, value)));
 			return;
-		case INT4OID:
+		case AUDIT_VALUE_INT4:
 			push_numeric(state, DatumGetNumeric(DirectFunctionCall1(int4_numeric, value)));
 			return;
-		case INT8OID:
+		case AUDIT_VALUE_INT8:
 			push_numeric(state, DatumGetNumeric(DirectFunctionCall1(int8_numeric, value)));
 			return;
-		case OIDOID:
+		case AUDIT_VALUE_OID:
 			push_numeric(state, DatumGetNumeric(DirectFunctionCall1(int8_numeric,
 																	Int64GetDatum((int64) DatumGetObjectId(value)))));
 			return;
-		case NUMERICOID:
+		case AUDIT_VALUE_NUMERIC:
 			{
 				Numeric		n = DatumGetNumeric(value);
 
@@ -118,7 +120,7 @@ push_value(JsonbParseState **state, Datum value, Oid typid)
 				}
 				break;			/* "NaN", "Infinity": strings */
 			}
-		case JSONBOID:
+		case AUDIT_VALUE_JSONB:
 			{
 				Jsonb	   *jb = DatumGetJsonbP(value);
 				JsonbValue	v;
@@ -129,15 +131,22 @@ push_value(JsonbParseState **state, Datum value, Oid typid)
 				(void) pushJsonbValue(state, WJB_VALUE, &v);
 				return;
 			}
+		case AUDIT_VALUE_TEXT:
+			{
+				/* what textout, varcharout and bpcharout print: the stored bytes */
+				text	   *t = DatumGetTextPP(value);
+
+				push_string(state, WJB_VALUE, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				return;
+			}
 		default:
 			break;
 	}
 
-	getTypeOutputInfo(typid, &outfn, &isvarlena);
-	s = OidOutputFunctionCall(outfn, value);
-	if (base == FLOAT4OID || base == FLOAT8OID)
+	s = OutputFunctionCall(&col->output, value);
+	if (col->kind == AUDIT_VALUE_FLOAT)
 		push_float_text(state, s);
-	else if (base == JSONOID)
+	else if (col->kind == AUDIT_VALUE_JSON)
 	{
 		Jsonb	   *jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
 		JsonbValue	v;
@@ -151,9 +160,10 @@ push_value(JsonbParseState **state, Datum value, Oid typid)
 		push_string(state, WJB_VALUE, s, strlen(s));
 }
 
-/* one row image, an object of its live columns */
+/* one row image, an object of its live columns (values and nulls deformed) */
 static void
-push_row(JsonbParseState **state, HeapTuple tuple, TupleDesc tupdesc, Bitmapset *protected)
+push_row(JsonbParseState **state, TupleDesc tupdesc, AuditTableInfo *info,
+		 Datum *values, bool *nulls, Bitmapset *protected)
 {
 	int			a;
 
@@ -161,14 +171,11 @@ push_row(JsonbParseState **state, HeapTuple tuple, TupleDesc tupdesc, Bitmapset 
 	for (a = 0; a < tupdesc->natts; a++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
-		bool		isnull;
-		Datum		value;
 
 		if (att->attisdropped)
 			continue;
 		push_key(state, NameStr(att->attname));
-		value = heap_getattr(tuple, att->attnum, tupdesc, &isnull);
-		if (isnull)
+		if (nulls[a])
 		{
 			JsonbValue	v;
 
@@ -178,28 +185,47 @@ push_row(JsonbParseState **state, HeapTuple tuple, TupleDesc tupdesc, Bitmapset 
 		else if (bms_is_member(att->attnum, protected))
 			push_string(state, WJB_VALUE, protected_marker, sizeof(protected_marker) - 1);
 		else
-			push_value(state, value, att->atttypid);
+			push_value(state, values[a], &info->columns[a]);
 	}
 	(void) pushJsonbValue(state, WJB_END_OBJECT, NULL);
 }
 
 Jsonb *
-brandbos_audit_row_change(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+brandbos_audit_row_change(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 						  Bitmapset *protected)
 {
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	AuditTableInfo *info = brandbos_audit_table_info(rel);
 	JsonbParseState *state = NULL;
 	JsonbValue *result;
+	Datum	   *oldvals = NULL,
+			   *newvals = NULL;
+	bool	   *oldnulls = NULL,
+			   *newnulls = NULL;
+
+	if (oldtup != NULL)
+	{
+		oldvals = palloc(sizeof(Datum) * Max(tupdesc->natts, 1));
+		oldnulls = palloc(sizeof(bool) * Max(tupdesc->natts, 1));
+		heap_deform_tuple(oldtup, tupdesc, oldvals, oldnulls);
+	}
+	if (newtup != NULL)
+	{
+		newvals = palloc(sizeof(Datum) * Max(tupdesc->natts, 1));
+		newnulls = palloc(sizeof(bool) * Max(tupdesc->natts, 1));
+		heap_deform_tuple(newtup, tupdesc, newvals, newnulls);
+	}
 
 	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	if (oldtup != NULL)
 	{
 		push_key(&state, "old");
-		push_row(&state, oldtup, tupdesc, protected);
+		push_row(&state, tupdesc, info, oldvals, oldnulls, protected);
 	}
 	if (newtup != NULL)
 	{
 		push_key(&state, "new");
-		push_row(&state, newtup, tupdesc, protected);
+		push_row(&state, tupdesc, info, newvals, newnulls, protected);
 	}
 	if (oldtup != NULL && newtup != NULL)
 	{
@@ -210,17 +236,11 @@ brandbos_audit_row_change(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
 		for (a = 0; a < tupdesc->natts; a++)
 		{
 			Form_pg_attribute att = TupleDescAttr(tupdesc, a);
-			bool		oldnull,
-						newnull;
-			Datum		o,
-						n;
 
 			if (att->attisdropped)
 				continue;
-			o = heap_getattr(oldtup, att->attnum, tupdesc, &oldnull);
-			n = heap_getattr(newtup, att->attnum, tupdesc, &newnull);
-			if (oldnull == newnull &&
-				(oldnull || datumIsEqual(o, n, att->attbyval, att->attlen)))
+			if (oldnulls[a] == newnulls[a] &&
+				(oldnulls[a] || datumIsEqual(oldvals[a], newvals[a], att->attbyval, att->attlen)))
 				continue;
 			push_string(&state, WJB_ELEM, NameStr(att->attname), strlen(NameStr(att->attname)));
 		}
@@ -281,36 +301,30 @@ brandbos_audit_count_details(const char *key, int64 count)
 
 /* one key value as compact JSON text, for a composite key's array */
 static void
-append_key_json(StringInfo buf, Datum value, Oid typid)
+append_key_json(StringInfo buf, Datum value, AuditColumnInfo *col)
 {
-	Oid			base = getBaseType(typid);
-	Oid			outfn;
-	bool		isvarlena;
-	char	   *s;
+	char	   *s = OutputFunctionCall(&col->output, value);
 
-	getTypeOutputInfo(typid, &outfn, &isvarlena);
-	s = OidOutputFunctionCall(outfn, value);
-	switch (base)
+	switch (col->kind)
 	{
-		case BOOLOID:
+		case AUDIT_VALUE_BOOL:
 			appendStringInfoString(buf, strcmp(s, "t") == 0 ? "true" : "false");
 			break;
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case OIDOID:
+		case AUDIT_VALUE_INT2:
+		case AUDIT_VALUE_INT4:
+		case AUDIT_VALUE_INT8:
+		case AUDIT_VALUE_OID:
 			appendStringInfoString(buf, s);
 			break;
-		case FLOAT4OID:
-		case FLOAT8OID:
-		case NUMERICOID:
+		case AUDIT_VALUE_FLOAT:
+		case AUDIT_VALUE_NUMERIC:
 			if (strspn(s, "0123456789.-+eE") == strlen(s) && strpbrk(s, "0123456789"))
 				appendStringInfoString(buf, s);
 			else
 				escape_json(buf, s);
 			break;
-		case JSONOID:
-		case JSONBOID:
+		case AUDIT_VALUE_JSON:
+		case AUDIT_VALUE_JSONB:
 			appendStringInfoString(buf, s);
 			break;
 		default:
@@ -321,8 +335,10 @@ append_key_json(StringInfo buf, Datum value, Oid typid)
 }
 
 char *
-brandbos_audit_row_key(HeapTuple tuple, TupleDesc tupdesc, int nkeys, AttrNumber *keys)
+brandbos_audit_row_key(Relation rel, HeapTuple tuple, int nkeys, AttrNumber *keys)
 {
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	AuditTableInfo *info = brandbos_audit_table_info(rel);
 	StringInfoData buf;
 	int			k;
 
@@ -330,13 +346,10 @@ brandbos_audit_row_key(HeapTuple tuple, TupleDesc tupdesc, int nkeys, AttrNumber
 	{
 		bool		isnull;
 		Datum		v = heap_getattr(tuple, keys[0], tupdesc, &isnull);
-		Oid			outfn;
-		bool		isvarlena;
 
 		if (isnull)
 			return NULL;
-		getTypeOutputInfo(TupleDescAttr(tupdesc, keys[0] - 1)->atttypid, &outfn, &isvarlena);
-		return OidOutputFunctionCall(outfn, v);
+		return OutputFunctionCall(&info->columns[keys[0] - 1].output, v);
 	}
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '[');
@@ -350,7 +363,7 @@ brandbos_audit_row_key(HeapTuple tuple, TupleDesc tupdesc, int nkeys, AttrNumber
 		if (isnull)
 			appendStringInfoString(&buf, "null");
 		else
-			append_key_json(&buf, v, TupleDescAttr(tupdesc, keys[k] - 1)->atttypid);
+			append_key_json(&buf, v, &info->columns[keys[k] - 1]);
 	}
 	appendStringInfoChar(&buf, ']');
 	return buf.data;

@@ -23,7 +23,9 @@
  */
 #include "brandbos.h"
 #include "merkle.h"
+#include "audit_table_cache.h"
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -46,6 +48,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/xid8.h"
 #include "utils/lsyscache.h"
@@ -61,6 +64,50 @@ bool		brandbos_audit_maintenance = false;
 bool		brandbos_audit_pruning = false;
 
 /*
+ * The OIDs of brandbos.audit_entries and brandbos.audit_log_id_seq, looked
+ * up by name once and kept until an invalidation of either relation, of
+ * every relation, or of any schema (a rename of the brandbos schema sends
+ * no relcache invalidation).  InvalidOid: not known, look it up.
+ */
+static Oid	cached_entries_relid = InvalidOid;
+static Oid	cached_seq_relid = InvalidOid;
+static bool writer_namespace_callback_registered = false;
+
+void
+brandbos_audit_writer_relcache_changed(Oid relid)
+{
+	if (!OidIsValid(relid) || relid == cached_entries_relid || relid == cached_seq_relid)
+	{
+		cached_entries_relid = InvalidOid;
+		cached_seq_relid = InvalidOid;
+	}
+}
+
+/* a schema changed: the cached OIDs may no longer be brandbos's */
+static void
+writer_namespace_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	brandbos_audit_writer_relcache_changed(InvalidOid);
+}
+
+/* brandbos_relid(name), through the cache slot *slot */
+static Oid
+cached_relid(Oid *slot, const char *name)
+{
+	if (!writer_namespace_callback_registered)
+	{
+		CacheRegisterSyscacheCallback(NAMESPACEOID, writer_namespace_changed, (Datum) 0);
+		writer_namespace_callback_registered = true;
+	}
+	if (!OidIsValid(*slot))
+		*slot = brandbos_relid(name);
+	return *slot;
+}
+
+#define ENTRIES_RELID() cached_relid(&cached_entries_relid, "audit_entries")
+#define SEQ_RELID() cached_relid(&cached_seq_relid, "audit_log_id_seq")
+
+/*
  * Insert one row into brandbos.audit_entries the way logical replication's
  * apply does: a minimal executor state, constraint checks and index
  * maintenance, without planning a statement for every row.  Rules and
@@ -73,7 +120,7 @@ bool		brandbos_audit_pruning = false;
 static void
 insert_entry(Datum *values, bool *nulls)
 {
-	Oid			relid = brandbos_relid("audit_entries");
+	Oid			relid = ENTRIES_RELID();
 	Relation	rel;
 	EState	   *estate;
 	RangeTblEntry *rte;
@@ -194,13 +241,13 @@ brandbos_audit_append(const char *action, const char *resource_type,
 	PreventCommandDuringRecovery("a brandbos audit write");
 	/* the xid first, then the id: see the file header */
 	fxid = GetTopFullTransactionId();
-	seqid = brandbos_relid("audit_log_id_seq");
+	seqid = SEQ_RELID();
 	if (!OidIsValid(seqid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"brandbos\" is not installed in this database")));
 	/* then the writer's lock (held to the end of the transaction): see the file header */
-	entries = brandbos_relid("audit_entries");
+	entries = ENTRIES_RELID();
 	if (OidIsValid(entries))
 		LockRelationOid(entries, RowExclusiveLock);
 
@@ -358,13 +405,63 @@ static char *
 qualified_name(Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
-	Oid			logical = brandbos_logical_relid(relid);
+	Oid			logical;
+	AuditTableInfo *info = brandbos_audit_table_info(rel);
+
+	if (info->qualified_name != NULL)
+		return info->qualified_name;
+	logical = brandbos_logical_relid(relid);
 
 	if (logical != relid)
 		return quote_qualified_identifier(get_namespace_name(get_rel_namespace(logical)),
 										  get_rel_name(logical));
 	return quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 									  RelationGetRelationName(rel));
+}
+
+/*
+ * The rows of one heap relation that snapshot sees, counted a page at a
+ * time: heapgetpage decides each tuple's visibility exactly as a sequential
+ * scan does (it is the scan's own page step), and its count of visible
+ * tuples is taken without forming a slot for each of them.  Other table
+ * access methods, and PostgreSQL 17 on (whose page step is not exported in
+ * this form), and a scan without page mode (a snapshot that is not MVCC)
+ * are counted tuple by tuple through the same scan.
+ */
+static int64
+count_visible_rows(Relation rel, Snapshot snapshot)
+{
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	int64		count = 0;
+
+	/* a bulk-read strategy, no synchronized start: every page once, from the first */
+	scan = table_beginscan_strat(rel, snapshot, 0, NULL, true, false);
+#if PG_VERSION_NUM < 170000
+	/* page mode (visibility decided a page at a time) is on for an MVCC snapshot only */
+	if (rel->rd_tableam == GetHeapamTableAmRoutine() && (scan->rs_flags & SO_ALLOW_PAGEMODE))
+	{
+		HeapScanDesc hscan = (HeapScanDesc) scan;
+		BlockNumber blkno;
+
+		for (blkno = 0; blkno < hscan->rs_nblocks; blkno++)
+		{
+			heapgetpage(scan, blkno);	/* checks for interrupts */
+			count += hscan->rs_ntuples;
+		}
+		table_endscan(scan);
+		return count;
+	}
+#endif
+	slot = table_slot_create(rel, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		count++;
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	return count;
 }
 
 /*
@@ -375,6 +472,11 @@ qualified_name(Relation rel)
  * parent counts its own rows; its children are counted by their own audit
  * triggers.  Foreign partitions are not counted (reading them runs their
  * wrapper).
+ *
+ * No catalog number can replace the scan: pg_class.reltuples is an estimate
+ * and the cumulative statistics are neither transactional nor exact, while
+ * the count must be the rows this snapshot sees (and the table's
+ * ACCESS EXCLUSIVE lock is already held, so the scan only has to be cheap).
  */
 static int64
 rows_truncated(Relation rel)
@@ -391,22 +493,12 @@ rows_truncated(Relation rel)
 	foreach(lc, leaves)
 	{
 		Relation	leaf;
-		TableScanDesc scan;
-		TupleTableSlot *slot;
+		char		relkind = get_rel_relkind(lfirst_oid(lc));
 
-		if (get_rel_relkind(lfirst_oid(lc)) != RELKIND_RELATION &&
-			get_rel_relkind(lfirst_oid(lc)) != RELKIND_MATVIEW)
+		if (relkind != RELKIND_RELATION && relkind != RELKIND_MATVIEW)
 			continue;
 		leaf = table_open(lfirst_oid(lc), AccessShareLock);
-		slot = table_slot_create(leaf, NULL);
-		scan = table_beginscan(leaf, snapshot, 0, NULL);
-		while (table_scan_getnextslot(scan, ForwardScanDirection, slot))
-		{
-			CHECK_FOR_INTERRUPTS();
-			count++;
-		}
-		table_endscan(scan);
-		ExecDropSingleTupleTableSlot(slot);
+		count += count_visible_rows(leaf, snapshot);
 		table_close(leaf, AccessShareLock);
 	}
 	return count;
@@ -419,7 +511,6 @@ brandbos_audit_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Relation	rel;
-	TupleDesc	tupdesc;
 	Jsonb	   *details;
 	const char *action;
 	char	   *resource_id = NULL;
@@ -435,7 +526,6 @@ brandbos_audit_trigger(PG_FUNCTION_ARGS)
 	if (brandbos_restore_mode_active())
 		return PointerGetDatum(NULL);
 	rel = td->tg_relation;
-	tupdesc = RelationGetDescr(rel);
 
 	if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
 	{
@@ -453,20 +543,20 @@ brandbos_audit_trigger(PG_FUNCTION_ARGS)
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 	{
 		action = "insert";
-		details = brandbos_audit_row_change(NULL, td->tg_trigtuple, tupdesc, protected);
-		resource_id = brandbos_audit_row_key(td->tg_trigtuple, tupdesc, nkeys, keys);
+		details = brandbos_audit_row_change(rel, NULL, td->tg_trigtuple, protected);
+		resource_id = brandbos_audit_row_key(rel, td->tg_trigtuple, nkeys, keys);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
 	{
 		action = "delete";
-		details = brandbos_audit_row_change(td->tg_trigtuple, NULL, tupdesc, protected);
-		resource_id = brandbos_audit_row_key(td->tg_trigtuple, tupdesc, nkeys, keys);
+		details = brandbos_audit_row_change(rel, td->tg_trigtuple, NULL, protected);
+		resource_id = brandbos_audit_row_key(rel, td->tg_trigtuple, nkeys, keys);
 	}
 	else
 	{
 		action = "update";
-		details = brandbos_audit_row_change(td->tg_trigtuple, td->tg_newtuple, tupdesc, protected);
-		resource_id = brandbos_audit_row_key(td->tg_newtuple, tupdesc, nkeys, keys);
+		details = brandbos_audit_row_change(rel, td->tg_trigtuple, td->tg_newtuple, protected);
+		resource_id = brandbos_audit_row_key(rel, td->tg_newtuple, nkeys, keys);
 	}
 
 	brandbos_audit_append(action, qualified_name(rel), resource_id, details);

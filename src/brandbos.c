@@ -32,6 +32,8 @@ brandbos_relcache_changed(Datum arg, Oid relid)
 {
 	brandbos_keys_relcache_changed(relid);
 	brandbos_table_shape_relcache_changed(relid);
+	brandbos_audit_table_cache_relcache_changed(relid);
+	brandbos_audit_writer_relcache_changed(relid);
 	brandbos_log_scrub_relcache_changed(relid);
 	brandbos_shard_map_relcache_changed(relid);
 	brandbos_shard_guard_relcache_changed(relid);

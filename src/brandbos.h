@@ -98,6 +98,8 @@ extern void brandbos_sql_run(const char *sql);
  */
 extern void brandbos_keys_relcache_changed(Oid relid);			/* data_keys.c */
 extern void brandbos_table_shape_relcache_changed(Oid relid);	/* table_shape.c */
+extern void brandbos_audit_table_cache_relcache_changed(Oid relid);	/* audit_table_cache.c */
+extern void brandbos_audit_writer_relcache_changed(Oid relid);	/* audit_writer.c */
 extern void brandbos_log_scrub_relcache_changed(Oid relid);		/* log_scrub.c */
 extern void brandbos_shard_guard_relcache_changed(Oid relid);	/* shard_guard.c */
 
@@ -376,7 +378,7 @@ extern void brandbos_audit_leaf_hash(const BrandbosAuditRow *row,
 /* ---- audit_row_image.c: what an audit row says about a table row ------ */
 
 /* {"old": ..., "new": ..., "changed": [...]}; either tuple may be NULL */
-extern Jsonb *brandbos_audit_row_change(HeapTuple oldtup, HeapTuple newtup, TupleDesc tupdesc,
+extern Jsonb *brandbos_audit_row_change(Relation rel, HeapTuple oldtup, HeapTuple newtup,
 										Bitmapset *protected_attnums);
 /* {"<key>": count} */
 extern Jsonb *brandbos_audit_count_details(const char *key, int64 count);
@@ -392,7 +394,7 @@ extern void brandbos_details_text(BrandbosDetails *d, const char *key, const cha
 extern void brandbos_details_int8(BrandbosDetails *d, const char *key, int64 value);
 extern Jsonb *brandbos_details_end(BrandbosDetails *d);
 /* the primary key as text: the value, or a JSON array for a composite key */
-extern char *brandbos_audit_row_key(HeapTuple tuple, TupleDesc tupdesc, int nkeys,
+extern char *brandbos_audit_row_key(Relation rel, HeapTuple tuple, int nkeys,
 									AttrNumber *keys);
 
 /* ---- audit_writer.c --------------------------------------------------- */

@@ -9,4 +9,4 @@ CREATE TABLE bench_aplain  (id bigserial PRIMARY KEY, user_id int, note text, am
 CREATE TABLE bench_audited (id bigserial PRIMARY KEY, user_id int, note text, amount numeric);
 ALTER TABLE bench_aplain  SET (autovacuum_enabled = off);
 ALTER TABLE bench_audited SET (autovacuum_enabled = off);
-SELECT brandbos.enable_audit('bench_audited');
+SELECT brandbos.enable_audit('bench_audited') \g /dev/null

@@ -172,8 +172,8 @@ add_row() {
 	local workload=$1 setting=$2 clients=$3 kind=$4 unit=$5 target=$6 rule=$7 note=$8
 	local plain=$9 bb=${10}
 	shift 10
-	local peers out
-	peers=$(printf '%s\t' "$@")
+	local peers="" out
+	if (( $# > 0 )); then peers=$(printf '%s\t' "$@"); fi
 	out=$(awk -v kind="$kind" -v unit="$unit" -v target="$target" -v rule="$rule" -v note="$note" \
 			-v plain="$plain" -v bb="$bb" -v peers="$peers" '
 		function fmt(v) {
@@ -270,8 +270,8 @@ FAILED=1
 cleanup() {
 	local rc=$?
 	if (( FAILED )) && (( CLUSTER_UP )); then
-		echo "bench: failed; last lines of the server log ($(bb_logfile "$BENCH_CLUSTER")):" >&2
-		tail -n 30 "$(bb_logfile "$BENCH_CLUSTER")" >&2 || true
+		echo "bench: failed; last lines of the server log ($(bb_logfile "$BENCH_CLUSTER")), pgaudit's AUDIT lines left out:" >&2
+		grep -v 'AUDIT: ' "$(bb_logfile "$BENCH_CLUSTER")" | tail -n 30 >&2 || true
 	fi
 	if (( CLUSTER_UP )); then
 		if [[ $BENCH_KEEP == 1 ]]; then
@@ -664,7 +664,7 @@ group_audit_insert() {
 	audit_checks
 }
 
-audit_update_reset() { sql_exec "VACUUM ${A_TABLE[$1]}; CHECKPOINT;"; }
+audit_update_reset() { sql_exec "VACUUM ${A_TABLE[$1]}"; sql_exec "CHECKPOINT"; }
 audit_update_args() { echo "audit_update.sql ${A_TABLE[$1]} -D rows=$UPDATE_ROWS"; }
 
 # F. audited single-row UPDATE of a random one of UPDATE_ROWS rows

@@ -7,6 +7,7 @@
 --   bench_pgs_det  a PL/pgSQL BEFORE trigger calling pgsodium.crypto_aead_det_encrypt(message,
 --                  additional, key_uuid) with the same key, base64 text; read back through
 --                  the view bench_pgs_det_read (crypto_aead_det_decrypt)
+SET client_min_messages = warning;	-- pgsodium narrates every view and trigger it (re)makes
 CREATE EXTENSION IF NOT EXISTS pgsodium;
 
 CREATE TABLE bench_pgs_tce (LIKE bench_plain INCLUDING ALL) WITH (autovacuum_enabled = false);

@@ -2,6 +2,7 @@
 -- one secret, written with vault.create_secret(token) and read back through
 -- vault.decrypted_secrets; bench_vault_read names its columns like the other read relations
 -- (the secrets' ids are uuids, so Vault has no point-read-by-id row).
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS supabase_vault CASCADE;
 
 CREATE VIEW bench_vault_read AS

@@ -5,7 +5,8 @@
 #                         (regress, pgTAP, unit, fuzz 60s/target, lint, scenarios, ASan run,
 #                         Citus scenarios)
 #   make demo             same set-up, then a walkthrough of every pillar
-#   make bench            same set-up, then the benchmarks of SPEC section 7
+#   make bench            same set-up plus the peers (test/bench/peers.sh), then the
+#                         benchmarks of SPEC section 7, side by side with the peers
 #   make stress           the fuzzers and scenarios with long settings, for a person
 #   make fuzz | lint | test-asan | unit   one part of make test on its own
 #   make deb              the Debian package postgresql-15-brandbos (debian/, pg_buildext),
@@ -174,9 +175,14 @@ bench-citus: deps
 	@$(MAKE) --no-print-directory all install >/dev/null
 	@./test/citus/bench.sh
 
+# the peers (test/bench/peers.sh: pgsodium, Vault, supa_audit from ../shared/vendor, pgaudit
+# from Debian) are built and installed into the same PostgreSQL first; the ones that cannot
+# be are reported missing in the results
 bench: deps
 	@$(MAKE) --no-print-directory all install >/dev/null
-	@./test/bench/run.sh
+	@mkdir -p tmp_check
+	@PG_CONFIG=$(PG_CONFIG) ./test/bench/peers.sh | tee tmp_check/bench-peers.txt
+	@PGBIN=$$($(PG_CONFIG) --bindir) BENCH_PEERS=tmp_check/bench-peers.txt ./test/bench/run.sh
 
 # the Debian package (debian/, test/package/); test/deps.sh deb installs only what
 # building and testing the package needs

@@ -26,6 +26,15 @@ libdir=$("$PG_CONFIG" --pkglibdir)
 sharedir=$("$PG_CONFIG" --sharedir)
 mkdir -p "$cache" 2>/dev/null || cache=$(mktemp -d)
 
+# put_lib FILE DIR: install a shared library into DIR only when it differs, through a rename:
+# copying over the file in place would change the pages of a running server that has it
+# mapped (a bench cluster crashes with SIGSEGV when peers.sh runs beside it)
+put_lib() {
+	local dst=$2/${1##*/}
+	cmp -s "$1" "$dst" && return 0
+	cp -a "$1" "$dst.peers-tmp" && mv -f "$dst.peers-tmp" "$dst"
+}
+
 # stage_vendor NAME TARBALL-BASENAME: build one PGXS peer into $cache/NAME (cached), then copy
 stage_vendor() {
 	local name=$1 base=$2 tarball=$vendor/$2.tar.gz stamp work src
@@ -54,7 +63,7 @@ stage_vendor() {
 	d=$(find "$cache/$name" -type d -path '*/extension' | head -1)
 	[[ -n $d ]] || { echo "missing $name: staged tree has no extension directory"; return 1; }
 	cp -a "$d"/. "$sharedir/extension"/
-	while IFS= read -r so; do cp -a "$so" "$libdir"/; done < <(find "$cache/$name" -name '*.so')
+	while IFS= read -r so; do put_lib "$so" "$libdir"; done < <(find "$cache/$name" -name '*.so')
 	echo "ok $name"
 }
 
@@ -80,7 +89,7 @@ sysext=/usr/share/postgresql/$major/extension
 if [[ -f $libdir/pgaudit.so ]]; then
 	echo "ok pgaudit"
 elif [[ -f $syslib/pgaudit.so ]]; then
-	cp -a "$syslib/pgaudit.so" "$libdir"/ && cp -a "$sysext"/pgaudit* "$sharedir/extension"/ && echo "ok pgaudit"
+	put_lib "$syslib/pgaudit.so" "$libdir" && cp -a "$sysext"/pgaudit* "$sharedir/extension"/ && echo "ok pgaudit"
 else
 	echo "missing pgaudit: $pkg is not installed and could not be installed"
 fi

@@ -3,9 +3,12 @@
 -- Four tables of one shape, (id bigserial primary key, user_id int, refresh_token text):
 --   bench_plain  no protection (the baseline)
 --   bench_tce    brandbos.protect_column(..., 'refresh_token')
---   bench_pgp    peer: PL/pgSQL BEFORE trigger, pgcrypto pgp_sym_encrypt
+--   bench_pgp    peer: PL/pgSQL BEFORE trigger, pgcrypto pgp_sym_encrypt, read back
+--                through the view bench_pgp_read (pgp_sym_decrypt)
 --   bench_cbc    peer: PL/pgSQL BEFORE trigger, pgcrypto encrypt_iv AES-CBC, base64 text,
 --                read back through the view bench_cbc_decrypted
+-- The pgsodium and Vault peers are set up by tce_pgsodium_setup.sql / tce_vault_setup.sql
+-- when those extensions are available.
 -- Autovacuum is off on all four so that it never runs in the middle of a timed run;
 -- run.sh vacuums explicitly where it matters.  Runs in a fresh database.
 
@@ -50,6 +53,10 @@ $$;
 CREATE TRIGGER bench_pgp_seal BEFORE INSERT OR UPDATE ON bench_pgp
 	FOR EACH ROW EXECUTE FUNCTION bench_pgp_seal();
 
+CREATE VIEW bench_pgp_read AS
+	SELECT id, user_id, pgp_sym_decrypt(refresh_token::bytea, 'some pass') AS refresh_token
+	  FROM bench_pgp;
+
 -- Peer: pgcrypto AES-256-CBC with a fixed key and IV (unauthenticated), the shape
 -- applications write by hand; stored as base64 so the column stays text.
 CREATE FUNCTION bench_cbc_seal() RETURNS trigger
@@ -93,8 +100,9 @@ BEGIN
 		RAISE EXCEPTION 'bench sanity: the AES-CBC baseline does not round-trip';
 	END IF;
 	INSERT INTO bench_pgp (user_id, refresh_token) VALUES (0, tok) RETURNING refresh_token INTO raw;
-	IF raw = tok THEN
-		RAISE EXCEPTION 'bench sanity: the pgp baseline did not seal';
+	SELECT refresh_token INTO dec FROM bench_pgp_read WHERE user_id = 0;
+	IF raw = tok OR dec IS DISTINCT FROM tok THEN
+		RAISE EXCEPTION 'bench sanity: the pgp baseline does not round-trip';
 	END IF;
 END
 $check$;

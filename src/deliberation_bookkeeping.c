@@ -18,8 +18,9 @@
  *   - A session's total_cost and total_tokens are the sums over its
  *     contributions, under any number of concurrent writers.  The guard
  *     takes the session row FOR UPDATE for every INSERT and UPDATE, whoever
- *     writes (add_contribution already holds it from its lookup), and keeps
- *     it to commit: writers of one session queue, and each checks the budget
+ *     writes (add_contribution already holds it from its lookup and hands
+ *     the row it read to the guard of its own INSERT: LockedSession), and
+ *     keeps it to commit: writers of one session queue, and each checks the budget
  *     against the total the previous one committed.  The totals UPDATE adds
  *     a delta (total + x), never a value computed in C, so a DELETE, which
  *     the guard does not see, is counted exactly too.
@@ -33,6 +34,7 @@
 #include "deliberation.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
@@ -80,6 +82,43 @@ copy_owner(TupleDesc tupdesc, int *cols, Datum *values, bool *nulls)
 	values[1] = nulls[1] ? (Datum) 0 : SPI_datumTransfer(values[1], false, -1);
 }
 
+/*
+ * The session add_contribution has just locked, handed to the
+ * contribution_guard of its own INSERT so that the guard need not look the
+ * row up and lock it a second time.  The guard takes it only for an INSERT
+ * of that session, in the (sub)transaction that locked it, in the command
+ * right after the lookup: had anything written in between (a trigger
+ * firing before the guard, say, updating the session), the command counter
+ * would have moved on, and the guard reads the row itself as for any other
+ * writer.  (SPI advances the counter after the lookup, so the INSERT runs in
+ * the command current when the lookup returned.)  Taken once;
+ * add_contribution drops it when its INSERT returns.
+ */
+typedef struct LockedSession
+{
+	bool		valid;
+	TransactionId xid;
+	CommandId	cid;			/* the command the INSERT must run in */
+	const char *session_id;
+	DelibContributionSession session;
+} LockedSession;
+
+static LockedSession locked_session;
+
+/* the hand-over for this row's INSERT, or NULL: see LockedSession */
+static DelibContributionSession *
+take_locked_session(const char *session_id)
+{
+	if (!locked_session.valid)
+		return NULL;
+	locked_session.valid = false;
+	if (!TransactionIdEquals(locked_session.xid, GetCurrentTransactionIdIfAny()) ||
+		GetCurrentCommandId(false) != locked_session.cid ||
+		strcmp(locked_session.session_id, session_id) != 0)
+		return NULL;
+	return &locked_session.session;
+}
+
 PG_FUNCTION_INFO_V1(brandbos_contribution_guard);
 /* SQL: brandbos.contribution_guard() returns trigger — BEFORE INSERT OR UPDATE ON brandbos.contributions */
 Datum
@@ -102,6 +141,8 @@ brandbos_contribution_guard(PG_FUNCTION_ARGS)
 	int			cols[3];
 	Datum		values[3];
 	bool		nulls[3];
+	DelibContributionSession *handed;
+	bool		spi_open = false;
 	static const char lock_session_sql[] =
 		"SELECT status, user_id, tenant_id, round_number, total_cost, budget "
 		"FROM brandbos.sessions WHERE id = $1 FOR UPDATE";
@@ -125,19 +166,38 @@ brandbos_contribution_guard(PG_FUNCTION_ARGS)
 	cost = heap_getattr(newtup, delib_attnum_of(tupdesc, "cost"), tupdesc, &cost_null);
 	(void) heap_getattr(newtup, delib_attnum_of(tupdesc, "round_number"), tupdesc, &round_null);
 
-	brandbos_spi_begin(&state, brandbos_extension_owner());
-	status = lock_session(lock_session_sql, session_id);
+	handed = is_update ? NULL : take_locked_session(session_id);
+	if (handed != NULL)
+	{
+		/* add_contribution's own INSERT: it holds the row FOR UPDATE and read it */
+		status = handed->base.status;
+		cols[0] = delib_attnum_of(tupdesc, "user_id");
+		values[0] = handed->user_id;
+		nulls[0] = handed->user_id_null;
+		cols[1] = delib_attnum_of(tupdesc, "tenant_id");
+		values[1] = handed->tenant_id;
+		nulls[1] = handed->tenant_id_null;
+		values[2] = Int32GetDatum(handed->base.round_number);
+		total = handed->total_cost;
+		budget = handed->budget;
+		budget_null = handed->budget_null;
+	}
+	else
+	{
+		brandbos_spi_begin(&state, brandbos_extension_owner());
+		spi_open = true;
+		status = lock_session(lock_session_sql, session_id);
+		/* owner and tenant always come from the session */
+		copy_owner(tupdesc, cols, values, nulls);
+		values[2] = delib_datum(0, 4, &isnull);
+		total = delib_datum(0, 5, &isnull);
+		budget = delib_datum(0, 6, &budget_null);
+	}
 	if (!is_update && strcmp(status, "active") != 0)
 		delib_refuse_inactive(session_id, status, "contributions");
-
-	/* owner and tenant always come from the session */
-	copy_owner(tupdesc, cols, values, nulls);
 	cols[2] = delib_attnum_of(tupdesc, "round_number");
-	values[2] = delib_datum(0, 4, &isnull);
 	nulls[2] = false;
 
-	total = delib_datum(0, 5, &isnull);
-	budget = delib_datum(0, 6, &budget_null);
 	if (!budget_null && !cost_null)
 	{
 		Datum		after = DirectFunctionCall2(numeric_add, total, cost);
@@ -159,7 +219,8 @@ brandbos_contribution_guard(PG_FUNCTION_ARGS)
 							   DatumGetCString(DirectFunctionCall1(numeric_out, after)),
 							   DatumGetCString(DirectFunctionCall1(numeric_out, budget)))));
 	}
-	brandbos_spi_end(&state);
+	if (spi_open)
+		brandbos_spi_end(&state);	/* copy_owner moved the values out of SPI's memory */
 
 	newtup = heap_modify_tuple_by_cols(newtup, tupdesc, round_null ? 3 : 2, cols, values, nulls);
 	return PointerGetDatum(newtup);
@@ -277,6 +338,38 @@ insert_into_session(const char *session_id, const char *persona, bool lock, cons
 	return id;
 }
 
+/*
+ * add_contribution's end: find and lock the session the caller reaches,
+ * refuse one that is not active and an unknown persona (in that order, as
+ * insert_into_session), hand the locked row to the guard of the INSERT
+ * (LockedSession), run insert_sql and return the new id.
+ */
+static int64
+insert_contribution(const char *session_id, const char *persona, const char *insert_sql,
+					Oid *types, Datum *values, const char *nulls)
+{
+	BrandbosInternalState state;
+	DelibContributionSession *session = &locked_session.session;
+	bool		isnull;
+	int64		id;
+
+	locked_session.valid = false;
+	delib_open_contribution_session(&state, session_id, persona, session);
+	if (strcmp(session->base.status, "active") != 0)
+		delib_refuse_inactive(session_id, session->base.status, "contributions");
+	if (!session->persona_exists)
+		delib_require_persona(persona);	/* raises its 42704 */
+	locked_session.xid = GetCurrentTransactionIdIfAny();
+	locked_session.cid = GetCurrentCommandId(false);
+	locked_session.session_id = session_id;
+	locked_session.valid = TransactionIdIsValid(locked_session.xid);
+	delib_exec_cached(insert_sql, 7, types, values, nulls, false);
+	locked_session.valid = false;
+	id = DatumGetInt64(delib_datum(0, 1, &isnull));
+	brandbos_spi_end(&state);
+	return id;
+}
+
 PG_FUNCTION_INFO_V1(brandbos_add_contribution);
 /*
  * SQL: brandbos.add_contribution(session_id text, persona_code text, content text, phase text,
@@ -319,8 +412,7 @@ brandbos_add_contribution(PG_FUNCTION_ARGS)
 	nulls[6] = PG_ARGISNULL(6) ? 'n' : ' ';
 
 	/* the trigger fills owner, tenant and round, and checks the budget */
-	PG_RETURN_INT64(insert_into_session(session_id, persona, true, "contributions",
-										insert_sql, 7, types, values, nulls));
+	PG_RETURN_INT64(insert_contribution(session_id, persona, insert_sql, types, values, nulls));
 }
 
 PG_FUNCTION_INFO_V1(brandbos_cast_vote);

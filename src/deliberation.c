@@ -179,10 +179,10 @@ caller_is_privileged(void)
 
 /* the lookup of a session the caller reaches ($1 its id, $2 whether the caller is a DBA) */
 #define SESSION_COLUMNS "s.status, s.round_number, s.max_rounds"
-#define SESSION_REACHABLE \
-	"FROM brandbos.sessions s " \
+#define SESSION_REACHABLE_WHERE \
 	"WHERE s.id OPERATOR(pg_catalog.=) $1 AND (brandbos.context_sees(s.user_id, s.tenant_id) " \
 	"  OR ($2 AND brandbos.current_user_id() IS NULL))"
+#define SESSION_REACHABLE "FROM brandbos.sessions s " SESSION_REACHABLE_WHERE
 #define FIND_SESSION_SQL "SELECT " SESSION_COLUMNS " " SESSION_REACHABLE
 
 /*
@@ -218,29 +218,36 @@ delib_open_session(BrandbosInternalState *state, const char *session_id, bool lo
 
 /*
  * delib_open_session(..., lock = true, ...) for add_contribution, in one
- * statement: the session row FOR UPDATE with everything contribution_guard
- * reads of it, and whether the persona ($3) exists.  42704 when the caller
- * reaches no such session; the caller checks status and persona, in that
- * order, as insert_into_session does.
+ * statement that also adds cost and tokens to the session's totals ahead of
+ * its INSERT (the caller reconciles them with the row actually inserted):
+ * the UPDATE locks the session row, and returns everything
+ * contribution_guard reads of it (total_cost with the amount added) and
+ * whether the persona ($3) exists.  42704 when the caller reaches no such
+ * session; the caller checks status and persona, in that order, as
+ * insert_into_session does (an error rolls the totals back with the rest).
  */
 void
 delib_open_contribution_session(BrandbosInternalState *state, const char *session_id,
-								const char *persona, DelibContributionSession *session)
+								const char *persona, Datum cost, int32 tokens,
+								DelibContributionSession *session)
 {
 	bool		privileged = caller_is_privileged();
-	Oid			types[3] = {TEXTOID, BOOLOID, TEXTOID};
-	Datum		values[3];
+	Oid			types[5] = {TEXTOID, BOOLOID, TEXTOID, NUMERICOID, INT8OID};
+	Datum		values[5];
 	bool		isnull;
 	static const char sql[] =
-		"SELECT " SESSION_COLUMNS ", s.user_id, s.tenant_id, s.total_cost, s.budget, "
-		"EXISTS (SELECT FROM brandbos.personas p WHERE p.code OPERATOR(pg_catalog.=) $3) "
-		SESSION_REACHABLE " FOR UPDATE OF s";
+		"UPDATE brandbos.sessions s SET total_cost = s.total_cost + $4, "
+		"total_tokens = s.total_tokens + $5 " SESSION_REACHABLE_WHERE
+		" RETURNING " SESSION_COLUMNS ", s.user_id, s.tenant_id, s.total_cost, s.budget, "
+		"EXISTS (SELECT FROM brandbos.personas p WHERE p.code OPERATOR(pg_catalog.=) $3)";
 
 	values[0] = CStringGetTextDatum(session_id);
 	values[1] = BoolGetDatum(privileged);
 	values[2] = CStringGetTextDatum(persona);
+	values[3] = cost;
+	values[4] = Int64GetDatum((int64) tokens);
 	brandbos_spi_begin(state, brandbos_extension_owner());
-	delib_exec_cached(sql, 3, types, values, NULL, false);
+	delib_exec_cached(sql, 5, types, values, NULL, false);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

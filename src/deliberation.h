@@ -60,8 +60,8 @@ extern void delib_open_session(BrandbosInternalState *state, const char *session
 
 /*
  * What delib_open_contribution_session reads of the session it locks: all
- * that contribution_guard needs (datums in the SPI context), and whether
- * the persona named exists.
+ * that contribution_guard needs (datums in the SPI context; total_cost
+ * includes the amount it added), and whether the persona named exists.
  */
 typedef struct DelibContributionSession
 {
@@ -78,6 +78,7 @@ typedef struct DelibContributionSession
 
 extern void delib_open_contribution_session(BrandbosInternalState *state,
 											const char *session_id, const char *persona,
+											Datum cost, int32 tokens,
 											DelibContributionSession *session);
 extern void delib_require_persona(const char *code);
 pg_noreturn extern void delib_refuse_inactive(const char *session_id, const char *status,

@@ -105,6 +105,38 @@ typedef struct LockedSession
 
 static LockedSession locked_session;
 
+/*
+ * The amount add_contribution's lookup added to its session's totals ahead
+ * of the INSERT, until contribution_totals meets the row that INSERT wrote
+ * (inserted by the same (sub)transaction in the INSERT's command): the same
+ * session, cost and tokens, and the trigger adds nothing; otherwise it adds
+ * the row as usual and takes the amount back out.  If no such row reaches
+ * it (a trigger skipped the row), add_contribution takes the amount back
+ * itself when the INSERT returns; an error rolls everything back.  Until
+ * then the guard checks a budget against the session's total without it.
+ * Either way the totals end as the sums over the rows.
+ */
+typedef struct PreApplied
+{
+	bool		valid;
+	TransactionId xid;
+	CommandId	cid;			/* the INSERT's command */
+	const char *session_id;
+	Datum		cost;			/* numeric */
+	int32		tokens;
+} PreApplied;
+
+static PreApplied pre_applied;
+
+/* has add_contribution added an amount to this session that no row carries yet? */
+static bool
+pre_applied_to(const char *session_id)
+{
+	return pre_applied.valid &&
+		TransactionIdEquals(pre_applied.xid, GetCurrentTransactionIdIfAny()) &&
+		strcmp(pre_applied.session_id, session_id) == 0;
+}
+
 /* the hand-over for this row's INSERT, or NULL: see LockedSession */
 static DelibContributionSession *
 take_locked_session(const char *session_id)
@@ -192,6 +224,8 @@ brandbos_contribution_guard(PG_FUNCTION_ARGS)
 		values[2] = delib_datum(0, 4, &isnull);
 		total = delib_datum(0, 5, &isnull);
 		budget = delib_datum(0, 6, &budget_null);
+		if (pre_applied_to(session_id))
+			total = DirectFunctionCall2(numeric_sub, total, pre_applied.cost);
 	}
 	if (!is_update && strcmp(status, "active") != 0)
 		delib_refuse_inactive(session_id, status, "contributions");
@@ -226,23 +260,65 @@ brandbos_contribution_guard(PG_FUNCTION_ARGS)
 	return PointerGetDatum(newtup);
 }
 
-/* add sign * (cost, tokens) of a contribution row to its session */
+/* add sign * (cost, tokens) to a session's totals (inside SPI) */
 static void
-apply_totals(HeapTuple tuple, TupleDesc tupdesc, int sign)
+apply_amounts(Datum session_id, Datum cost, int32 tokens, int sign)
 {
 	Oid			types[4] = {TEXTOID, NUMERICOID, INT8OID, INT4OID};
 	Datum		values[4];
-	bool		isnull;
 	static const char sql[] =
 		"UPDATE brandbos.sessions SET total_cost = total_cost + $4 * $2, "
 		"total_tokens = total_tokens + $4 * $3 WHERE id = $1";
 
-	values[0] = heap_getattr(tuple, delib_attnum_of(tupdesc, "session_id"), tupdesc, &isnull);
-	values[1] = heap_getattr(tuple, delib_attnum_of(tupdesc, "cost"), tupdesc, &isnull);
-	values[2] = Int64GetDatum(DatumGetInt32(heap_getattr(tuple, delib_attnum_of(tupdesc, "tokens"),
-														 tupdesc, &isnull)));
+	values[0] = session_id;
+	values[1] = cost;
+	values[2] = Int64GetDatum((int64) tokens);
 	values[3] = Int32GetDatum(sign);
 	delib_exec_cached(sql, 4, types, values, NULL, false);
+}
+
+/* add sign * (cost, tokens) of a contribution row to its session */
+static void
+apply_totals(HeapTuple tuple, TupleDesc tupdesc, int sign)
+{
+	bool		isnull;
+
+	apply_amounts(heap_getattr(tuple, delib_attnum_of(tupdesc, "session_id"), tupdesc, &isnull),
+				  heap_getattr(tuple, delib_attnum_of(tupdesc, "cost"), tupdesc, &isnull),
+				  DatumGetInt32(heap_getattr(tuple, delib_attnum_of(tupdesc, "tokens"),
+											 tupdesc, &isnull)),
+				  sign);
+}
+
+/*
+ * Is this inserted row the one add_contribution added ahead (PreApplied)?
+ * Then settle the amount: true when the row carries exactly it (nothing more
+ * to do); otherwise the amount is taken back out and false says to count the
+ * row as usual.  Inside SPI.
+ */
+static bool
+settle_pre_applied(HeapTuple tuple, TupleDesc tupdesc)
+{
+	bool		isnull;
+	char	   *session_id;
+	Datum		cost;
+	int32		tokens;
+
+	if (!pre_applied.valid || tuple->t_data == NULL ||
+		!TransactionIdEquals(HeapTupleHeaderGetRawXmin(tuple->t_data), pre_applied.xid) ||
+		HeapTupleHeaderGetRawCommandId(tuple->t_data) != pre_applied.cid)
+		return false;
+	pre_applied.valid = false;
+	session_id = delib_tuple_text(tuple, tupdesc, "session_id");
+	cost = heap_getattr(tuple, delib_attnum_of(tupdesc, "cost"), tupdesc, &isnull);
+	tokens = DatumGetInt32(heap_getattr(tuple, delib_attnum_of(tupdesc, "tokens"), tupdesc, &isnull));
+	if (session_id != NULL && strcmp(session_id, pre_applied.session_id) == 0 &&
+		tokens == pre_applied.tokens &&
+		DatumGetBool(DirectFunctionCall2(numeric_eq, cost, pre_applied.cost)))
+		return true;
+	apply_amounts(CStringGetTextDatum(pre_applied.session_id), pre_applied.cost,
+				  pre_applied.tokens, -1);
+	return false;
 }
 
 PG_FUNCTION_INFO_V1(brandbos_contribution_totals);
@@ -264,7 +340,10 @@ brandbos_contribution_totals(PG_FUNCTION_ARGS)
 
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-		apply_totals(td->tg_trigtuple, tupdesc, 1);
+	{
+		if (!settle_pre_applied(td->tg_trigtuple, tupdesc))
+			apply_totals(td->tg_trigtuple, tupdesc, 1);
+	}
 	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
 		apply_totals(td->tg_trigtuple, tupdesc, -1);
 	else
@@ -354,18 +433,42 @@ insert_contribution(const char *session_id, const char *persona, const char *ins
 	int64		id;
 
 	locked_session.valid = false;
-	delib_open_contribution_session(&state, session_id, persona, session);
+	pre_applied.valid = false;
+	delib_open_contribution_session(&state, session_id, persona, values[4],
+									DatumGetInt32(values[5]), session);
 	if (strcmp(session->base.status, "active") != 0)
 		delib_refuse_inactive(session_id, session->base.status, "contributions");
 	if (!session->persona_exists)
 		delib_require_persona(persona);	/* raises its 42704 */
+
+	/* the guard checks the budget against the total before this contribution */
+	session->total_cost = DirectFunctionCall2(numeric_sub, session->total_cost, values[4]);
 	locked_session.xid = GetCurrentTransactionIdIfAny();
 	locked_session.cid = GetCurrentCommandId(false);
 	locked_session.session_id = session_id;
-	locked_session.valid = TransactionIdIsValid(locked_session.xid);
+	if (!TransactionIdIsValid(locked_session.xid))
+		elog(ERROR, "add_contribution: the session lookup assigned no transaction id");
+	pre_applied.xid = locked_session.xid;
+	pre_applied.cid = locked_session.cid;
+	pre_applied.session_id = session_id;
+	pre_applied.cost = values[4];
+	pre_applied.tokens = DatumGetInt32(values[5]);
+	pre_applied.valid = true;
+	locked_session.valid = true;
+
 	delib_exec_cached(insert_sql, 7, types, values, nulls, false);
 	locked_session.valid = false;
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+				 errmsg("a trigger on brandbos.contributions skipped the contribution")));
 	id = DatumGetInt64(delib_datum(0, 1, &isnull));
+	if (pre_applied.valid)
+	{
+		/* no row of this INSERT reached contribution_totals: take the amount back */
+		pre_applied.valid = false;
+		apply_amounts(values[0], values[4], DatumGetInt32(values[5]), -1);
+	}
 	brandbos_spi_end(&state);
 	return id;
 }

@@ -7,7 +7,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(17);
+SELECT plan(23);
 
 SELECT brandbos.seed_personas('[{"code": "cfo", "name": "Cal", "expertise": "money"}]');
 INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement, max_rounds, budget, round_number)
@@ -40,7 +40,7 @@ SELECT throws_ok($$SELECT brandbos.add_contribution('h1', 'ghost', 'a', 'deliber
 -- a trigger before the guard lowers the budget: the guard reads the session itself
 CREATE FUNCTION pg_temp.shrink_budget() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	UPDATE brandbos.sessions SET budget = total_cost WHERE id = NEW.session_id;
+	UPDATE brandbos.sessions SET budget = 0 WHERE id = NEW.session_id;
 	RETURN NEW;
 END $$;
 CREATE TRIGGER a_shrink_budget BEFORE INSERT ON brandbos.contributions
@@ -78,6 +78,42 @@ SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions
           '2.0000/20', 'and counts in that session''s totals');
 SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h1'),
           '10.0000/11', 'not in the first one''s');
+
+-- add_contribution adds the amount to the totals ahead of its INSERT; contribution_totals
+-- settles it against the row actually written
+CREATE FUNCTION pg_temp.double_it() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.cost := NEW.cost * 2;
+	NEW.tokens := NEW.tokens * 2;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER a_double_it BEFORE INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.double_it();
+UPDATE brandbos.sessions SET budget = NULL WHERE id = 'h2';
+SELECT lives_ok($$SELECT brandbos.add_contribution('h2', 'cfo', 'doubled', 'deliberation', 1.25, 3, 'm')$$,
+                'a row whose cost a trigger changed before the guard');
+DROP TRIGGER a_double_it ON brandbos.contributions;
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h2'),
+          '4.5000/26', 'the totals count what the row carries (2.5 and 6 more), not the arguments');
+
+CREATE FUNCTION pg_temp.skip_it() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN NULL;
+END $$;
+CREATE TRIGGER a_skip_it BEFORE INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.skip_it();
+SELECT throws_ok($$SELECT brandbos.add_contribution('h2', 'cfo', 'skipped', 'deliberation', 1, 1, 'm')$$,
+                 '27000', NULL, 'a row a trigger skips fails the call: 27000');
+DROP TRIGGER a_skip_it ON brandbos.contributions;
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h2'),
+          '4.5000/26', 'and leaves the totals as they were');
+
+ALTER TABLE brandbos.contributions DISABLE TRIGGER contribution_totals;
+SELECT lives_ok($$SELECT brandbos.add_contribution('h2', 'cfo', 'uncounted', 'deliberation', 1, 1, 'm')$$,
+                'with contribution_totals disabled');
+ALTER TABLE brandbos.contributions ENABLE TRIGGER contribution_totals;
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h2'),
+          '4.5000/26', 'the amount added ahead is taken back: the totals do not count the row, as before');
 
 -- a failed call leaves nothing behind for a later direct INSERT of the same transaction
 SAVEPOINT before_fail;

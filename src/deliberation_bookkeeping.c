@@ -290,14 +290,21 @@ apply_totals(HeapTuple tuple, TupleDesc tupdesc, int sign)
 				  sign);
 }
 
+typedef enum PreAppliedMatch
+{
+	PRE_NONE,					/* not the row add_contribution added ahead */
+	PRE_EXACT,					/* that row, carrying exactly the amount: nothing to do */
+	PRE_DIFFERENT				/* that row, with another session or amount */
+} PreAppliedMatch;
+
 /*
  * Is this inserted row the one add_contribution added ahead (PreApplied)?
- * Then settle the amount: true when the row carries exactly it (nothing more
- * to do); otherwise the amount is taken back out and false says to count the
- * row as usual.  Inside SPI.
+ * Either way the amount is then settled here: PRE_EXACT needs nothing more;
+ * for PRE_DIFFERENT the caller takes the amount back out (take_back) and
+ * counts the row as usual.  No SPI here.
  */
-static bool
-settle_pre_applied(HeapTuple tuple, TupleDesc tupdesc)
+static PreAppliedMatch
+match_pre_applied(HeapTuple tuple, TupleDesc tupdesc)
 {
 	bool		isnull;
 	char	   *session_id;
@@ -307,7 +314,7 @@ settle_pre_applied(HeapTuple tuple, TupleDesc tupdesc)
 	if (!pre_applied.valid || tuple->t_data == NULL ||
 		!TransactionIdEquals(HeapTupleHeaderGetRawXmin(tuple->t_data), pre_applied.xid) ||
 		HeapTupleHeaderGetRawCommandId(tuple->t_data) != pre_applied.cid)
-		return false;
+		return PRE_NONE;
 	pre_applied.valid = false;
 	session_id = delib_tuple_text(tuple, tupdesc, "session_id");
 	cost = heap_getattr(tuple, delib_attnum_of(tupdesc, "cost"), tupdesc, &isnull);
@@ -315,10 +322,8 @@ settle_pre_applied(HeapTuple tuple, TupleDesc tupdesc)
 	if (session_id != NULL && strcmp(session_id, pre_applied.session_id) == 0 &&
 		tokens == pre_applied.tokens &&
 		DatumGetBool(DirectFunctionCall2(numeric_eq, cost, pre_applied.cost)))
-		return true;
-	apply_amounts(CStringGetTextDatum(pre_applied.session_id), pre_applied.cost,
-				  pre_applied.tokens, -1);
-	return false;
+		return PRE_EXACT;
+	return PRE_DIFFERENT;
 }
 
 PG_FUNCTION_INFO_V1(brandbos_contribution_totals);
@@ -329,6 +334,7 @@ brandbos_contribution_totals(PG_FUNCTION_ARGS)
 	TriggerData *td = delib_trigger_data(fcinfo, "contribution_totals");
 	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
 	BrandbosInternalState state;
+	PreAppliedMatch match;
 
 	if (delib_loading_rows())
 		return delib_row_as_is(td);
@@ -338,11 +344,18 @@ brandbos_contribution_totals(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("brandbos.contribution_totals() must be an AFTER row trigger")));
 
+	match = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? match_pre_applied(td->tg_trigtuple, tupdesc)
+		: PRE_NONE;
+	if (match == PRE_EXACT)
+		return PointerGetDatum(NULL);	/* add_contribution counted it already */
+
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 	{
-		if (!settle_pre_applied(td->tg_trigtuple, tupdesc))
-			apply_totals(td->tg_trigtuple, tupdesc, 1);
+		if (match == PRE_DIFFERENT)
+			apply_amounts(CStringGetTextDatum(pre_applied.session_id), pre_applied.cost,
+						  pre_applied.tokens, -1);
+		apply_totals(td->tg_trigtuple, tupdesc, 1);
 	}
 	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
 		apply_totals(td->tg_trigtuple, tupdesc, -1);

@@ -289,10 +289,29 @@ write_setting(const char *name, const char *value)
 							 GUC_ACTION_LOCAL, true, 0, false);
 }
 
+/*
+ * Is the Citus library loaded in this backend?  Citus loads only from
+ * shared_preload_libraries and defines its settings when it does, so
+ * without citus.propagate_set_commands (or with only a placeholder of it,
+ * left by a SET before any load) no Citus transaction can exist here and
+ * there is nothing to forward.  This saves the pg_extension lookup behind
+ * brandbos_citus_installed() on every request of a server without Citus.
+ */
+static bool
+citus_loaded(void)
+{
+	static const char probe[] = "citus.propagate_set_commands";
+
+	return GetConfigOption(probe, true, false) != NULL &&
+		(GetConfigOptionFlags(probe, true) & GUC_CUSTOM_PLACEHOLDER) == 0;
+}
+
 /* on a Citus coordinator, send the whole context with the transaction to the workers */
 static void
 forward_to_citus(void)
 {
+	if (!citus_loaded())
+		return;
 	brandbos_citus_context_forward(raw_user_id, raw_tenant_id, raw_app_role, raw_claims,
 								   raw_ip, raw_user_agent);
 }

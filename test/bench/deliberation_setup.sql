@@ -1,12 +1,17 @@
 -- Deliberation benchmarks (SPEC section 5, issue #5): add_contribution against a plain
 -- INSERT of the same values into an equivalent table.
---   brandbos.contributions  written by brandbos.add_contribution (C): the BEFORE trigger
---                           locks the session row, checks status and budget and fills
---                           owner, tenant and round; the AFTER trigger adds cost and
+--   brandbos.contributions  written by brandbos.add_contribution (C), which locks the
+--                           session row and hands it to the BEFORE trigger; the trigger
+--                           checks status and budget and fills owner, tenant and
+--                           round; the AFTER trigger adds cost and
 --                           tokens to the session's totals; foreign keys to sessions and
 --                           personas; RLS for the application role
 --   bench_contrib_plain     the same columns, CHECKs and indexes (session_id, user_id), no
 --                           triggers, no foreign keys, no RLS
+-- Same request shape on both sides (deliberation_add.sql, deliberation_plain.sql): each
+-- transaction sets up the request as its application would — brandbos.set_context on
+-- brandbos's side, a transaction-local request.jwt.claims with the same user and tenant on
+-- the baseline's — and then writes one contribution.
 -- 50 sessions of one user spread the writes, so that the two clients rarely queue on one
 -- session row; bench_delib_sessions maps 1..50 to their ids for both sides.
 -- Both sides run as the non-superuser role bench_delib_app (RLS applies to it).

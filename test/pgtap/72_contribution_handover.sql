@@ -1,0 +1,132 @@
+-- add_contribution hands the session row it has locked to the contribution_guard of its own
+-- INSERT (deliberation_bookkeeping.c, LockedSession), so that the guard does not look the
+-- row up a second time.  The guard must fall back to its own lookup whenever the row it
+-- was handed may be stale or is not the row's session: here triggers that fire before it
+-- (named to sort before contribution_guard) change the session or the row's session_id.
+-- Runs as the superuser without a request context (a DBA reaches every session).
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+CREATE EXTENSION brandbos;
+SELECT plan(23);
+
+SELECT brandbos.seed_personas('[{"code": "cfo", "name": "Cal", "expertise": "money"}]');
+INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement, max_rounds, budget, round_number)
+VALUES ('h1', 'u1', 't1', 'Raise?', 10, 10, 3),
+       ('h2', 'u2', 't2', 'Hire?', 10, NULL, 5),
+       ('h3', 'u1', 't1', 'Paused', 10, NULL, 1);
+UPDATE brandbos.sessions SET status = 'paused' WHERE id = 'h3';
+
+-- the handed row: owner, tenant, round and totals as the guard would read them
+SELECT lives_ok($$SELECT brandbos.add_contribution('h1', 'cfo', 'a', 'deliberation', 1.5, 10, 'm')$$,
+                'add_contribution with the handed-over row');
+SELECT is((SELECT user_id || '/' || tenant_id || '/' || round_number FROM brandbos.contributions
+            WHERE session_id = 'h1'), 'u1/t1/3', 'owner, tenant and round come from the session');
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h1'),
+          '1.5000/10', 'the totals count it once');
+SELECT throws_ok($$SELECT brandbos.add_contribution('h1', 'cfo', 'a', 'deliberation', 8.5001, 1, 'm')$$,
+                 '23514', NULL, 'the budget is checked against the handed-over total: 23514');
+SELECT lives_ok($$SELECT brandbos.add_contribution('h1', 'cfo', 'a', 'deliberation', 8.5, 1, 'm')$$,
+                'a contribution that reaches the budget exactly');
+UPDATE brandbos.sessions SET budget = 100 WHERE id = 'h1';
+
+-- errors keep their order: unknown session, then inactive, then unknown persona
+SELECT throws_ok($$SELECT brandbos.add_contribution('nope', 'ghost', 'a', 'deliberation', 0, 1, 'm')$$,
+                 '42704', 'session "nope" does not exist', 'an unknown session first: 42704');
+SELECT throws_ok($$SELECT brandbos.add_contribution('h3', 'ghost', 'a', 'deliberation', 0, 1, 'm')$$,
+                 '55000', 'session "h3" is paused', 'then a session that is not active: 55000');
+SELECT throws_ok($$SELECT brandbos.add_contribution('h1', 'ghost', 'a', 'deliberation', 0, 1, 'm')$$,
+                 '42704', 'persona "ghost" does not exist', 'then an unknown persona: 42704');
+
+-- a trigger before the guard lowers the budget: the guard reads the session itself
+CREATE FUNCTION pg_temp.shrink_budget() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE brandbos.sessions SET budget = 0 WHERE id = NEW.session_id;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER a_shrink_budget BEFORE INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.shrink_budget();
+SELECT throws_ok($$SELECT brandbos.add_contribution('h1', 'cfo', 'a', 'deliberation', 0.0001, 1, 'm')$$,
+                 '23514', NULL, 'a budget lowered before the guard runs is enforced: 23514');
+DROP TRIGGER a_shrink_budget ON brandbos.contributions;
+
+-- a trigger before the guard pauses the session: refused
+CREATE FUNCTION pg_temp.pause_it() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE brandbos.sessions SET status = 'paused' WHERE id = NEW.session_id;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER a_pause_it BEFORE INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.pause_it();
+SELECT throws_ok($$SELECT brandbos.add_contribution('h1', 'cfo', 'a', 'deliberation', 0, 1, 'm')$$,
+                 '55000', NULL, 'a session paused before the guard runs takes no contribution: 55000');
+DROP TRIGGER a_pause_it ON brandbos.contributions;
+
+-- a trigger before the guard moves the row to another session: that session's owner and totals
+CREATE FUNCTION pg_temp.move_it() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.session_id := 'h2';
+	RETURN NEW;
+END $$;
+CREATE TRIGGER a_move_it BEFORE INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.move_it();
+SELECT lives_ok($$SELECT brandbos.add_contribution('h1', 'cfo', 'moved', 'deliberation', 2, 20, 'm')$$,
+                'a row moved to another session before the guard runs');
+DROP TRIGGER a_move_it ON brandbos.contributions;
+SELECT is((SELECT user_id || '/' || tenant_id || '/' || round_number FROM brandbos.contributions
+            WHERE content = 'moved'), 'u2/t2/5', 'it carries the other session''s owner, tenant and round');
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h2'),
+          '2.0000/20', 'and counts in that session''s totals');
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h1'),
+          '10.0000/11', 'not in the first one''s');
+
+-- add_contribution adds the amount to the totals ahead of its INSERT; contribution_totals
+-- settles it against the row actually written
+CREATE FUNCTION pg_temp.double_it() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.cost := NEW.cost * 2;
+	NEW.tokens := NEW.tokens * 2;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER a_double_it BEFORE INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.double_it();
+UPDATE brandbos.sessions SET budget = NULL WHERE id = 'h2';
+SELECT lives_ok($$SELECT brandbos.add_contribution('h2', 'cfo', 'doubled', 'deliberation', 1.25, 3, 'm')$$,
+                'a row whose cost a trigger changed before the guard');
+DROP TRIGGER a_double_it ON brandbos.contributions;
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h2'),
+          '4.5000/26', 'the totals count what the row carries (2.5 and 6 more), not the arguments');
+
+CREATE FUNCTION pg_temp.skip_it() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN NULL;
+END $$;
+CREATE TRIGGER a_skip_it BEFORE INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.skip_it();
+SELECT throws_ok($$SELECT brandbos.add_contribution('h2', 'cfo', 'skipped', 'deliberation', 1, 1, 'm')$$,
+                 '27000', NULL, 'a row a trigger skips fails the call: 27000');
+DROP TRIGGER a_skip_it ON brandbos.contributions;
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h2'),
+          '4.5000/26', 'and leaves the totals as they were');
+
+ALTER TABLE brandbos.contributions DISABLE TRIGGER contribution_totals;
+SELECT lives_ok($$SELECT brandbos.add_contribution('h2', 'cfo', 'uncounted', 'deliberation', 1, 1, 'm')$$,
+                'with contribution_totals disabled');
+ALTER TABLE brandbos.contributions ENABLE TRIGGER contribution_totals;
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h2'),
+          '4.5000/26', 'the amount added ahead is taken back: the totals do not count the row, as before');
+
+-- a failed call leaves nothing behind for a later direct INSERT of the same transaction
+SAVEPOINT before_fail;
+SELECT throws_ok($$SELECT brandbos.add_contribution('h1', 'cfo', 'a', 'deliberation', 1000, 1, 'm')$$,
+                 '23514', NULL, 'a call that fails on the budget');
+ROLLBACK TO before_fail;
+UPDATE brandbos.sessions SET round_number = 7, user_id = 'u9' WHERE id = 'h1';
+INSERT INTO brandbos.contributions (session_id, persona_code, content, round_number, phase, cost, tokens)
+VALUES ('h1', 'cfo', 'direct', 1, 'deliberation', 0.25, 2);
+SELECT is((SELECT user_id || '/' || round_number FROM brandbos.contributions WHERE content = 'direct'),
+          'u9/1', 'a direct INSERT afterwards reads the session itself (owner now u9, its own round)');
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h1'),
+          '10.2500/13', 'and the totals stay exact');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -921,11 +921,12 @@ delib_reset() {
 delib_args() { echo "deliberation_$1.sql bench_contrib_plain"; }
 
 # J. add_contribution against a plain INSERT of the same values into an equivalent table,
-# 50 sessions; both sides as the non-superuser bench_delib_app, both in a request context
+# 50 sessions; both sides as the non-superuser bench_delib_app, each setting up its request the
+# way its application would: brandbos.set_context, or request.jwt.claims without brandbos
 group_deliberation() {
 	require_setup deliberation
 	PGB_CONNINFO="$(bb_conninfo "$BENCH_CLUSTER") user=bench_delib_app"
-	pgbench_rows "add_contribution, 50 sessions, request context on both sides" 0.80 "" delib_reset delib_args plain add
+	pgbench_rows "add_contribution, 50 sessions, same request shape on both sides" 0.80 "" delib_reset delib_args plain add
 	PGB_CONNINFO=""
 	# the measured writes kept the totals exact (the last run of each setting x clients is add's)
 	local check

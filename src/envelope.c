@@ -87,8 +87,8 @@ get_u32(const unsigned char *p)
 /* work space of the short path: Poly1305 key block + message, in 256-byte steps */
 #define SHORT_SPACE 1280
 
-/* does a message of n bytes take the short path? */
-#define FITS_SHORT(n) ((n) + 64 <= SHORT_SPACE)
+/* does a message of n bytes take the short path? (no n can wrap around) */
+#define FITS_SHORT(n) ((n) <= SHORT_SPACE - 64)
 
 /*
  * XChaCha20 of a short message as XChaCha20-Poly1305-IETF uses it: the
@@ -242,8 +242,12 @@ bb_env_open(unsigned char *plain_out,
 	unsigned char empty[1];
 	const unsigned char *full = ad;
 	size_t		full_len = ad_len;
-	size_t		ct_len = env->sealed_len - BB_ENV_TAG_BYTES;
+	size_t		ct_len;
 
+	/* bb_env_parse never yields this, a hand-built envelope might */
+	if (env->sealed_len < BB_ENV_TAG_BYTES)
+		return BB_ENV_TOO_SHORT;
+	ct_len = env->sealed_len - BB_ENV_TAG_BYTES;
 	if (plain_out == NULL)
 		plain_out = empty;		/* empty plaintext: nothing is written */
 

@@ -290,6 +290,27 @@ main(void)
 	ok(bb_env_parse(env_buf, 0, &env) == BB_ENV_BAD_MAGIC, "empty input: bad magic");
 	ok(bb_env_parse(env_buf, 1, &env) == BB_ENV_BAD_MAGIC, "one byte: bad magic");
 	ok(bb_env_parse(env_buf, 46, &env) == BB_ENV_TOO_SHORT, "46 bytes: too short");
+	/*
+	 * a hand-built envelope shorter than its tag (bb_env_parse refuses
+	 * these): refused, not a wrapped ciphertext length on the short path
+	 */
+	{
+		bb_envelope short_env;
+		unsigned char opened[64],
+					space[BB_ENV_AD_PREFIX_BYTES + 8];
+		size_t		s;
+		int			refused = 1;
+
+		(void) bb_env_parse(env_buf, len, &short_env);
+		for (s = 0; s < BB_ENV_TAG_BYTES; s++)
+		{
+			short_env.sealed_len = s;
+			if (bb_env_open(opened, &short_env, BB_ENV_DOMAIN_USER,
+							(const unsigned char *) "ad", 2, space, key) != BB_ENV_TOO_SHORT)
+				refused = 0;
+		}
+		ok(refused, "an envelope struct with fewer sealed bytes than a tag: too short, for 0..15");
+	}
 	ok(bb_env_parse((const unsigned char *) "hello world, this is not an envelope at all....", 47, &env) == BB_ENV_BAD_MAGIC,
 	   "plaintext: bad magic");
 	env_buf[2] = 3;

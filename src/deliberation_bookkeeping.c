@@ -38,6 +38,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
 
@@ -486,6 +487,28 @@ insert_contribution(const char *session_id, const char *persona, const char *ins
 	return id;
 }
 
+/*
+ * A cost as brandbos.contributions stores it (rounded to the column's
+ * numeric(10,4); 22003 past it): add_contribution adds this to the totals
+ * ahead of its INSERT, and contribution_totals compares it with the row, so
+ * it must be exactly the value the row will carry.  Taking the unrounded
+ * argument back out of a rounded total would leave it a unit off.
+ */
+static Datum
+cost_as_stored(Datum cost)
+{
+	Oid			relid = brandbos_relid("contributions");
+	AttrNumber	attnum = OidIsValid(relid) ? get_attnum(relid, "cost") : InvalidAttrNumber;
+	Oid			typid;
+	int32		typmod;
+	Oid			collid;
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "column brandbos.contributions.cost is missing");
+	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
+	return DirectFunctionCall2(numeric, cost, Int32GetDatum(typmod));
+}
+
 PG_FUNCTION_INFO_V1(brandbos_add_contribution);
 /*
  * SQL: brandbos.add_contribution(session_id text, persona_code text, content text, phase text,
@@ -522,7 +545,7 @@ brandbos_add_contribution(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(persona);
 	values[2] = PG_GETARG_DATUM(2);
 	values[3] = CStringGetTextDatum(phase);
-	values[4] = PG_GETARG_DATUM(4);
+	values[4] = cost_as_stored(PG_GETARG_DATUM(4));
 	values[5] = PG_GETARG_DATUM(5);
 	values[6] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
 	nulls[6] = PG_ARGISNULL(6) ? 'n' : ' ';

@@ -7,7 +7,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(23);
+SELECT plan(27);
 
 SELECT brandbos.seed_personas('[{"code": "cfo", "name": "Cal", "expertise": "money"}]');
 INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement, max_rounds, budget, round_number)
@@ -127,6 +127,19 @@ SELECT is((SELECT user_id || '/' || round_number FROM brandbos.contributions WHE
           'u9/1', 'a direct INSERT afterwards reads the session itself (owner now u9, its own round)');
 SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h1'),
           '10.2500/13', 'and the totals stay exact');
+
+-- the amount added ahead is the cost as the row stores it (numeric(10,4)): an argument with
+-- more decimals neither inflates the totals nor fails a contribution that reaches the budget
+INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement, budget)
+VALUES ('h4', 'u1', 't1', 'Round?', 1);
+SELECT lives_ok($$SELECT brandbos.add_contribution('h4', 'cfo', 'r', 'deliberation', 0.00015, 1, 'm')$$,
+                'a cost with a fifth decimal');
+SELECT is((SELECT total_cost::text FROM brandbos.sessions WHERE id = 'h4'), '0.0002',
+          'counts as the row stores it (0.0002), once');
+SELECT lives_ok($$SELECT brandbos.add_contribution('h4', 'cfo', 'r', 'deliberation', 0.99975, 1, 'm')$$,
+                'a cost that, as stored, reaches the budget exactly');
+SELECT is((SELECT total_cost::text FROM brandbos.sessions WHERE id = 'h4'), '1.0000',
+          'and the totals are the sum of the rows');
 
 SELECT * FROM finish();
 ROLLBACK;

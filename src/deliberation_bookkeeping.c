@@ -438,8 +438,8 @@ insert_into_session(const char *session_id, const char *persona, bool lock, cons
  * (LockedSession), run insert_sql and return the new id.
  */
 static int64
-insert_contribution(const char *session_id, const char *persona, const char *insert_sql,
-					Oid *types, Datum *values, const char *nulls)
+insert_contribution_once(const char *session_id, const char *persona, const char *insert_sql,
+						 Oid *types, Datum *values, const char *nulls)
 {
 	BrandbosInternalState state;
 	DelibContributionSession *session = &locked_session.session;
@@ -484,6 +484,35 @@ insert_contribution(const char *session_id, const char *persona, const char *ins
 		apply_amounts(values[0], values[4], DatumGetInt32(values[5]), -1);
 	}
 	brandbos_spi_end(&state);
+	return id;
+}
+
+/*
+ * insert_contribution_once, keeping the hand-over of any add_contribution
+ * it runs inside (a trigger on contributions calling add_contribution while
+ * the outer call's INSERT is under way): this call's own state replaces the
+ * outer one only while it runs, and the outer one is put back however it
+ * ends (an error here may be caught by the trigger), so the outer row is
+ * still settled against the amount its call added and counted exactly once.
+ */
+static int64
+insert_contribution(const char *session_id, const char *persona, const char *insert_sql,
+					Oid *types, Datum *values, const char *nulls)
+{
+	LockedSession outer_locked = locked_session;
+	PreApplied	outer_pre = pre_applied;
+	int64		id;
+
+	PG_TRY();
+	{
+		id = insert_contribution_once(session_id, persona, insert_sql, types, values, nulls);
+	}
+	PG_FINALLY();
+	{
+		locked_session = outer_locked;
+		pre_applied = outer_pre;
+	}
+	PG_END_TRY();
 	return id;
 }
 

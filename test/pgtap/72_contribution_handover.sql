@@ -7,7 +7,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(27);
+SELECT plan(32);
 
 SELECT brandbos.seed_personas('[{"code": "cfo", "name": "Cal", "expertise": "money"}]');
 INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement, max_rounds, budget, round_number)
@@ -140,6 +140,40 @@ SELECT lives_ok($$SELECT brandbos.add_contribution('h4', 'cfo', 'r', 'deliberati
                 'a cost that, as stored, reaches the budget exactly');
 SELECT is((SELECT total_cost::text FROM brandbos.sessions WHERE id = 'h4'), '1.0000',
           'and the totals are the sum of the rows');
+
+-- a trigger on contributions that calls add_contribution itself (a moderator answering every
+-- contribution, say): the inner call must not take the outer call's hand-over with it
+INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement)
+VALUES ('h5', 'u1', 't1', 'Outer'), ('h6', 'u1', 't1', 'Inner');
+CREATE FUNCTION pg_temp.answer_it() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.session_id = 'h5' AND NEW.content = 'ask' THEN
+		PERFORM brandbos.add_contribution('h6', 'cfo', 'answer', 'deliberation', 2, 20, 'm');
+	ELSIF NEW.session_id = 'h5' AND NEW.content = 'ask paused' THEN
+		BEGIN
+			PERFORM brandbos.add_contribution('h3', 'cfo', 'answer', 'deliberation', 4, 40, 'm');
+		EXCEPTION WHEN object_not_in_prerequisite_state THEN
+			NULL;
+		END;
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER a_answer_it BEFORE INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.answer_it();
+CREATE TRIGGER z_answer_it AFTER INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.answer_it();
+SELECT lives_ok($$SELECT brandbos.add_contribution('h5', 'cfo', 'ask', 'deliberation', 1, 10, 'm')$$,
+                'add_contribution whose INSERT fires add_contribution (before and after)');
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h5'),
+          '1.0000/10', 'the outer contribution counts once');
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h6'),
+          '4.0000/40', 'the inner ones count once each');
+SELECT lives_ok($$SELECT brandbos.add_contribution('h5', 'cfo', 'ask paused', 'deliberation', 1, 10, 'm')$$,
+                'an inner call that fails and is caught');
+DROP TRIGGER a_answer_it ON brandbos.contributions;
+DROP TRIGGER z_answer_it ON brandbos.contributions;
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h5'),
+          '2.0000/20', 'leaves the outer one counted once');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -125,16 +125,34 @@ typedef struct PreApplied
 	const char *session_id;
 	Datum		cost;			/* numeric */
 	int32		tokens;
+	int32		depth;			/* trigger depth of add_contribution: its row's guard runs one deeper */
 } PreApplied;
 
 static PreApplied pre_applied;
 
-/* has add_contribution added an amount to this session that no row carries yet? */
+/* pg_trigger_depth(): how many triggers are running */
+static int32
+trigger_depth(void)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	return DatumGetInt32(pg_trigger_depth(fcinfo));
+}
+
+/*
+ * Is this guard checking add_contribution's own row, whose amount is in the
+ * session's total already?  Only that row's triggers run right below
+ * add_contribution; a row some trigger of it inserts runs deeper, and is
+ * checked against the total with the amount in (the row it comes with is
+ * being written).
+ */
 static bool
 pre_applied_to(const char *session_id)
 {
 	return pre_applied.valid &&
 		TransactionIdEquals(pre_applied.xid, GetCurrentTransactionIdIfAny()) &&
+		trigger_depth() == pre_applied.depth + 1 &&
 		strcmp(pre_applied.session_id, session_id) == 0;
 }
 
@@ -467,6 +485,7 @@ insert_contribution_once(const char *session_id, const char *persona, const char
 	pre_applied.session_id = session_id;
 	pre_applied.cost = values[4];
 	pre_applied.tokens = DatumGetInt32(values[5]);
+	pre_applied.depth = trigger_depth();
 	pre_applied.valid = true;
 	locked_session.valid = true;
 

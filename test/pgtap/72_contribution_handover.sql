@@ -7,7 +7,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(32);
+SELECT plan(35);
 
 SELECT brandbos.seed_personas('[{"code": "cfo", "name": "Cal", "expertise": "money"}]');
 INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement, max_rounds, budget, round_number)
@@ -174,6 +174,29 @@ DROP TRIGGER a_answer_it ON brandbos.contributions;
 DROP TRIGGER z_answer_it ON brandbos.contributions;
 SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h5'),
           '2.0000/20', 'leaves the outer one counted once');
+
+-- a trigger after the guard inserts another row into the same session: that row is checked
+-- against the total with add_contribution's amount in
+INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement, budget)
+VALUES ('h7', 'u1', 't1', 'Nested', 10);
+CREATE FUNCTION pg_temp.add_beside() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.content LIKE 'outer%' THEN
+		INSERT INTO brandbos.contributions (session_id, persona_code, content, round_number, phase,
+											cost, tokens)
+		VALUES (NEW.session_id, 'cfo', 'beside', 1, 'deliberation', substr(NEW.content, 7)::numeric, 1);
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER z_add_beside BEFORE INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.add_beside();
+SELECT throws_ok($$SELECT brandbos.add_contribution('h7', 'cfo', 'outer 6', 'deliberation', 6, 1, 'm')$$,
+                 '23514', NULL, 'a row inserted beside it that would pass the budget: 23514');
+SELECT lives_ok($$SELECT brandbos.add_contribution('h7', 'cfo', 'outer 4', 'deliberation', 6, 1, 'm')$$,
+                'one that reaches the budget exactly');
+DROP TRIGGER z_add_beside ON brandbos.contributions;
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h7'),
+          '10.0000/2', 'both counted once');
 
 SELECT * FROM finish();
 ROLLBACK;

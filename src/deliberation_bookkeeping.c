@@ -587,6 +587,11 @@ brandbos_add_contribution(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cost and tokens must not be negative")));
+	if (numeric_is_nan(PG_GETARG_NUMERIC(4)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cost must be a number, not NaN"),
+				 errdetail("A NaN cost would turn the session's total_cost into NaN, which no budget check can refuse.")));
 	delib_check_phase(phase);
 
 	values[0] = CStringGetTextDatum(session_id);

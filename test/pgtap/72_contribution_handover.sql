@@ -7,7 +7,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(35);
+SELECT plan(37);
 
 SELECT brandbos.seed_personas('[{"code": "cfo", "name": "Cal", "expertise": "money"}]');
 INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement, max_rounds, budget, round_number)
@@ -197,6 +197,12 @@ SELECT lives_ok($$SELECT brandbos.add_contribution('h7', 'cfo', 'outer 4', 'deli
 DROP TRIGGER z_add_beside ON brandbos.contributions;
 SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h7'),
           '10.0000/2', 'both counted once');
+
+-- a NaN cost passes cost >= 0 but would make the totals NaN: refused before the lookup
+SELECT throws_ok($$SELECT brandbos.add_contribution('h2', 'cfo', 'nan', 'deliberation', 'NaN', 1, 'm')$$,
+                 '22023', NULL, 'a NaN cost: 22023');
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h2'),
+          '4.5000/26', 'and the totals stay a number');
 
 SELECT * FROM finish();
 ROLLBACK;

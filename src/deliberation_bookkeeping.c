@@ -38,6 +38,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
 
@@ -124,16 +125,34 @@ typedef struct PreApplied
 	const char *session_id;
 	Datum		cost;			/* numeric */
 	int32		tokens;
+	int32		depth;			/* trigger depth of add_contribution: its row's guard runs one deeper */
 } PreApplied;
 
 static PreApplied pre_applied;
 
-/* has add_contribution added an amount to this session that no row carries yet? */
+/* pg_trigger_depth(): how many triggers are running */
+static int32
+trigger_depth(void)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	return DatumGetInt32(pg_trigger_depth(fcinfo));
+}
+
+/*
+ * Is this guard checking add_contribution's own row, whose amount is in the
+ * session's total already?  Only that row's triggers run right below
+ * add_contribution; a row some trigger of it inserts runs deeper, and is
+ * checked against the total with the amount in (the row it comes with is
+ * being written).
+ */
 static bool
 pre_applied_to(const char *session_id)
 {
 	return pre_applied.valid &&
 		TransactionIdEquals(pre_applied.xid, GetCurrentTransactionIdIfAny()) &&
+		trigger_depth() == pre_applied.depth + 1 &&
 		strcmp(pre_applied.session_id, session_id) == 0;
 }
 
@@ -437,8 +456,8 @@ insert_into_session(const char *session_id, const char *persona, bool lock, cons
  * (LockedSession), run insert_sql and return the new id.
  */
 static int64
-insert_contribution(const char *session_id, const char *persona, const char *insert_sql,
-					Oid *types, Datum *values, const char *nulls)
+insert_contribution_once(const char *session_id, const char *persona, const char *insert_sql,
+						 Oid *types, Datum *values, const char *nulls)
 {
 	BrandbosInternalState state;
 	DelibContributionSession *session = &locked_session.session;
@@ -466,6 +485,7 @@ insert_contribution(const char *session_id, const char *persona, const char *ins
 	pre_applied.session_id = session_id;
 	pre_applied.cost = values[4];
 	pre_applied.tokens = DatumGetInt32(values[5]);
+	pre_applied.depth = trigger_depth();
 	pre_applied.valid = true;
 	locked_session.valid = true;
 
@@ -484,6 +504,57 @@ insert_contribution(const char *session_id, const char *persona, const char *ins
 	}
 	brandbos_spi_end(&state);
 	return id;
+}
+
+/*
+ * insert_contribution_once, keeping the hand-over of any add_contribution
+ * it runs inside (a trigger on contributions calling add_contribution while
+ * the outer call's INSERT is under way): this call's own state replaces the
+ * outer one only while it runs, and the outer one is put back however it
+ * ends (an error here may be caught by the trigger), so the outer row is
+ * still settled against the amount its call added and counted exactly once.
+ */
+static int64
+insert_contribution(const char *session_id, const char *persona, const char *insert_sql,
+					Oid *types, Datum *values, const char *nulls)
+{
+	LockedSession outer_locked = locked_session;
+	PreApplied	outer_pre = pre_applied;
+	int64		id;
+
+	PG_TRY();
+	{
+		id = insert_contribution_once(session_id, persona, insert_sql, types, values, nulls);
+	}
+	PG_FINALLY();
+	{
+		locked_session = outer_locked;
+		pre_applied = outer_pre;
+	}
+	PG_END_TRY();
+	return id;
+}
+
+/*
+ * A cost as brandbos.contributions stores it (rounded to the column's
+ * numeric(10,4); 22003 past it): add_contribution adds this to the totals
+ * ahead of its INSERT, and contribution_totals compares it with the row, so
+ * it must be exactly the value the row will carry.  Taking the unrounded
+ * argument back out of a rounded total would leave it a unit off.
+ */
+static Datum
+cost_as_stored(Datum cost)
+{
+	Oid			relid = brandbos_relid("contributions");
+	AttrNumber	attnum = OidIsValid(relid) ? get_attnum(relid, "cost") : InvalidAttrNumber;
+	Oid			typid;
+	int32		typmod;
+	Oid			collid;
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "column brandbos.contributions.cost is missing");
+	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
+	return DirectFunctionCall2(numeric, cost, Int32GetDatum(typmod));
 }
 
 PG_FUNCTION_INFO_V1(brandbos_add_contribution);
@@ -516,13 +587,18 @@ brandbos_add_contribution(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cost and tokens must not be negative")));
+	if (numeric_is_nan(PG_GETARG_NUMERIC(4)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cost must be a number, not NaN"),
+				 errdetail("A NaN cost would turn the session's total_cost into NaN, which no budget check can refuse.")));
 	delib_check_phase(phase);
 
 	values[0] = CStringGetTextDatum(session_id);
 	values[1] = CStringGetTextDatum(persona);
 	values[2] = PG_GETARG_DATUM(2);
 	values[3] = CStringGetTextDatum(phase);
-	values[4] = PG_GETARG_DATUM(4);
+	values[4] = cost_as_stored(PG_GETARG_DATUM(4));
 	values[5] = PG_GETARG_DATUM(5);
 	values[6] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
 	nulls[6] = PG_ARGISNULL(6) ? 'n' : ' ';

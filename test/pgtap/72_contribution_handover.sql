@@ -7,7 +7,7 @@
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION brandbos;
-SELECT plan(23);
+SELECT plan(37);
 
 SELECT brandbos.seed_personas('[{"code": "cfo", "name": "Cal", "expertise": "money"}]');
 INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement, max_rounds, budget, round_number)
@@ -127,6 +127,82 @@ SELECT is((SELECT user_id || '/' || round_number FROM brandbos.contributions WHE
           'u9/1', 'a direct INSERT afterwards reads the session itself (owner now u9, its own round)');
 SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h1'),
           '10.2500/13', 'and the totals stay exact');
+
+-- the amount added ahead is the cost as the row stores it (numeric(10,4)): an argument with
+-- more decimals neither inflates the totals nor fails a contribution that reaches the budget
+INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement, budget)
+VALUES ('h4', 'u1', 't1', 'Round?', 1);
+SELECT lives_ok($$SELECT brandbos.add_contribution('h4', 'cfo', 'r', 'deliberation', 0.00015, 1, 'm')$$,
+                'a cost with a fifth decimal');
+SELECT is((SELECT total_cost::text FROM brandbos.sessions WHERE id = 'h4'), '0.0002',
+          'counts as the row stores it (0.0002), once');
+SELECT lives_ok($$SELECT brandbos.add_contribution('h4', 'cfo', 'r', 'deliberation', 0.99975, 1, 'm')$$,
+                'a cost that, as stored, reaches the budget exactly');
+SELECT is((SELECT total_cost::text FROM brandbos.sessions WHERE id = 'h4'), '1.0000',
+          'and the totals are the sum of the rows');
+
+-- a trigger on contributions that calls add_contribution itself (a moderator answering every
+-- contribution, say): the inner call must not take the outer call's hand-over with it
+INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement)
+VALUES ('h5', 'u1', 't1', 'Outer'), ('h6', 'u1', 't1', 'Inner');
+CREATE FUNCTION pg_temp.answer_it() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.session_id = 'h5' AND NEW.content = 'ask' THEN
+		PERFORM brandbos.add_contribution('h6', 'cfo', 'answer', 'deliberation', 2, 20, 'm');
+	ELSIF NEW.session_id = 'h5' AND NEW.content = 'ask paused' THEN
+		BEGIN
+			PERFORM brandbos.add_contribution('h3', 'cfo', 'answer', 'deliberation', 4, 40, 'm');
+		EXCEPTION WHEN object_not_in_prerequisite_state THEN
+			NULL;
+		END;
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER a_answer_it BEFORE INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.answer_it();
+CREATE TRIGGER z_answer_it AFTER INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.answer_it();
+SELECT lives_ok($$SELECT brandbos.add_contribution('h5', 'cfo', 'ask', 'deliberation', 1, 10, 'm')$$,
+                'add_contribution whose INSERT fires add_contribution (before and after)');
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h5'),
+          '1.0000/10', 'the outer contribution counts once');
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h6'),
+          '4.0000/40', 'the inner ones count once each');
+SELECT lives_ok($$SELECT brandbos.add_contribution('h5', 'cfo', 'ask paused', 'deliberation', 1, 10, 'm')$$,
+                'an inner call that fails and is caught');
+DROP TRIGGER a_answer_it ON brandbos.contributions;
+DROP TRIGGER z_answer_it ON brandbos.contributions;
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h5'),
+          '2.0000/20', 'leaves the outer one counted once');
+
+-- a trigger after the guard inserts another row into the same session: that row is checked
+-- against the total with add_contribution's amount in
+INSERT INTO brandbos.sessions (id, user_id, tenant_id, problem_statement, budget)
+VALUES ('h7', 'u1', 't1', 'Nested', 10);
+CREATE FUNCTION pg_temp.add_beside() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.content LIKE 'outer%' THEN
+		INSERT INTO brandbos.contributions (session_id, persona_code, content, round_number, phase,
+											cost, tokens)
+		VALUES (NEW.session_id, 'cfo', 'beside', 1, 'deliberation', substr(NEW.content, 7)::numeric, 1);
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER z_add_beside BEFORE INSERT ON brandbos.contributions
+	FOR EACH ROW EXECUTE FUNCTION pg_temp.add_beside();
+SELECT throws_ok($$SELECT brandbos.add_contribution('h7', 'cfo', 'outer 6', 'deliberation', 6, 1, 'm')$$,
+                 '23514', NULL, 'a row inserted beside it that would pass the budget: 23514');
+SELECT lives_ok($$SELECT brandbos.add_contribution('h7', 'cfo', 'outer 4', 'deliberation', 6, 1, 'm')$$,
+                'one that reaches the budget exactly');
+DROP TRIGGER z_add_beside ON brandbos.contributions;
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h7'),
+          '10.0000/2', 'both counted once');
+
+-- a NaN cost passes cost >= 0 but would make the totals NaN: refused before the lookup
+SELECT throws_ok($$SELECT brandbos.add_contribution('h2', 'cfo', 'nan', 'deliberation', 'NaN', 1, 'm')$$,
+                 '22023', NULL, 'a NaN cost: 22023');
+SELECT is((SELECT total_cost::text || '/' || total_tokens FROM brandbos.sessions WHERE id = 'h2'),
+          '4.5000/26', 'and the totals stay a number');
 
 SELECT * FROM finish();
 ROLLBACK;

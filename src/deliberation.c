@@ -177,14 +177,6 @@ caller_is_privileged(void)
 	return superuser() || has_privs_of_role(GetUserId(), brandbos_extension_owner());
 }
 
-/* the lookup of a session the caller reaches ($1 its id, $2 whether the caller is a DBA) */
-#define SESSION_COLUMNS "s.status, s.round_number, s.max_rounds"
-#define SESSION_REACHABLE_WHERE \
-	"WHERE s.id OPERATOR(pg_catalog.=) $1 AND (brandbos.context_sees(s.user_id, s.tenant_id) " \
-	"  OR ($2 AND brandbos.current_user_id() IS NULL))"
-#define SESSION_REACHABLE "FROM brandbos.sessions s " SESSION_REACHABLE_WHERE
-#define FIND_SESSION_SQL "SELECT " SESSION_COLUMNS " " SESSION_REACHABLE
-
 /*
  * Connect SPI as the extension owner and find the session the caller may
  * reach (see the file header), taking its row FOR UPDATE when lock is set;
@@ -200,6 +192,10 @@ delib_open_session(BrandbosInternalState *state, const char *session_id, bool lo
 	Datum		values[2];
 	bool		isnull;
 
+#define FIND_SESSION_SQL \
+	"SELECT s.status, s.round_number, s.max_rounds FROM brandbos.sessions s " \
+	"WHERE s.id OPERATOR(pg_catalog.=) $1 AND (brandbos.context_sees(s.user_id, s.tenant_id) " \
+	"  OR ($2 AND brandbos.current_user_id() IS NULL))"
 	static const char find_locked[] = FIND_SESSION_SQL " FOR UPDATE";
 	static const char find_plain[] = FIND_SESSION_SQL;
 
@@ -214,52 +210,6 @@ delib_open_session(BrandbosInternalState *state, const char *session_id, bool lo
 	session->status = delib_text(0, 1);
 	session->round_number = DatumGetInt32(delib_datum(0, 2, &isnull));
 	session->max_rounds = DatumGetInt32(delib_datum(0, 3, &isnull));
-}
-
-/*
- * delib_open_session(..., lock = true, ...) for add_contribution, in one
- * statement that also adds cost and tokens to the session's totals ahead of
- * its INSERT (the caller reconciles them with the row actually inserted):
- * the UPDATE locks the session row, and returns everything
- * contribution_guard reads of it (total_cost with the amount added) and
- * whether the persona ($3) exists.  42704 when the caller reaches no such
- * session; the caller checks status and persona, in that order, as
- * insert_into_session does (an error rolls the totals back with the rest).
- */
-void
-delib_open_contribution_session(BrandbosInternalState *state, const char *session_id,
-								const char *persona, Datum cost, int32 tokens,
-								DelibContributionSession *session)
-{
-	bool		privileged = caller_is_privileged();
-	Oid			types[5] = {TEXTOID, BOOLOID, TEXTOID, NUMERICOID, INT8OID};
-	Datum		values[5];
-	bool		isnull;
-	static const char sql[] =
-		"UPDATE brandbos.sessions s SET total_cost = s.total_cost + $4, "
-		"total_tokens = s.total_tokens + $5 " SESSION_REACHABLE_WHERE
-		" RETURNING " SESSION_COLUMNS ", s.user_id, s.tenant_id, s.total_cost, s.budget, "
-		"EXISTS (SELECT FROM brandbos.personas p WHERE p.code OPERATOR(pg_catalog.=) $3)";
-
-	values[0] = CStringGetTextDatum(session_id);
-	values[1] = BoolGetDatum(privileged);
-	values[2] = CStringGetTextDatum(persona);
-	values[3] = cost;
-	values[4] = Int64GetDatum((int64) tokens);
-	brandbos_spi_begin(state, brandbos_extension_owner());
-	delib_exec_cached(sql, 5, types, values, NULL, false);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("session \"%s\" does not exist", session_id)));
-	session->base.status = delib_text(0, 1);
-	session->base.round_number = DatumGetInt32(delib_datum(0, 2, &isnull));
-	session->base.max_rounds = DatumGetInt32(delib_datum(0, 3, &isnull));
-	session->user_id = delib_datum(0, 4, &session->user_id_null);
-	session->tenant_id = delib_datum(0, 5, &session->tenant_id_null);
-	session->total_cost = delib_datum(0, 6, &isnull);
-	session->budget = delib_datum(0, 7, &session->budget_null);
-	session->persona_exists = DatumGetBool(delib_datum(0, 8, &isnull));
 }
 
 void

@@ -57,29 +57,6 @@ typedef struct DelibSession
 
 extern void delib_open_session(BrandbosInternalState *state, const char *session_id,
 							   bool lock, DelibSession *session);
-
-/*
- * What delib_open_contribution_session reads of the session it locks: all
- * that contribution_guard needs (datums in the SPI context; total_cost
- * includes the amount it added), and whether the persona named exists.
- */
-typedef struct DelibContributionSession
-{
-	DelibSession base;
-	Datum		user_id;
-	bool		user_id_null;
-	Datum		tenant_id;
-	bool		tenant_id_null;
-	Datum		total_cost;
-	Datum		budget;
-	bool		budget_null;
-	bool		persona_exists;
-} DelibContributionSession;
-
-extern void delib_open_contribution_session(BrandbosInternalState *state,
-											const char *session_id, const char *persona,
-											Datum cost, int32 tokens,
-											DelibContributionSession *session);
 extern void delib_require_persona(const char *code);
 pg_noreturn extern void delib_refuse_inactive(const char *session_id, const char *status,
 											  const char *what);

@@ -18,9 +18,8 @@
  *   - A session's total_cost and total_tokens are the sums over its
  *     contributions, under any number of concurrent writers.  The guard
  *     takes the session row FOR UPDATE for every INSERT and UPDATE, whoever
- *     writes (add_contribution already holds it from its lookup and hands
- *     the row it read to the guard of its own INSERT: LockedSession), and
- *     keeps it to commit: writers of one session queue, and each checks the budget
+ *     writes (add_contribution already holds it from its lookup), and keeps
+ *     it to commit: writers of one session queue, and each checks the budget
  *     against the total the previous one committed.  The totals UPDATE adds
  *     a delta (total + x), never a value computed in C, so a DELETE, which
  *     the guard does not see, is counted exactly too.
@@ -34,11 +33,9 @@
 #include "deliberation.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
 
@@ -83,93 +80,6 @@ copy_owner(TupleDesc tupdesc, int *cols, Datum *values, bool *nulls)
 	values[1] = nulls[1] ? (Datum) 0 : SPI_datumTransfer(values[1], false, -1);
 }
 
-/*
- * The session add_contribution has just locked, handed to the
- * contribution_guard of its own INSERT so that the guard need not look the
- * row up and lock it a second time.  The guard takes it only for an INSERT
- * of that session, in the (sub)transaction that locked it, in the command
- * right after the lookup: had anything written in between (a trigger
- * firing before the guard, say, updating the session), the command counter
- * would have moved on, and the guard reads the row itself as for any other
- * writer.  (SPI advances the counter after the lookup, so the INSERT runs in
- * the command current when the lookup returned.)  Taken once;
- * add_contribution drops it when its INSERT returns.
- */
-typedef struct LockedSession
-{
-	bool		valid;
-	TransactionId xid;
-	CommandId	cid;			/* the command the INSERT must run in */
-	const char *session_id;
-	DelibContributionSession session;
-} LockedSession;
-
-static LockedSession locked_session;
-
-/*
- * The amount add_contribution's lookup added to its session's totals ahead
- * of the INSERT, until contribution_totals meets the row that INSERT wrote
- * (inserted by the same (sub)transaction in the INSERT's command): the same
- * session, cost and tokens, and the trigger adds nothing; otherwise it adds
- * the row as usual and takes the amount back out.  If no such row reaches
- * it (a trigger skipped the row), add_contribution takes the amount back
- * itself when the INSERT returns; an error rolls everything back.  Until
- * then the guard checks a budget against the session's total without it.
- * Either way the totals end as the sums over the rows.
- */
-typedef struct PreApplied
-{
-	bool		valid;
-	TransactionId xid;
-	CommandId	cid;			/* the INSERT's command */
-	const char *session_id;
-	Datum		cost;			/* numeric */
-	int32		tokens;
-	int32		depth;			/* trigger depth of add_contribution: its row's guard runs one deeper */
-} PreApplied;
-
-static PreApplied pre_applied;
-
-/* pg_trigger_depth(): how many triggers are running */
-static int32
-trigger_depth(void)
-{
-	LOCAL_FCINFO(fcinfo, 0);
-
-	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
-	return DatumGetInt32(pg_trigger_depth(fcinfo));
-}
-
-/*
- * Is this guard checking add_contribution's own row, whose amount is in the
- * session's total already?  Only that row's triggers run right below
- * add_contribution; a row some trigger of it inserts runs deeper, and is
- * checked against the total with the amount in (the row it comes with is
- * being written).
- */
-static bool
-pre_applied_to(const char *session_id)
-{
-	return pre_applied.valid &&
-		TransactionIdEquals(pre_applied.xid, GetCurrentTransactionIdIfAny()) &&
-		trigger_depth() == pre_applied.depth + 1 &&
-		strcmp(pre_applied.session_id, session_id) == 0;
-}
-
-/* the hand-over for this row's INSERT, or NULL: see LockedSession */
-static DelibContributionSession *
-take_locked_session(const char *session_id)
-{
-	if (!locked_session.valid)
-		return NULL;
-	locked_session.valid = false;
-	if (!TransactionIdEquals(locked_session.xid, GetCurrentTransactionIdIfAny()) ||
-		GetCurrentCommandId(false) != locked_session.cid ||
-		strcmp(locked_session.session_id, session_id) != 0)
-		return NULL;
-	return &locked_session.session;
-}
-
 PG_FUNCTION_INFO_V1(brandbos_contribution_guard);
 /* SQL: brandbos.contribution_guard() returns trigger — BEFORE INSERT OR UPDATE ON brandbos.contributions */
 Datum
@@ -192,8 +102,6 @@ brandbos_contribution_guard(PG_FUNCTION_ARGS)
 	int			cols[3];
 	Datum		values[3];
 	bool		nulls[3];
-	DelibContributionSession *handed;
-	bool		spi_open = false;
 	static const char lock_session_sql[] =
 		"SELECT status, user_id, tenant_id, round_number, total_cost, budget "
 		"FROM brandbos.sessions WHERE id = $1 FOR UPDATE";
@@ -217,40 +125,19 @@ brandbos_contribution_guard(PG_FUNCTION_ARGS)
 	cost = heap_getattr(newtup, delib_attnum_of(tupdesc, "cost"), tupdesc, &cost_null);
 	(void) heap_getattr(newtup, delib_attnum_of(tupdesc, "round_number"), tupdesc, &round_null);
 
-	handed = is_update ? NULL : take_locked_session(session_id);
-	if (handed != NULL)
-	{
-		/* add_contribution's own INSERT: it holds the row FOR UPDATE and read it */
-		status = handed->base.status;
-		cols[0] = delib_attnum_of(tupdesc, "user_id");
-		values[0] = handed->user_id;
-		nulls[0] = handed->user_id_null;
-		cols[1] = delib_attnum_of(tupdesc, "tenant_id");
-		values[1] = handed->tenant_id;
-		nulls[1] = handed->tenant_id_null;
-		values[2] = Int32GetDatum(handed->base.round_number);
-		total = handed->total_cost;
-		budget = handed->budget;
-		budget_null = handed->budget_null;
-	}
-	else
-	{
-		brandbos_spi_begin(&state, brandbos_extension_owner());
-		spi_open = true;
-		status = lock_session(lock_session_sql, session_id);
-		/* owner and tenant always come from the session */
-		copy_owner(tupdesc, cols, values, nulls);
-		values[2] = delib_datum(0, 4, &isnull);
-		total = delib_datum(0, 5, &isnull);
-		budget = delib_datum(0, 6, &budget_null);
-		if (pre_applied_to(session_id))
-			total = DirectFunctionCall2(numeric_sub, total, pre_applied.cost);
-	}
+	brandbos_spi_begin(&state, brandbos_extension_owner());
+	status = lock_session(lock_session_sql, session_id);
 	if (!is_update && strcmp(status, "active") != 0)
 		delib_refuse_inactive(session_id, status, "contributions");
+
+	/* owner and tenant always come from the session */
+	copy_owner(tupdesc, cols, values, nulls);
 	cols[2] = delib_attnum_of(tupdesc, "round_number");
+	values[2] = delib_datum(0, 4, &isnull);
 	nulls[2] = false;
 
+	total = delib_datum(0, 5, &isnull);
+	budget = delib_datum(0, 6, &budget_null);
 	if (!budget_null && !cost_null)
 	{
 		Datum		after = DirectFunctionCall2(numeric_add, total, cost);
@@ -272,77 +159,29 @@ brandbos_contribution_guard(PG_FUNCTION_ARGS)
 							   DatumGetCString(DirectFunctionCall1(numeric_out, after)),
 							   DatumGetCString(DirectFunctionCall1(numeric_out, budget)))));
 	}
-	if (spi_open)
-		brandbos_spi_end(&state);	/* copy_owner moved the values out of SPI's memory */
+	brandbos_spi_end(&state);
 
 	newtup = heap_modify_tuple_by_cols(newtup, tupdesc, round_null ? 3 : 2, cols, values, nulls);
 	return PointerGetDatum(newtup);
-}
-
-/* add sign * (cost, tokens) to a session's totals (inside SPI) */
-static void
-apply_amounts(Datum session_id, Datum cost, int32 tokens, int sign)
-{
-	Oid			types[4] = {TEXTOID, NUMERICOID, INT8OID, INT4OID};
-	Datum		values[4];
-	static const char sql[] =
-		"UPDATE brandbos.sessions SET total_cost = total_cost + $4 * $2, "
-		"total_tokens = total_tokens + $4 * $3 WHERE id = $1";
-
-	values[0] = session_id;
-	values[1] = cost;
-	values[2] = Int64GetDatum((int64) tokens);
-	values[3] = Int32GetDatum(sign);
-	delib_exec_cached(sql, 4, types, values, NULL, false);
 }
 
 /* add sign * (cost, tokens) of a contribution row to its session */
 static void
 apply_totals(HeapTuple tuple, TupleDesc tupdesc, int sign)
 {
+	Oid			types[4] = {TEXTOID, NUMERICOID, INT8OID, INT4OID};
+	Datum		values[4];
 	bool		isnull;
+	static const char sql[] =
+		"UPDATE brandbos.sessions SET total_cost = total_cost + $4 * $2, "
+		"total_tokens = total_tokens + $4 * $3 WHERE id = $1";
 
-	apply_amounts(heap_getattr(tuple, delib_attnum_of(tupdesc, "session_id"), tupdesc, &isnull),
-				  heap_getattr(tuple, delib_attnum_of(tupdesc, "cost"), tupdesc, &isnull),
-				  DatumGetInt32(heap_getattr(tuple, delib_attnum_of(tupdesc, "tokens"),
-											 tupdesc, &isnull)),
-				  sign);
-}
-
-typedef enum PreAppliedMatch
-{
-	PRE_NONE,					/* not the row add_contribution added ahead */
-	PRE_EXACT,					/* that row, carrying exactly the amount: nothing to do */
-	PRE_DIFFERENT				/* that row, with another session or amount */
-} PreAppliedMatch;
-
-/*
- * Is this inserted row the one add_contribution added ahead (PreApplied)?
- * Either way the amount is then settled here: PRE_EXACT needs nothing more;
- * for PRE_DIFFERENT the caller takes the amount back out (take_back) and
- * counts the row as usual.  No SPI here.
- */
-static PreAppliedMatch
-match_pre_applied(HeapTuple tuple, TupleDesc tupdesc)
-{
-	bool		isnull;
-	char	   *session_id;
-	Datum		cost;
-	int32		tokens;
-
-	if (!pre_applied.valid || tuple->t_data == NULL ||
-		!TransactionIdEquals(HeapTupleHeaderGetRawXmin(tuple->t_data), pre_applied.xid) ||
-		HeapTupleHeaderGetRawCommandId(tuple->t_data) != pre_applied.cid)
-		return PRE_NONE;
-	pre_applied.valid = false;
-	session_id = delib_tuple_text(tuple, tupdesc, "session_id");
-	cost = heap_getattr(tuple, delib_attnum_of(tupdesc, "cost"), tupdesc, &isnull);
-	tokens = DatumGetInt32(heap_getattr(tuple, delib_attnum_of(tupdesc, "tokens"), tupdesc, &isnull));
-	if (session_id != NULL && strcmp(session_id, pre_applied.session_id) == 0 &&
-		tokens == pre_applied.tokens &&
-		DatumGetBool(DirectFunctionCall2(numeric_eq, cost, pre_applied.cost)))
-		return PRE_EXACT;
-	return PRE_DIFFERENT;
+	values[0] = heap_getattr(tuple, delib_attnum_of(tupdesc, "session_id"), tupdesc, &isnull);
+	values[1] = heap_getattr(tuple, delib_attnum_of(tupdesc, "cost"), tupdesc, &isnull);
+	values[2] = Int64GetDatum(DatumGetInt32(heap_getattr(tuple, delib_attnum_of(tupdesc, "tokens"),
+														 tupdesc, &isnull)));
+	values[3] = Int32GetDatum(sign);
+	delib_exec_cached(sql, 4, types, values, NULL, false);
 }
 
 PG_FUNCTION_INFO_V1(brandbos_contribution_totals);
@@ -353,7 +192,6 @@ brandbos_contribution_totals(PG_FUNCTION_ARGS)
 	TriggerData *td = delib_trigger_data(fcinfo, "contribution_totals");
 	TupleDesc	tupdesc = RelationGetDescr(td->tg_relation);
 	BrandbosInternalState state;
-	PreAppliedMatch match;
 
 	if (delib_loading_rows())
 		return delib_row_as_is(td);
@@ -363,19 +201,9 @@ brandbos_contribution_totals(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("brandbos.contribution_totals() must be an AFTER row trigger")));
 
-	match = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? match_pre_applied(td->tg_trigtuple, tupdesc)
-		: PRE_NONE;
-	if (match == PRE_EXACT)
-		return PointerGetDatum(NULL);	/* add_contribution counted it already */
-
 	brandbos_spi_begin(&state, brandbos_extension_owner());
 	if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
-	{
-		if (match == PRE_DIFFERENT)
-			apply_amounts(CStringGetTextDatum(pre_applied.session_id), pre_applied.cost,
-						  pre_applied.tokens, -1);
 		apply_totals(td->tg_trigtuple, tupdesc, 1);
-	}
 	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
 		apply_totals(td->tg_trigtuple, tupdesc, -1);
 	else
@@ -444,117 +272,14 @@ insert_into_session(const char *session_id, const char *persona, bool lock, cons
 		delib_refuse_inactive(session_id, session.status, what);
 	delib_require_persona(persona);
 	delib_exec_cached(insert_sql, nargs, types, values, nulls, false);
-	id = DatumGetInt64(delib_datum(0, 1, &isnull));
-	brandbos_spi_end(&state);
-	return id;
-}
-
-/*
- * add_contribution's end: find and lock the session the caller reaches,
- * refuse one that is not active and an unknown persona (in that order, as
- * insert_into_session), hand the locked row to the guard of the INSERT
- * (LockedSession), run insert_sql and return the new id.
- */
-static int64
-insert_contribution_once(const char *session_id, const char *persona, const char *insert_sql,
-						 Oid *types, Datum *values, const char *nulls)
-{
-	BrandbosInternalState state;
-	DelibContributionSession *session = &locked_session.session;
-	bool		isnull;
-	int64		id;
-
-	locked_session.valid = false;
-	pre_applied.valid = false;
-	delib_open_contribution_session(&state, session_id, persona, values[4],
-									DatumGetInt32(values[5]), session);
-	if (strcmp(session->base.status, "active") != 0)
-		delib_refuse_inactive(session_id, session->base.status, "contributions");
-	if (!session->persona_exists)
-		delib_require_persona(persona);	/* raises its 42704 */
-
-	/* the guard checks the budget against the total before this contribution */
-	session->total_cost = DirectFunctionCall2(numeric_sub, session->total_cost, values[4]);
-	locked_session.xid = GetCurrentTransactionIdIfAny();
-	locked_session.cid = GetCurrentCommandId(false);
-	locked_session.session_id = session_id;
-	if (!TransactionIdIsValid(locked_session.xid))
-		elog(ERROR, "add_contribution: the session lookup assigned no transaction id");
-	pre_applied.xid = locked_session.xid;
-	pre_applied.cid = locked_session.cid;
-	pre_applied.session_id = session_id;
-	pre_applied.cost = values[4];
-	pre_applied.tokens = DatumGetInt32(values[5]);
-	pre_applied.depth = trigger_depth();
-	pre_applied.valid = true;
-	locked_session.valid = true;
-
-	delib_exec_cached(insert_sql, 7, types, values, nulls, false);
-	locked_session.valid = false;
+	/* a BEFORE trigger (only a superuser can add one) may have skipped the row */
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
-				 errmsg("a trigger on brandbos.contributions skipped the contribution")));
+				 errmsg("a trigger on brandbos.%s skipped the row", what)));
 	id = DatumGetInt64(delib_datum(0, 1, &isnull));
-	if (pre_applied.valid)
-	{
-		/* no row of this INSERT reached contribution_totals: take the amount back */
-		pre_applied.valid = false;
-		apply_amounts(values[0], values[4], DatumGetInt32(values[5]), -1);
-	}
 	brandbos_spi_end(&state);
 	return id;
-}
-
-/*
- * insert_contribution_once, keeping the hand-over of any add_contribution
- * it runs inside (a trigger on contributions calling add_contribution while
- * the outer call's INSERT is under way): this call's own state replaces the
- * outer one only while it runs, and the outer one is put back however it
- * ends (an error here may be caught by the trigger), so the outer row is
- * still settled against the amount its call added and counted exactly once.
- */
-static int64
-insert_contribution(const char *session_id, const char *persona, const char *insert_sql,
-					Oid *types, Datum *values, const char *nulls)
-{
-	LockedSession outer_locked = locked_session;
-	PreApplied	outer_pre = pre_applied;
-	int64		id;
-
-	PG_TRY();
-	{
-		id = insert_contribution_once(session_id, persona, insert_sql, types, values, nulls);
-	}
-	PG_FINALLY();
-	{
-		locked_session = outer_locked;
-		pre_applied = outer_pre;
-	}
-	PG_END_TRY();
-	return id;
-}
-
-/*
- * A cost as brandbos.contributions stores it (rounded to the column's
- * numeric(10,4); 22003 past it): add_contribution adds this to the totals
- * ahead of its INSERT, and contribution_totals compares it with the row, so
- * it must be exactly the value the row will carry.  Taking the unrounded
- * argument back out of a rounded total would leave it a unit off.
- */
-static Datum
-cost_as_stored(Datum cost)
-{
-	Oid			relid = brandbos_relid("contributions");
-	AttrNumber	attnum = OidIsValid(relid) ? get_attnum(relid, "cost") : InvalidAttrNumber;
-	Oid			typid;
-	int32		typmod;
-	Oid			collid;
-
-	if (attnum == InvalidAttrNumber)
-		elog(ERROR, "column brandbos.contributions.cost is missing");
-	get_atttypetypmodcoll(relid, attnum, &typid, &typmod, &collid);
-	return DirectFunctionCall2(numeric, cost, Int32GetDatum(typmod));
 }
 
 PG_FUNCTION_INFO_V1(brandbos_add_contribution);
@@ -598,13 +323,14 @@ brandbos_add_contribution(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(persona);
 	values[2] = PG_GETARG_DATUM(2);
 	values[3] = CStringGetTextDatum(phase);
-	values[4] = cost_as_stored(PG_GETARG_DATUM(4));
+	values[4] = PG_GETARG_DATUM(4);
 	values[5] = PG_GETARG_DATUM(5);
 	values[6] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
 	nulls[6] = PG_ARGISNULL(6) ? 'n' : ' ';
 
 	/* the trigger fills owner, tenant and round, and checks the budget */
-	PG_RETURN_INT64(insert_contribution(session_id, persona, insert_sql, types, values, nulls));
+	PG_RETURN_INT64(insert_into_session(session_id, persona, true, "contributions",
+										insert_sql, 7, types, values, nulls));
 }
 
 PG_FUNCTION_INFO_V1(brandbos_cast_vote);
